@@ -1,0 +1,48 @@
+"""``quantlab info --store DIR``: per-symbol counts, time and id bounds, gaps, last price."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from quantlab.config import settings
+
+NAME = "info"
+HELP = "per-symbol counts, first/last time and trade id, gaps, last price of a store"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--store", default=None, help="store directory (default: $QUANTLAB_STORE or ./data/store)")
+    p.add_argument("--json", action="store_true", help="one JSON object per line")
+
+
+def run(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    from quantlab.status import read_status
+    from quantlab.store import TickStore
+
+    store = TickStore(settings(store=args.store).store)
+    info = store.info()
+    status = read_status(store.path)
+    if args.json:
+        for rec in info.to_dict(orient="records"):
+            print(json.dumps({k: (str(v) if isinstance(v, pd.Timestamp) else v) for k, v in rec.items()},
+                             default=str))
+        if status:
+            print(json.dumps({"recorder": status}, default=str))
+        return 0
+    if info.empty:
+        print(f"{store.path}: empty store")
+    else:
+        with pd.option_context("display.width", 200, "display.max_columns", 20):
+            print(info.to_string(index=False))
+    gaps = store.gaps()
+    if len(gaps):
+        print("\nunrepaired gaps:")
+        print(gaps.to_string(index=False))
+    if status:
+        print("\nrecorder:", ", ".join(f"{k}={v}" for k, v in status.items() if not isinstance(v, dict)))
+    pid = store.writer_pid()
+    print(f"\nwriter: {'pid ' + str(pid) if pid else 'none running'}")
+    return 0

@@ -1,0 +1,191 @@
+"""HDF5 segment files: one table (kind, symbol) is a folder of segments.
+
+``seg-<first id, 20 digits>.h5`` are *sealed*: immutable, compressed, attributes hold their
+id and time bounds. ``active.h5`` is the writer's open segment, written in SWMR mode,
+uncompressed (SWMR + compression + partial chunks bloats files), with a ``committed``
+row counter that the writer updates only after the rows it counts are flushed: readers
+refresh the counter first and read ``min(committed, shape)`` rows, so they never see a
+row that is not durable.
+
+After a writer dies (even by SIGKILL) its ``active.h5`` can still be opened with
+``swmr=True``; the next writer *salvages* it into a sealed segment, so no manual step
+(h5clear) is ever needed and only the active segment can ever need salvage.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from quantlab.errors import StoreCorruptError
+from quantlab.store.schema import NAT, Batch, TableSchema, batch_len
+
+log = logging.getLogger(__name__)
+
+ACTIVE = "active.h5"
+CHUNK_ROWS = 65_536
+COMPRESSION = "lzf"
+
+
+def sealed_name(first_id: int) -> str:
+    return f"seg-{first_id:020d}.h5"
+
+
+@dataclass(frozen=True)
+class SegmentInfo:
+    """Bounds of a sealed segment, read from its attributes (cheap; no data read)."""
+
+    path: Path
+    rows: int
+    first_id: int
+    last_id: int
+    first_time: int
+    last_time: int
+    time_sorted: bool
+
+
+def _open(path: Path, mode: str = "r", **kw) -> h5py.File:
+    try:
+        return h5py.File(path, mode, **kw)
+    except OSError as exc:
+        raise StoreCorruptError(
+            f"cannot open {path}: {exc}. If the file is damaged, move it out of the store"
+        ) from exc
+
+
+def read_info(path: Path) -> SegmentInfo:
+    with _open(path) as f:
+        a = f.attrs
+        try:
+            return SegmentInfo(
+                path, int(a["rows"]), int(a["first_id"]), int(a["last_id"]),
+                int(a["first_time"]), int(a["last_time"]), bool(a["time_sorted"]),
+            )
+        except KeyError as exc:
+            raise StoreCorruptError(f"{path} is not a quantlab segment (no {exc} attribute)") from exc
+
+
+def write_sealed(folder: Path, schema: TableSchema, batch: Batch) -> SegmentInfo:
+    """Write ``batch`` (sorted by id, unique) as a sealed segment, atomically (tmp + rename)."""
+    n = batch_len(batch)
+    ids, times = batch[schema.id], batch["time"]
+    path = folder / sealed_name(int(ids[0]))
+    tmp = folder / f".{path.name}.{os.getpid()}.tmp"
+    chunk = max(1, min(n, CHUNK_ROWS * 4))
+    with h5py.File(tmp, "w", libver="latest") as f:
+        for name, dt in schema.columns:
+            col = batch[name]
+            if name in schema.optional and np.all(col == NAT):
+                continue  # imported rows carry no receipt times: store nothing
+            f.create_dataset(name, data=col.astype(dt, copy=False), chunks=(chunk,),
+                             compression=COMPRESSION, shuffle=True)
+        time_sorted = bool(n < 2 or np.all(times[1:] >= times[:-1]))
+        f.attrs.update(
+            rows=n, first_id=int(ids[0]), last_id=int(ids[-1]), kind=schema.kind,
+            first_time=int(times.min()), last_time=int(times.max()), time_sorted=time_sorted,
+        )
+    os.replace(tmp, path)
+    return SegmentInfo(path, n, int(ids[0]), int(ids[-1]), int(times.min()), int(times.max()), time_sorted)
+
+
+def read_sealed(info: SegmentInfo, schema: TableSchema, start_ns: int | None, end_ns: int | None) -> Batch:
+    """Rows of a sealed segment with ``start_ns <= time < end_ns`` (None: unbounded)."""
+    with _open(info.path) as f:
+        return _read_range(f, schema, info.rows, info.time_sorted, start_ns, end_ns)
+
+
+def _read_range(f: h5py.File, schema: TableSchema, rows: int, time_sorted: bool,
+                start_ns: int | None, end_ns: int | None) -> Batch:
+    lo, hi, mask = 0, rows, None
+    if start_ns is not None or end_ns is not None:
+        t = f["time"][:rows]
+        if time_sorted:
+            lo = int(np.searchsorted(t, start_ns, "left")) if start_ns is not None else 0
+            hi = int(np.searchsorted(t, end_ns, "left")) if end_ns is not None else rows
+        else:
+            mask = np.ones(rows, dtype=bool)
+            if start_ns is not None:
+                mask &= t >= start_ns
+            if end_ns is not None:
+                mask &= t < end_ns
+    out: Batch = {}
+    n = max(hi - lo, 0)
+    for name, dt in schema.columns:
+        if name in f:
+            col = np.empty(n, dtype=dt)
+            if n:
+                f[name].read_direct(col, np.s_[lo:hi])
+        else:
+            col = np.full(n, NAT, dtype=dt)
+        out[name] = col if mask is None else col[mask[lo:hi]]
+    return out
+
+
+class ActiveWriter:
+    """The writer's SWMR segment: append, flush (durable + visible), seal."""
+
+    def __init__(self, folder: Path, schema: TableSchema):
+        self.folder, self.schema = folder, schema
+        self.path = folder / ACTIVE
+        tmp = folder / f".active.{os.getpid()}.tmp"
+        f = h5py.File(tmp, "w", libver="latest")
+        for name, dt in schema.columns:
+            f.create_dataset(name, shape=(0,), maxshape=(None,), dtype=dt, chunks=(CHUNK_ROWS,))
+        f.create_dataset("committed", shape=(1,), maxshape=(1,), dtype="i8", chunks=(1,))
+        f.attrs.update(kind=schema.kind)
+        f.swmr_mode = True
+        os.replace(tmp, self.path)  # readers only ever see a file already in SWMR mode
+        self.file = f
+        self.rows = 0  # written
+        self.committed = 0  # flushed and counted
+        self.last_id: int | None = None
+
+    def append(self, batch: Batch) -> None:
+        n = batch_len(batch)
+        if not n:
+            return
+        lo, hi = self.rows, self.rows + n
+        for name, _ in self.schema.columns:
+            ds = self.file[name]
+            ds.resize((hi,))
+            ds[lo:hi] = batch[name]
+        self.rows = hi
+        self.last_id = int(batch[self.schema.id][-1])
+
+    def flush(self) -> None:
+        if self.committed == self.rows:
+            return
+        self.file.flush()  # data first ...
+        self.file["committed"][0] = self.rows
+        self.file.flush()  # ... then the counter that makes it visible
+        self.committed = self.rows
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self.flush()
+        with contextlib.suppress(Exception):
+            self.file.close()
+
+
+def read_active(path: Path, schema: TableSchema) -> Batch:
+    """Committed rows of an active segment (live writer, dead writer, or closed)."""
+    with _open(path, "r", swmr=True) as f:
+        return read_active_file(f, schema)
+
+
+def read_active_file(f: h5py.File, schema: TableSchema, start_ns=None, end_ns=None) -> Batch:
+    f["committed"].refresh()
+    committed = int(f["committed"][0])
+    for name, _ in schema.columns:
+        f[name].refresh()
+    rows = min([committed] + [f[name].shape[0] for name, _ in schema.columns])
+    # time order within the active segment is checked on read (it is small)
+    t = f["time"][:rows]
+    time_sorted = bool(rows < 2 or np.all(t[1:] >= t[:-1]))
+    return _read_range(f, schema, rows, time_sorted, start_ns, end_ns)

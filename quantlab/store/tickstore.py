@@ -1,0 +1,666 @@
+"""``TickStore``: the HDF5 tick store (one writer, any number of readers in any process).
+
+Layout of a store directory::
+
+    store.json                       format marker and version
+    writer.lock                      flock held by the single writer; holds its pid
+    trades/<SYMBOL>/seg-<id>.h5      sealed segments (immutable, compressed)
+    trades/<SYMBOL>/active.h5        the writer's SWMR segment (uncompressed)
+    aggtrades/<SYMBOL>/...           same layout, keyed by aggregate trade id
+    klines/<SYMBOL>/<interval>.h5    imported official klines
+    gaps.json                        trade-id ranges that could not be backfilled
+    counters.json                    rows rejected per symbol (zero/negative price or qty)
+
+Guarantees: per symbol, rows are sorted by trade id and each id is stored at most once
+(appending ids already stored is a no-op). A reader never sees a row that is not durable.
+After the writer is killed, the next writer salvages its active segment with no manual
+step; every batch that ``flush()`` acknowledged is kept.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pandas as pd
+
+from quantlab.errors import StoreCorruptError, UnknownSymbolError
+from quantlab.store import segments as seg
+from quantlab.store.bars import bars_from_arrays, timeframe_ns
+from quantlab.store.klines import interval_files, klines_to_bars, merge_klines, read_klines
+from quantlab.store.lock import WriterLock, writer_pid
+from quantlab.store.schema import (
+    SCHEMAS,
+    TRADES,
+    Batch,
+    TableSchema,
+    batch_len,
+    clean,
+    concat,
+    take,
+    to_batch,
+    to_frame,
+)
+
+log = logging.getLogger(__name__)
+
+FORMAT = {"format": "quantlab-store", "version": 1}
+SEGMENT_ROWS = 1_000_000
+DIRECT_SEAL_ROWS = 100_000  # a tail batch this large with no active rows is sealed directly
+
+
+def to_ns(value, name: str) -> int | None:
+    """None | str | datetime | Timestamp | int ns -> int ns UTC (naive times are UTC)."""
+    if value is None:
+        return None
+    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+        return int(value)
+    try:
+        ts = pd.Timestamp(value)
+    except (ValueError, TypeError):
+        raise ValueError(
+            f"{name}: {value!r} is not a time; use e.g. '2024-08-09 00:00' (UTC) or a Timestamp"
+        ) from None
+    if ts is pd.NaT:
+        raise ValueError(f"{name}: NaT is not a time")
+    ts = ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
+    return int(ts.value)
+
+
+def _atomic_json(path: Path, data) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(data, indent=1, sort_keys=True))
+    os.replace(tmp, path)
+
+
+def _read_json(path: Path, default):
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        return default
+    except json.JSONDecodeError as exc:
+        raise StoreCorruptError(f"{path} is not valid JSON: {exc}") from exc
+
+
+@dataclass
+class _Table:
+    """The writer's view of one (kind, symbol) table."""
+
+    schema: TableSchema
+    folder: Path
+    sealed: list[seg.SegmentInfo] = field(default_factory=list)  # sorted by first_id
+    active: seg.ActiveWriter | None = None
+
+    @property
+    def last_id(self) -> int | None:
+        ids = [s.last_id for s in self.sealed]
+        if self.active is not None and self.active.last_id is not None:
+            ids.append(self.active.last_id)
+        return max(ids) if ids else None
+
+
+class TickStore:
+    """Per-symbol tick data in HDF5. ``mode="r"`` reads (any number, any process);
+    ``mode="a"`` is the single writer (creates the store if needed).
+
+    >>> st = TickStore("data/store")                       # doctest: +SKIP
+    >>> st.read("BTCUSDT", start="2024-08-09").tail(2)     # doctest: +SKIP
+                                       trade_id     price      qty  is_buyer_maker ...
+    time
+    2024-08-09 00:05:04.101000+00:00  3735703162  61489.99  0.00050            True
+    """
+
+    segment_rows = SEGMENT_ROWS
+
+    def __init__(self, path: str | os.PathLike[str], mode: str = "r"):
+        if mode not in ("r", "a"):
+            raise ValueError(f"mode: {mode!r} is not 'r' (read) or 'a' (the single writer)")
+        self.path = Path(path).expanduser()
+        self.mode = mode
+        self._lock: WriterLock | None = None
+        self._tables: dict[tuple[str, str], _Table] = {}
+        self._info_cache: dict[tuple[str, int, int], seg.SegmentInfo] = {}
+        self._active_handles: dict[Path, tuple[int, h5py.File]] = {}
+        marker = self.path / "store.json"
+        if mode == "r":
+            if not self.path.exists():
+                raise FileNotFoundError(
+                    f"store {self.path} does not exist; create it with `quantlab import` or `quantlab record`"
+                )
+            if not marker.exists():
+                raise StoreCorruptError(
+                    f"{self.path} is not a quantlab store (no store.json); point --store at a store directory"
+                )
+        else:
+            if self.path.exists() and not self.path.is_dir():
+                raise ValueError(f"store: {self.path} is a file, not a directory")
+            self.path.mkdir(parents=True, exist_ok=True)
+            self._lock = WriterLock(self.path)
+            self._lock.acquire()
+            try:
+                if not marker.exists():
+                    _atomic_json(marker, FORMAT)
+                self._check_format(marker)
+                self._recover()
+            except BaseException:
+                self._lock.release()
+                raise
+        if mode == "r":
+            self._check_format(marker)
+
+    # ------------------------------------------------------------------ lifecycle
+    @staticmethod
+    def _check_format(marker: Path) -> None:
+        meta = _read_json(marker, {})
+        if meta.get("format") != FORMAT["format"]:
+            raise StoreCorruptError(f"{marker} does not describe a quantlab store")
+        if int(meta.get("version", 0)) > FORMAT["version"]:
+            raise StoreCorruptError(
+                f"{marker}: store format version {meta.get('version')} is newer than this quantlab; upgrade it"
+            )
+
+    def close(self) -> None:
+        """Writer: flush and seal every active segment, release the lock. Reader: close handles."""
+        if self._lock is not None and self._lock.held:
+            for table in self._tables.values():
+                self._seal_active(table)
+            self._lock.release()
+        for _, f in self._active_handles.values():
+            with contextlib.suppress(Exception):
+                f.close()
+        self._active_handles.clear()
+
+    def __enter__(self) -> TickStore:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"TickStore({str(self.path)!r}, mode={self.mode!r})"
+
+    @property
+    def writable(self) -> bool:
+        return self._lock is not None and self._lock.held
+
+    def _require_writer(self) -> None:
+        if not self.writable:
+            raise PermissionError(
+                f"{self!r} is read-only; open TickStore(path, mode='a') to write (one writer at a time)"
+            )
+
+    def writer_pid(self) -> int | None:
+        """Pid of the process that holds the writer lock, or None when nobody writes."""
+        return writer_pid(self.path)
+
+    # ------------------------------------------------------------------ layout
+    def _folder(self, kind: str, symbol: str) -> Path:
+        return self.path / kind / symbol
+
+    def symbols(self, kind: str | None = None) -> list[str]:
+        """Symbols with data: trades, agg trades or imported klines (or of one ``kind``)."""
+        kinds = [kind] if kind else ["trades", "aggtrades", "klines"]
+        out: set[str] = set()
+        for k in kinds:
+            root = self.path / k
+            if root.is_dir():
+                out.update(p.name for p in root.iterdir() if p.is_dir() and any(p.glob("*.h5")))
+        return sorted(out)
+
+    def _check_symbol(self, symbol: str, kind: str) -> Path:
+        if not isinstance(symbol, str) or not symbol:
+            raise TypeError(f"symbol: expected a symbol name like 'BTCUSDT', got {symbol!r}")
+        folder = self._folder(kind, symbol.upper())
+        if not folder.is_dir() or not any(folder.glob("*.h5")):
+            known = self.symbols(kind) or ["none yet"]
+            raise UnknownSymbolError(
+                f"unknown symbol {symbol!r} in store {self.path} ({kind}); known: {', '.join(known)}"
+            )
+        return folder
+
+    def _segment_infos(self, folder: Path) -> list[seg.SegmentInfo]:
+        infos = []
+        for p in sorted(folder.glob("seg-*.h5")):
+            try:
+                st = p.stat()
+            except FileNotFoundError:
+                continue
+            key = (str(p), st.st_ino, st.st_mtime_ns)
+            info = self._info_cache.get(key)
+            if info is None:
+                info = seg.read_info(p)
+                self._info_cache[key] = info
+            infos.append(info)
+        infos.sort(key=lambda s: s.first_id)
+        return infos
+
+    # ------------------------------------------------------------------ reading
+    def _active_batch(self, folder: Path, schema: TableSchema, start_ns, end_ns) -> Batch:
+        path = folder / seg.ACTIVE
+        table = self._tables.get((schema.kind, folder.name))
+        if table is not None and table.active is not None:  # our own writer's segment
+            return seg.read_active_file(table.active.file, schema, start_ns, end_ns)
+        try:
+            ino = path.stat().st_ino
+        except FileNotFoundError:
+            return {}
+        cached = self._active_handles.get(path)
+        if cached is None or cached[0] != ino:
+            if cached is not None:
+                with contextlib.suppress(Exception):
+                    cached[1].close()
+            try:
+                f = h5py.File(path, "r", swmr=True)
+            except FileNotFoundError:
+                return {}
+            except OSError as exc:
+                if not path.exists():
+                    return {}
+                raise StoreCorruptError(f"cannot open {path}: {exc}") from exc
+            self._active_handles[path] = (ino, f)
+            cached = (ino, f)
+        return seg.read_active_file(cached[1], schema, start_ns, end_ns)
+
+    def _read_batch(self, folder: Path, schema: TableSchema, start_ns, end_ns) -> Batch:
+        for attempt in range(5):
+            try:
+                parts = []
+                for info in self._segment_infos(folder):
+                    if start_ns is not None and info.last_time < start_ns:
+                        continue
+                    if end_ns is not None and info.first_time >= end_ns:
+                        continue
+                    parts.append(seg.read_sealed(info, schema, start_ns, end_ns))
+                parts.append(self._active_batch(folder, schema, start_ns, end_ns))
+                break
+            except FileNotFoundError:  # a segment was replaced while we read: list again
+                if attempt == 4:
+                    raise
+                time.sleep(0.01)
+        batch = concat(parts)
+        ids = batch.get(schema.id)
+        if ids is not None and len(ids) > 1 and not np.all(ids[1:] > ids[:-1]):
+            # a writer was between writing a sealed copy and removing its source
+            order = np.argsort(ids, kind="stable")
+            keep = np.r_[True, ids[order][1:] != ids[order][:-1]]
+            batch = take(batch, order[keep])
+        return batch
+
+    def read(self, symbol: str, start=None, end=None, *, kind: str = "trades") -> pd.DataFrame:
+        """Ticks of ``symbol`` with ``start <= time < end`` (UTC; None = unbounded).
+
+        Returns a frame indexed by exchange trade time (tz-aware UTC, named ``time``) with
+        columns ``trade_id price qty is_buyer_maker event_time recv_time`` (``agg_id ...
+        first_trade_id last_trade_id`` for ``kind="aggtrades"``), sorted by id.
+        """
+        schema = self._schema(kind)
+        folder = self._check_symbol(symbol, kind)
+        start_ns, end_ns = to_ns(start, "start"), to_ns(end, "end")
+        if start_ns is not None and end_ns is not None and end_ns < start_ns:
+            raise ValueError(f"end ({end}) is before start ({start})")
+        return to_frame(self._read_batch(folder, schema, start_ns, end_ns), schema)
+
+    def read_after(self, symbol: str, after_id: int | None, *, kind: str = "trades") -> Batch:
+        """Column batch of the rows with id > ``after_id`` (for followers polling new rows)."""
+        schema = self._schema(kind)
+        folder = self._folder(kind, symbol.upper())
+        if not folder.is_dir():
+            return {}
+        parts = []
+        for info in self._segment_infos(folder):
+            if after_id is not None and info.last_id <= after_id:
+                continue
+            parts.append(seg.read_sealed(info, schema, None, None))
+        parts.append(self._active_batch(folder, schema, None, None))
+        batch = concat(parts)
+        if not batch:
+            return batch
+        ids = batch[schema.id]
+        if len(ids) > 1 and not np.all(ids[1:] > ids[:-1]):
+            order = np.argsort(ids, kind="stable")
+            keep = np.r_[True, ids[order][1:] != ids[order][:-1]]
+            batch = take(batch, order[keep])
+            ids = batch[schema.id]
+        if after_id is not None:
+            batch = take(batch, slice(int(np.searchsorted(ids, after_id, "right")), None))
+        return batch
+
+    def bars(self, symbol: str, timeframe: str = "1m", start=None, end=None) -> pd.DataFrame:
+        """OHLCV bars (``open high low close volume vwap trades``) indexed by bar open time (UTC).
+
+        Built from the stored ticks by trade time; for a symbol with only imported klines,
+        from the klines (resampled up to ``timeframe`` when it is a multiple of their interval).
+        Bars without trades are omitted.
+        """
+        tf_ns = timeframe_ns(timeframe)
+        start_ns, end_ns = to_ns(start, "start"), to_ns(end, "end")
+        sym = symbol.upper() if isinstance(symbol, str) else symbol
+        tick_folder = self._folder("trades", sym) if isinstance(sym, str) else None
+        if tick_folder is not None and tick_folder.is_dir() and any(tick_folder.glob("*.h5")):
+            if start_ns is not None:
+                start_ns -= start_ns % tf_ns  # whole bars only
+            b = self._read_batch(tick_folder, TRADES, start_ns, end_ns)
+            if not b:
+                return bars_from_arrays(np.empty(0, "i8"), np.empty(0), np.empty(0), tf_ns)
+            return bars_from_arrays(b["time"], b["price"], b["qty"], tf_ns)
+        files = interval_files(self._folder("klines", sym)) if isinstance(sym, str) else {}
+        if not files:
+            self._check_symbol(symbol, "trades")  # raises UnknownSymbolError naming the known ones
+        usable = sorted(
+            ((timeframe_ns(iv), p) for iv, p in files.items() if tf_ns % timeframe_ns(iv) == 0),
+            reverse=True,
+        )
+        if not usable:
+            raise ValueError(
+                f"timeframe: {symbol} has klines at {', '.join(sorted(files))} only; "
+                f"{timeframe!r} is not a multiple of them"
+            )
+        iv_ns, path = usable[0]
+        return klines_to_bars(read_klines(path), iv_ns, tf_ns, start_ns, end_ns)
+
+    def refresh(self) -> None:
+        """Readers see new rows on every read; this drops cached handles to force a reopen."""
+        for _, f in self._active_handles.values():
+            with contextlib.suppress(Exception):
+                f.close()
+        self._active_handles.clear()
+
+    # ------------------------------------------------------------------ writing
+    @staticmethod
+    def _schema(kind: str) -> TableSchema:
+        try:
+            return SCHEMAS[kind]
+        except KeyError:
+            raise ValueError(f"kind: {kind!r} is not one of {', '.join(SCHEMAS)}") from None
+
+    def _table(self, kind: str, symbol: str) -> _Table:
+        key = (kind, symbol)
+        table = self._tables.get(key)
+        if table is None:
+            folder = self._folder(kind, symbol)
+            folder.mkdir(parents=True, exist_ok=True)
+            table = _Table(self._schema(kind), folder, self._segment_infos(folder))
+            self._tables[key] = table
+        return table
+
+    def append(self, symbol: str, ticks, *, kind: str = "trades", flush: bool = True) -> int:
+        """Add rows; ids already stored are skipped. Returns the number of rows added.
+
+        ``ticks``: a DataFrame (time as a column or the index), structured array or dict of
+        arrays with the table's columns. Rows with zero, negative or non-finite price or qty
+        are rejected, counted (``info()``) and logged. With ``flush=True`` the rows are
+        durable and visible to readers when this returns.
+        """
+        self._require_writer()
+        if not isinstance(symbol, str) or not symbol.isalnum():
+            raise ValueError(f"symbol: {symbol!r} is not a symbol name like 'BTCUSDT'")
+        symbol = symbol.upper()
+        schema = self._schema(kind)
+        batch, rejected = clean(to_batch(ticks, schema), schema, symbol)
+        if rejected:
+            self._count(symbol, "rejected", rejected)
+        n = batch_len(batch)
+        if not n:
+            return 0
+        table = self._table(kind, symbol)
+        last = table.last_id
+        ids = batch[schema.id]
+        if last is None or ids[0] > last:
+            tail, old = batch, {}
+        else:
+            cut = int(np.searchsorted(ids, last, "right"))
+            tail, old = take(batch, slice(cut, None)), take(batch, slice(0, cut))
+        added = self._merge_old(table, old) if batch_len(old) else 0
+        if batch_len(tail):
+            self._append_tail(table, tail)
+            added += batch_len(tail)
+        if flush:
+            self.flush()
+        return added
+
+    def _append_tail(self, table: _Table, batch: Batch) -> None:
+        n = batch_len(batch)
+        if (table.active is None or table.active.rows == 0) and n >= DIRECT_SEAL_ROWS:
+            for lo in range(0, n, self.segment_rows):
+                part = take(batch, slice(lo, lo + self.segment_rows))
+                if batch_len(part) >= DIRECT_SEAL_ROWS or lo == 0:
+                    table.sealed.append(seg.write_sealed(table.folder, table.schema, part))
+                else:
+                    self._active(table).append(part)
+            return
+        lo = 0
+        while lo < n:
+            active = self._active(table)
+            room = self.segment_rows - active.rows
+            part = take(batch, slice(lo, lo + room))
+            active.append(part)
+            lo += batch_len(part)
+            if active.rows >= self.segment_rows:
+                self._seal_active(table)
+
+    def _active(self, table: _Table) -> seg.ActiveWriter:
+        if table.active is None:
+            table.active = seg.ActiveWriter(table.folder, table.schema)
+        return table.active
+
+    def _seal_active(self, table: _Table) -> None:
+        active = table.active
+        if active is None:
+            return
+        active.flush()
+        rows = seg.read_active_file(active.file, table.schema)
+        if batch_len(rows):
+            table.sealed.append(seg.write_sealed(table.folder, table.schema, rows))
+            table.sealed.sort(key=lambda s: s.first_id)
+        active.close()
+        with contextlib.suppress(FileNotFoundError):
+            active.path.unlink()
+        table.active = None
+
+    def _merge_old(self, table: _Table, batch: Batch) -> int:
+        """Rows with ids at or below the table's last id: merge them into sealed segments."""
+        schema = table.schema
+        self._seal_active(table)
+        ids = batch[schema.id]
+        sealed = table.sealed
+        firsts = np.array([s.first_id for s in sealed], dtype="i8")
+        lasts = np.array([s.last_id for s in sealed], dtype="i8")
+        pos = np.searchsorted(firsts, ids, "right") - 1  # segment whose first_id <= id
+        inside = (pos >= 0) & (ids <= lasts[np.clip(pos, 0, None)]) if len(sealed) else np.zeros(len(ids), bool)
+        # drop ids already stored in the segments they fall in
+        fresh = np.ones(len(ids), dtype=bool)
+        for k in np.unique(pos[inside]):
+            sel = inside & (pos == k)
+            with h5py.File(sealed[k].path, "r") as f:
+                stored = f[schema.id][:]
+            fresh[sel] = ~np.isin(ids[sel], stored)
+        batch, ids, pos, inside = take(batch, fresh), ids[fresh], pos[fresh], inside[fresh]
+        if not len(ids):
+            return 0
+        added = len(ids)
+        # rows inside a segment: rewrite that segment with them merged in
+        for k in np.unique(pos[inside]):
+            sel = inside & (pos == k)
+            old_info = sealed[k]
+            merged = concat([seg.read_sealed(old_info, schema, None, None), take(batch, sel)])
+            order = np.argsort(merged[schema.id], kind="stable")
+            self._replace_segment(table, old_info, take(merged, order))
+        # rows between segments: new segments, one group per gap between existing segments
+        for k in np.unique(pos[~inside]):
+            sel = ~inside & (pos == k)
+            part = take(batch, sel)
+            for lo in range(0, batch_len(part), self.segment_rows):
+                table.sealed.append(
+                    seg.write_sealed(table.folder, schema, take(part, slice(lo, lo + self.segment_rows)))
+                )
+        table.sealed = self._segment_infos(table.folder)
+        return added
+
+    def _replace_segment(self, table: _Table, old: seg.SegmentInfo, merged: Batch) -> None:
+        n = batch_len(merged)
+        written = []
+        for lo in range(0, n, self.segment_rows):
+            written.append(seg.write_sealed(table.folder, table.schema, take(merged, slice(lo, lo + self.segment_rows))))
+        if all(w.path != old.path for w in written):
+            old.path.unlink()
+
+    def flush(self) -> None:
+        """Make every appended row durable and visible to readers."""
+        self._require_writer()
+        for table in self._tables.values():
+            if table.active is not None:
+                table.active.flush()
+
+    def last_trade_id(self, symbol: str, *, kind: str = "trades") -> int | None:
+        """The highest stored id of ``symbol`` (None when it has no rows)."""
+        folder = self._folder(kind, symbol.upper())
+        table = self._tables.get((kind, symbol.upper()))
+        if table is not None:
+            return table.last_id
+        if not folder.is_dir():
+            return None
+        ids = [s.last_id for s in self._segment_infos(folder)]
+        active = self._active_batch(folder, self._schema(kind), None, None)
+        if batch_len(active):
+            ids.append(int(active[self._schema(kind).id][-1]))
+        return max(ids) if ids else None
+
+    # ------------------------------------------------------------------ recovery
+    def _recover(self) -> None:
+        """Salvage every active segment a previous writer left (clean exit or SIGKILL)."""
+        for kind, schema in SCHEMAS.items():
+            root = self.path / kind
+            if not root.is_dir():
+                continue
+            for folder in sorted(p for p in root.iterdir() if p.is_dir()):
+                for tmp in folder.glob(".*.tmp"):
+                    tmp.unlink()  # a half-written file of a dead writer; its source still exists
+                active = folder / seg.ACTIVE
+                if not active.exists():
+                    continue
+                try:
+                    rows = seg.read_active(active, schema)
+                except StoreCorruptError as exc:
+                    aside = active.with_name(f"active.corrupt-{int(time.time())}.h5x")
+                    os.replace(active, aside)
+                    log.error("%s: unreadable active segment moved to %s (%s)", folder.name, aside, exc)
+                    continue
+                n = batch_len(rows)
+                table = self._table(kind, folder.name)
+                active.unlink()
+                if n:
+                    self.append(folder.name, rows, kind=kind, flush=False)
+                    self._seal_active(table)
+                log.info("%s/%s: recovered %d row(s) from the previous writer's active segment",
+                         kind, folder.name, n)
+
+    # ------------------------------------------------------------------ klines
+    def append_klines(self, symbol: str, interval: str, klines: dict[str, np.ndarray]) -> int:
+        """Merge official kline rows (see :mod:`quantlab.store.klines`); returns rows added."""
+        self._require_writer()
+        timeframe_ns(interval)  # validates
+        return merge_klines(self._folder("klines", symbol.upper()) / f"{interval}.h5", klines)
+
+    def klines(self, symbol: str, interval: str = "1m") -> pd.DataFrame:
+        """Imported klines of ``symbol`` at ``interval``, all 11 official columns, indexed by open time."""
+        files = interval_files(self._folder("klines", symbol.upper()))
+        if interval not in files:
+            self._check_symbol(symbol, "klines")
+            raise ValueError(f"interval: {symbol} has klines at {', '.join(sorted(files))}, not {interval!r}")
+        k = read_klines(files[interval])
+        index = pd.DatetimeIndex(k.pop("open_time").view("M8[ns]"), name="open_time").tz_localize("UTC")
+        frame = pd.DataFrame(k, index=index)
+        frame["close_time"] = pd.DatetimeIndex(frame["close_time"].to_numpy().view("M8[ns]")).tz_localize("UTC")
+        return frame
+
+    # ------------------------------------------------------------------ gaps and counters
+    def add_gap(self, symbol: str, first_missing_id: int, last_missing_id: int, reason: str) -> None:
+        """Record trade ids that could not be backfilled (listed by ``gaps()`` and ``info()``)."""
+        self._require_writer()
+        if last_missing_id < first_missing_id:
+            raise ValueError("last_missing_id is below first_missing_id")
+        path = self.path / "gaps.json"
+        gaps = _read_json(path, [])
+        gaps.append({
+            "symbol": symbol.upper(), "first_id": int(first_missing_id),
+            "last_id": int(last_missing_id), "count": int(last_missing_id - first_missing_id + 1),
+            "reason": str(reason), "recorded_at": pd.Timestamp.now(tz="UTC").isoformat(),
+        })
+        _atomic_json(path, gaps)
+
+    def gaps(self, symbol: str | None = None) -> pd.DataFrame:
+        """Known unrepaired gaps: ``symbol first_id last_id count reason recorded_at``."""
+        gaps = _read_json(self.path / "gaps.json", [])
+        frame = pd.DataFrame(gaps, columns=["symbol", "first_id", "last_id", "count", "reason", "recorded_at"])
+        if symbol is not None:
+            frame = frame[frame["symbol"] == symbol.upper()].reset_index(drop=True)
+        return frame
+
+    def _count(self, symbol: str, name: str, n: int) -> None:
+        path = self.path / "counters.json"
+        counters = _read_json(path, {})
+        counters.setdefault(symbol, {}).setdefault(name, 0)
+        counters[symbol][name] += int(n)
+        _atomic_json(path, counters)
+
+    def counters(self) -> dict:
+        return _read_json(self.path / "counters.json", {})
+
+    def info(self) -> pd.DataFrame:
+        """One row per (symbol, kind): rows, first/last time, first/last id, ids missing
+        between them, recorded gaps, rejected rows, last price; klines listed by interval."""
+        rows = []
+        gaps = self.gaps()
+        counters = self.counters()
+        for kind, schema in SCHEMAS.items():
+            for symbol in self.symbols(kind):
+                folder = self._folder(kind, symbol)
+                infos = self._segment_infos(folder)
+                active = self._active_batch(folder, schema, None, None)
+                n_active = batch_len(active)
+                if not infos and not n_active:
+                    continue
+                first_id = min([s.first_id for s in infos] + ([int(active[schema.id][0])] if n_active else []))
+                last_id = max([s.last_id for s in infos] + ([int(active[schema.id][-1])] if n_active else []))
+                first_t = min([s.first_time for s in infos] + ([int(active["time"].min())] if n_active else []))
+                last_t = max([s.last_time for s in infos] + ([int(active["time"].max())] if n_active else []))
+                n = sum(s.rows for s in infos) + n_active
+                if n_active:
+                    last_price = float(active["price"][-1])
+                else:
+                    with h5py.File(infos[-1].path, "r") as f:
+                        last_price = float(f["price"][infos[-1].rows - 1])
+                g = gaps[gaps["symbol"] == symbol] if kind == "trades" else gaps.iloc[0:0]
+                rows.append({
+                    "symbol": symbol, "kind": kind, "rows": n,
+                    "first_time": pd.Timestamp(first_t, tz="UTC"), "last_time": pd.Timestamp(last_t, tz="UTC"),
+                    "first_id": first_id, "last_id": last_id, "missing_ids": int(last_id - first_id + 1 - n),
+                    "gaps": int(len(g)), "gap_ids": int(g["count"].sum()) if len(g) else 0,
+                    "rejected": int(counters.get(symbol, {}).get("rejected", 0)) if kind == "trades" else 0,
+                    "last_price": last_price,
+                })
+        for symbol in self.symbols("klines"):
+            for interval, path in sorted(interval_files(self._folder("klines", symbol)).items()):
+                k = read_klines(path)
+                if not len(k["open_time"]):
+                    continue
+                rows.append({
+                    "symbol": symbol, "kind": f"klines {interval}", "rows": len(k["open_time"]),
+                    "first_time": pd.Timestamp(int(k["open_time"][0]), tz="UTC"),
+                    "last_time": pd.Timestamp(int(k["open_time"][-1]), tz="UTC"),
+                    "first_id": None, "last_id": None, "missing_ids": None, "gaps": 0, "gap_ids": 0,
+                    "rejected": 0, "last_price": float(k["close"][-1]),
+                })
+        cols = ["symbol", "kind", "rows", "first_time", "last_time", "first_id", "last_id",
+                "missing_ids", "gaps", "gap_ids", "rejected", "last_price"]
+        frame = pd.DataFrame(rows, columns=cols)
+        for col in ("first_id", "last_id", "missing_ids"):
+            frame[col] = frame[col].astype("Int64")
+        return frame
