@@ -1,0 +1,19 @@
+"""Mean-reversion backtests of a pair's spread: honest timing, real costs, trade lists.
+
+    from quantlab import backtest
+    res = backtest.run(btc, eth, entry=2.0, exit=0.5, stop=4.0, window=300)
+    res.summary(); res.trades; res.equity
+    grid = backtest.sweep(btc, eth, entry=[1.5, 2, 2.5], exit=[0, 0.5], window=[120, 300])
+
+The hedge ratio and z-score at bar t use data up to t only; decisions at bar t's close
+fill at bar t+1's price. See :mod:`quantlab.backtest.engine` for the full meaning.
+"""
+
+from __future__ import annotations
+
+from . import metrics
+from .engine import HEDGES, from_zscore, run
+from .result import BacktestResult
+from .sweep import sweep
+
+__all__ = ["BacktestResult", "HEDGES", "from_zscore", "metrics", "run", "sweep"]

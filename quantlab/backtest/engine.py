@@ -1,0 +1,395 @@
+"""The mean-reversion backtest: pandas in, :class:`BacktestResult` out.
+
+Meaning of a backtest (the contract every test holds it to):
+
+* **Signal.** The hedge ratio ``beta[t]`` and the z-score ``z[t]`` use prices up to bar t
+  only (``quantlab.analytics``). ``rolling_ols``: OLS ``y ~ alpha + beta * x`` over the last
+  ``window`` bars; ``ols_expanding``: over every bar so far (at least ``window``); the
+  spread ``y[t] - alpha[t-1] - beta[t-1] * x[t]`` (hedge estimated before the bar, as
+  ``analytics.spread`` does) is z-scored over ``z_window`` bars (default ``window``).
+  ``kalman``: the filter's one-step forecast error over its predicted standard deviation
+  (the first ``window`` bars are warm-up). A number is a fixed hedge ratio.
+* **Decision and execution.** The decision is taken at bar t's close and filled at bar
+  t+1's price. Short the spread when ``z > entry``, long when ``z < -entry``; a long is
+  closed once ``z > -exit`` (a short once ``z < exit``: back inside the exit band, or
+  overshot through it), and stopped out when ``z < -stop`` (a short when ``z > stop``).
+  After a stop (or a time exit, or a signal beyond the stop band while flat) nothing is
+  entered until ``|z| <= entry`` again. ``max_holding`` bars (optional) closes a trade with
+  reason ``time``. A trade still open on the last bar is closed at the last price with
+  reason ``end``. Bars with an undefined z (warm-up) enter nothing and close nothing.
+* **Legs.** Long spread = long ``notional / y`` units of y and short ``beta`` times as many
+  units of x, with ``beta`` frozen at the decision bar for the life of the trade (short
+  spread: the opposite). The exit decision keeps using the current z-score.
+* **Costs.** Every fill pays ``fee_bps`` of its traded notional (Binance spot taker: 10 bps,
+  four fills per round trip) and fills ``slippage_bps`` worse than the bar's price.
+* **Accounting.** ``equity = cash + units_y * y + units_x * x`` at each bar's price after
+  its fills, starting from ``capital``; final equity minus capital is the sum of the trade
+  P&Ls, which are net of fees and slippage.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+import warnings
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..errors import InsufficientDataError
+from . import kernels as _k
+from . import metrics as _m
+from .result import BacktestResult
+
+HEDGES = ("rolling_ols", "kalman", "ols_expanding")
+_REASON_NAMES = np.array(["", "exit", "stop", "time", "end"], dtype=object)
+
+
+# --------------------------------------------------------------------------- validation
+
+def _check_series(name: str, s: Any) -> np.ndarray:
+    if not isinstance(s, pd.Series):
+        raise TypeError(f"{name} must be a pandas Series of prices, got {type(s).__name__}")
+    try:
+        v = s.to_numpy(dtype=float)
+    except (TypeError, ValueError):
+        raise TypeError(f"{name} must hold numeric prices, got dtype {s.dtype}") from None
+    bad = ~(np.isfinite(v) & (v > 0))
+    if bad.any():
+        i = int(np.argmax(bad))
+        raise ValueError(
+            f"{name} must hold finite positive prices; {name}[{s.index[i]!r}] = {v[i]!r} "
+            f"({int(bad.sum())} bad values: drop or forward-fill them first)")
+    return v
+
+
+def _check_pair(y: Any, x: Any) -> tuple[pd.Index, np.ndarray, np.ndarray]:
+    yv = _check_series("y", y)
+    xv = _check_series("x", x)
+    if not y.index.equals(x.index):
+        raise ValueError("y and x must share the same index; align them first, e.g. "
+                         "y, x = y.align(x, join='inner')")
+    if not y.index.is_unique or not y.index.is_monotonic_increasing:
+        raise ValueError("y and x need a strictly increasing index (sort it and drop "
+                         "duplicate timestamps)")
+    if len(yv) < 2:
+        raise InsufficientDataError(f"y and x have {len(yv)} bar(s); a backtest needs at "
+                                    "least 2")
+    return y.index, yv, xv
+
+
+def _check_int(name: str, v: Any, minimum: int) -> int:
+    if isinstance(v, bool) or not isinstance(v, numbers.Integral):
+        raise TypeError(f"{name} must be an integer number of bars, got {v!r}")
+    if v < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {v!r}")
+    return int(v)
+
+
+def _check_float(name: str, v: Any) -> float:
+    if isinstance(v, bool) or not isinstance(v, numbers.Real) or math.isnan(v):
+        raise TypeError(f"{name} must be a number, got {v!r}")
+    return float(v)
+
+
+def _check_rules(entry: Any, exit: Any, stop: Any,
+                 max_holding: Any) -> tuple[float, float, float, int]:
+    entry_f = _check_float("entry", entry)
+    exit_f = _check_float("exit", exit)
+    stop_f = math.inf if stop is None else _check_float("stop", stop)
+    if not exit_f >= 0:
+        raise ValueError(f"exit must be >= 0 (0 <= exit < entry < stop), got {exit!r}")
+    if not exit_f < entry_f:
+        raise ValueError(f"exit must be below entry (0 <= exit < entry < stop), got "
+                         f"exit={exit!r}, entry={entry!r}")
+    if not entry_f < stop_f:
+        raise ValueError(f"stop must be above entry (0 <= exit < entry < stop), got "
+                         f"entry={entry!r}, stop={stop!r}; use stop=None for no stop")
+    if not math.isfinite(entry_f):
+        raise ValueError(f"entry must be finite, got {entry!r}")
+    hold = 0 if max_holding is None else _check_int("max_holding", max_holding, 1)
+    return entry_f, exit_f, stop_f, hold
+
+
+def _check_costs(fee_bps: Any, slippage_bps: Any, capital: Any,
+                 notional: Any) -> tuple[float, float, float, float]:
+    fee = _check_float("fee_bps", fee_bps)
+    slip = _check_float("slippage_bps", slippage_bps)
+    cap = _check_float("capital", capital)
+    if not (0 <= fee < 10_000):
+        raise ValueError(f"fee_bps must be in [0, 10000) basis points, got {fee_bps!r}")
+    if not (0 <= slip < 10_000):
+        raise ValueError(f"slippage_bps must be in [0, 10000) basis points, got "
+                         f"{slippage_bps!r}")
+    if not (cap > 0 and math.isfinite(cap)):
+        raise ValueError(f"capital must be a positive amount, got {capital!r}")
+    notl = cap if notional is None else _check_float("notional", notional)
+    if not (notl > 0 and math.isfinite(notl)):
+        raise ValueError(f"notional must be a positive amount per trade, got {notional!r}")
+    return fee / 1e4, slip / 1e4, cap, notl
+
+
+def _check_hedge(hedge: Any) -> str | float:
+    if isinstance(hedge, str):
+        if hedge not in HEDGES:
+            raise ValueError(f"hedge must be one of {', '.join(HEDGES)} or a fixed hedge "
+                             f"ratio, got {hedge!r}")
+        return hedge
+    if isinstance(hedge, numbers.Real) and not isinstance(hedge, bool) \
+            and math.isfinite(hedge):
+        return float(hedge)
+    raise ValueError(f"hedge must be one of {', '.join(HEDGES)} or a finite number, "
+                     f"got {hedge!r}")
+
+
+def _ppy(index: pd.Index, periods_per_year: float | None) -> float:
+    if periods_per_year is not None:
+        p = _check_float("periods_per_year", periods_per_year)
+        if not p > 0:
+            raise ValueError(f"periods_per_year must be positive, got {periods_per_year!r}")
+        return p
+    if not isinstance(index, pd.DatetimeIndex):
+        raise ValueError("periods_per_year is required when y and x are not indexed by "
+                         "time (a DatetimeIndex gives the bar frequency)")
+    return _m.periods_per_year(index)
+
+
+# --------------------------------------------------------------------------- signal
+
+def signal_inputs(y: pd.Series, x: pd.Series, *, hedge: str | float = "rolling_ols",
+                  window: int = 60, z_window: int | None = None, delta: float = 1e-4,
+                  obs_var: float = 1e-3) -> tuple[np.ndarray, np.ndarray]:
+    """``(beta, z)`` arrays for a validated pair: the hedge ratio and the z-score per bar.
+
+    ``beta[t]`` is the estimate after bar t. ``z[t]`` standardises the spread of bar t
+    taken with the hedge estimated up to bar t-1 (``analytics.spread``'s default lag, the
+    rolling analogue of the Kalman forecast error), so both use data up to t only. NaN
+    during warm-up, and z is NaN wherever beta is. Computed once per window in
+    :func:`quantlab.backtest.sweep`.
+    """
+    from .. import analytics  # imported here: analytics compiles its own kernels
+
+    zw = window if z_window is None else z_window
+    n = len(y)
+    if isinstance(hedge, float):
+        beta = np.full(n, hedge)
+        z = analytics.zscore(analytics.spread(y, x, hedge), zw).to_numpy(dtype=float)
+    elif hedge == "kalman":
+        kf = analytics.kalman_hedge_ratio(y, x, delta=delta, obs_var=obs_var)
+        beta = kf["beta"].to_numpy(dtype=float)
+        err = kf["spread"].to_numpy(dtype=float)
+        sd = kf["spread_std"].to_numpy(dtype=float)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            z = np.where(sd > 0, err / sd, np.nan)
+        z[: min(window, n)] = np.nan
+    else:
+        if hedge == "rolling_ols":
+            frame = analytics.rolling_hedge_ratio(y, x, window)
+        else:  # ols_expanding: Welford updates over every bar so far
+            _, _, expanding_ols = _k.get_kernels()
+            b, a = expanding_ols(y.to_numpy(dtype=float), x.to_numpy(dtype=float), window)
+            frame = pd.DataFrame({"beta": b, "alpha": a}, index=y.index)
+        beta = frame["beta"].to_numpy(dtype=float)
+        z = analytics.zscore(analytics.spread(y, x, frame), zw).to_numpy(dtype=float)
+    beta = np.array(beta, dtype=float)
+    z = np.array(z, dtype=float)
+    z[~np.isfinite(beta)] = np.nan
+    return beta, z
+
+
+def _warmup(hedge: str | float, window: int, z_window: int | None) -> int:
+    """Bars before the first defined z-score."""
+    zw = window if z_window is None else z_window
+    if hedge == "kalman":
+        return window
+    if isinstance(hedge, float):
+        return zw - 1
+    return window + zw - 1  # window - 1 for beta, 1 bar of lag, zw - 1 for the z-score
+
+
+def _check_length(n: int, hedge: str | float, windows: list[int],
+                  z_window: int | None) -> None:
+    need = max(_warmup(hedge, w, z_window) for w in windows) + 2
+    if n < need:
+        raise InsufficientDataError(
+            f"y and x have {n} bars; hedge={hedge!r} with window={max(windows)}"
+            + ("" if z_window is None else f" and z_window={z_window}")
+            + f" needs at least {need} (warm-up, one decision bar and one fill bar)")
+
+
+# --------------------------------------------------------------------------- simulation
+
+def _simulate(yv: np.ndarray, xv: np.ndarray, z: np.ndarray, beta: np.ndarray,
+              rules: tuple[float, float, float, int],
+              costs: tuple[float, float, float, float], use_numba: bool = True):
+    decide, execute, _ = _k.get_kernels(use_numba)
+    entry, exit_, stop, hold = rules
+    fee_rate, slip_rate, capital, notional = costs
+    target, reason = decide(z, entry, exit_, stop, hold)
+    return execute(yv, xv, target, reason, beta, capital, notional, fee_rate, slip_rate)
+
+
+_COL = {name: i for i, name in enumerate(_k.TRADE_COLUMNS)}
+
+
+def _stats(raw, ppy: float, capital: float, rf_bar: float) -> dict[str, Any]:
+    signal, _, _, equity, _fees, traded, tr = raw
+    return _m.compute_stats(
+        equity, ppy, pnl=tr[:, _COL["pnl"]],
+        bars_held=tr[:, _COL["exit_bar"]] - tr[:, _COL["entry_bar"]],
+        signal=signal, traded=traded, fees=float(tr[:, _COL["fees"]].sum()),
+        capital=capital, risk_free=rf_bar)
+
+
+def _rf_bar(risk_free_annual: Any, ppy: float) -> float:
+    rf = _check_float("risk_free_annual", risk_free_annual)
+    if not rf > -1:
+        raise ValueError(f"risk_free_annual must be > -1, got {risk_free_annual!r}")
+    return math.expm1(math.log1p(rf) / ppy)
+
+
+def _trades_frame(tr: np.ndarray, index: pd.Index, z: np.ndarray) -> pd.DataFrame:
+    n = len(index)
+    c = _COL
+    entry_bar = tr[:, c["entry_bar"]].astype(np.int64)
+    exit_bar = tr[:, c["exit_bar"]].astype(np.int64)
+    code = tr[:, c["reason"]].astype(np.int64)
+    exit_decision = np.where(code == _k.REASON_END, exit_bar, exit_bar - 1)
+    exit_decision = np.clip(exit_decision, 0, n - 1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ret = tr[:, c["pnl"]] / tr[:, c["gross_notional"]]
+    frame = {
+        "entry_time": index[entry_bar],
+        "exit_time": index[exit_bar],
+        "side": tr[:, c["side"]].astype(np.int64),
+        "entry_z": z[entry_bar - 1],
+        "exit_z": z[exit_decision],
+        "reason": _REASON_NAMES[code],
+        "pnl": tr[:, c["pnl"]],
+        "fees": tr[:, c["fees"]],
+        "return": ret,
+        "bars": exit_bar - entry_bar,
+    }
+    for name in ("beta", "units_y", "units_x", "entry_price_y", "entry_price_x",
+                 "exit_price_y", "exit_price_x"):
+        frame[name] = tr[:, c[name]]
+    return pd.DataFrame(frame)
+
+
+def _backtest(index: pd.Index, yv: np.ndarray, xv: np.ndarray, z: np.ndarray,
+              beta: np.ndarray, rules, costs, ppy: float, rf_bar: float,
+              params: dict[str, Any]) -> BacktestResult:
+    if np.isnan(z).all():
+        warnings.warn("the z-score is undefined at every bar (series shorter than the "
+                      "warm-up, or a constant spread): no trade can be taken",
+                      UserWarning, stacklevel=3)
+    raw = _simulate(yv, xv, z, beta, rules, costs)
+    signal, units_y, units_x, equity, fees, _traded, trades = raw
+    stats = _stats(raw, ppy, costs[2], rf_bar)
+    positions = pd.DataFrame({"z": z, "beta": beta, "signal": signal, "units_y": units_y,
+                              "units_x": units_x, "fees": fees}, index=index)
+    return BacktestResult(
+        equity=pd.Series(equity, index=index, name="equity"),
+        positions=positions,
+        trades=_trades_frame(trades, index, z),
+        stats=stats,
+        params=dict(params, periods_per_year=ppy),
+    )
+
+
+# --------------------------------------------------------------------------- public
+
+def run(y: pd.Series, x: pd.Series, entry: float = 2.0, exit: float = 0.5,
+        stop: float | None = 4.0, window: int = 60, *,
+        hedge: str | float = "rolling_ols", z_window: int | None = None,
+        fee_bps: float = 10.0, slippage_bps: float = 0.0, capital: float = 10_000.0,
+        notional: float | None = None, max_holding: int | None = None,
+        delta: float = 1e-4, obs_var: float = 1e-3, risk_free_annual: float = 0.0,
+        periods_per_year: float | None = None) -> BacktestResult:
+    """Backtest mean reversion of the spread of ``y`` against ``x``.
+
+    Parameters
+    ----------
+    y, x : Series
+        Prices per bar on one shared, increasing index (a ``DatetimeIndex`` gives the bar
+        frequency for annualising; otherwise pass ``periods_per_year``)::
+
+            time                         y (BTCUSDT)   x (ETHUSDT)
+            2024-08-09 00:00:00+00:00       61837.63       2683.80
+            2024-08-09 00:00:01+00:00       61840.01       2683.91
+
+    entry, exit, stop : float
+        z-score thresholds, ``0 <= exit < entry < stop`` (``stop=None``: no stop).
+    window : int
+        Bars of the rolling regression (minimum bars for ``ols_expanding``, warm-up for
+        ``kalman``); ``z_window`` bars of the z-score (default ``window``).
+    hedge : {"rolling_ols", "kalman", "ols_expanding"} or float
+        How beta is estimated (``delta``/``obs_var`` tune the Kalman filter); a number is a
+        fixed hedge ratio.
+    fee_bps, slippage_bps : float
+        Cost per fill in basis points of traded notional (default: Binance spot taker fee).
+    capital, notional : float
+        Starting equity; notional of the y leg per trade (default ``capital``).
+    max_holding : int, optional
+        Close a trade after this many bars (reason ``time``).
+    risk_free_annual : float
+        Annual risk-free rate for Sharpe and Sortino (converted to a per-bar rate).
+
+    The full meaning (timing, stops, costs, accounting) is in this module's docstring.
+
+    Returns
+    -------
+    BacktestResult
+        ``equity``, ``positions``, ``trades``, ``stats``, ``summary()``.
+    """
+    index, yv, xv = _check_pair(y, x)
+    rules = _check_rules(entry, exit, stop, max_holding)
+    costs = _check_costs(fee_bps, slippage_bps, capital, notional)
+    hedge_v = _check_hedge(hedge)
+    w = _check_int("window", window, 3)
+    zw = None if z_window is None else _check_int("z_window", z_window, 2)
+    _check_length(len(yv), hedge_v, [w], zw)
+    ppy = _ppy(index, periods_per_year)
+    rf_bar = _rf_bar(risk_free_annual, ppy)
+    beta, z = signal_inputs(y, x, hedge=hedge_v, window=w, z_window=zw, delta=delta,
+                            obs_var=obs_var)
+    params = dict(hedge=hedge_v, window=w, z_window=zw, entry=rules[0], exit=rules[1],
+                  stop=None if stop is None else rules[2], max_holding=max_holding,
+                  fee_bps=float(fee_bps), slippage_bps=float(slippage_bps),
+                  capital=costs[2], notional=costs[3], risk_free_annual=risk_free_annual)
+    return _backtest(index, yv, xv, z, beta, rules, costs, ppy, rf_bar, params)
+
+
+def from_zscore(y: pd.Series, x: pd.Series, z: pd.Series, beta: pd.Series | float,
+                entry: float = 2.0, exit: float = 0.5, stop: float | None = 4.0, *,
+                fee_bps: float = 10.0, slippage_bps: float = 0.0,
+                capital: float = 10_000.0, notional: float | None = None,
+                max_holding: int | None = None, risk_free_annual: float = 0.0,
+                periods_per_year: float | None = None) -> BacktestResult:
+    """Backtest with a z-score and hedge ratio computed elsewhere (same rules as :func:`run`).
+
+    ``z[t]`` and ``beta[t]`` must use information up to bar t only: the engine cannot
+    check that. Both share the index of ``y`` and ``x``; NaN z (or NaN beta) means no
+    signal at that bar. ``beta`` may be a single number.
+    """
+    index, yv, xv = _check_pair(y, x)
+    rules = _check_rules(entry, exit, stop, max_holding)
+    costs = _check_costs(fee_bps, slippage_bps, capital, notional)
+    if not isinstance(z, pd.Series) or not z.index.equals(index):
+        raise ValueError("z must be a Series on the same index as y and x")
+    zv = z.to_numpy(dtype=float).copy()
+    if isinstance(beta, pd.Series):
+        if not beta.index.equals(index):
+            raise ValueError("beta must be a Series on the same index as y and x, or a number")
+        bv = beta.to_numpy(dtype=float).copy()
+    else:
+        bv = np.full(len(index), _check_float("beta", beta))
+    zv[~np.isfinite(bv)] = np.nan
+    ppy = _ppy(index, periods_per_year)
+    rf_bar = _rf_bar(risk_free_annual, ppy)
+    params = dict(hedge="given", entry=rules[0], exit=rules[1],
+                  stop=None if stop is None else rules[2], max_holding=max_holding,
+                  fee_bps=float(fee_bps), slippage_bps=float(slippage_bps),
+                  capital=costs[2], notional=costs[3], risk_free_annual=risk_free_annual)
+    return _backtest(index, yv, xv, zv, bv, rules, costs, ppy, rf_bar, params)

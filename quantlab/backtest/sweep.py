@@ -1,0 +1,104 @@
+"""Parameter sweeps: one tidy row of statistics per combination, ready for a heatmap.
+
+The hedge ratio and z-score are computed once per ``window`` (once in all for ``kalman``,
+where the window is only the warm-up); each combination of thresholds then runs only the
+per-bar state machine and the accounting kernel. So a sweep of E entries x X exits x S
+stops x W windows costs W hedge estimations, not E*X*S*W.
+"""
+
+from __future__ import annotations
+
+import itertools
+import warnings
+from collections.abc import Iterable
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from tqdm.auto import tqdm
+
+from . import engine as _e
+from .metrics import STAT_KEYS
+
+
+def _as_list(name: str, v: Any) -> list[Any]:
+    if v is None or isinstance(v, (int, float, str)):
+        return [v]
+    if isinstance(v, Iterable):
+        out = list(v)
+        if not out:
+            raise ValueError(f"{name} must list at least one value")
+        return out
+    raise TypeError(f"{name} must be a number or a list of numbers, got {v!r}")
+
+
+def sweep(y: pd.Series, x: pd.Series, entry: Any = (1.5, 2.0, 2.5),
+          exit: Any = (0.0, 0.5, 1.0), window: Any = (60,), stop: Any = (4.0,), *,
+          max_holding: Any = (None,), hedge: str | float = "rolling_ols",
+          z_window: int | None = None, fee_bps: float = 10.0, slippage_bps: float = 0.0,
+          capital: float = 10_000.0, notional: float | None = None, delta: float = 1e-4,
+          obs_var: float = 1e-3, risk_free_annual: float = 0.0,
+          periods_per_year: float | None = None, progress: bool = True) -> pd.DataFrame:
+    """Statistics of :func:`quantlab.backtest.run` for every combination of parameters.
+
+    ``entry``, ``exit``, ``window``, ``stop`` and ``max_holding`` each take one value or a
+    list; the other arguments are those of ``run`` and are shared by every combination.
+    Combinations that break ``0 <= exit < entry < stop`` are skipped with one warning.
+    ``progress=False`` hides the tqdm progress bar.
+
+    Returns one row per combination::
+
+        window  entry  exit  stop  max_holding  total_return  cagr  sharpe ... final_equity
+            60    1.5   0.0   4.0         None       0.0123   ...
+
+    e.g. ``df.pivot_table(index="entry", columns="exit", values="sharpe")`` for a heatmap.
+    Each row equals ``run(...).stats`` with the same parameters.
+    """
+    index, yv, xv = _e._check_pair(y, x)
+    costs = _e._check_costs(fee_bps, slippage_bps, capital, notional)
+    hedge_v = _e._check_hedge(hedge)
+    windows = [_e._check_int("window", w, 3) for w in _as_list("window", window)]
+    zw = None if z_window is None else _e._check_int("z_window", z_window, 2)
+    _e._check_length(len(yv), hedge_v, windows, zw)
+    ppy = _e._ppy(index, periods_per_year)
+    rf_bar = _e._rf_bar(risk_free_annual, ppy)
+
+    combos = []
+    skipped = 0
+    for en, ex, st, mh in itertools.product(_as_list("entry", entry), _as_list("exit", exit),
+                                            _as_list("stop", stop),
+                                            _as_list("max_holding", max_holding)):
+        try:
+            rules = _e._check_rules(en, ex, st, mh)
+        except ValueError:
+            skipped += 1
+            continue
+        combos.append(((en, ex, st, mh), rules))
+    if not combos:
+        raise ValueError("no combination satisfies 0 <= exit < entry < stop; check the "
+                         "entry, exit and stop lists")
+    if skipped:
+        warnings.warn(f"skipped {skipped} combination(s) that break 0 <= exit < entry < stop",
+                      UserWarning, stacklevel=2)
+
+    rows: list[dict[str, Any]] = []
+    kalman_cache: tuple[np.ndarray, np.ndarray] | None = None
+    with tqdm(total=len(windows) * len(combos), disable=not progress,
+              desc="backtest sweep", unit="run") as bar:
+        for w in windows:
+            if hedge_v == "kalman":
+                if kalman_cache is None:
+                    kalman_cache = _e.signal_inputs(y, x, hedge="kalman", window=0,
+                                                    delta=delta, obs_var=obs_var)
+                beta, z = kalman_cache[0], kalman_cache[1].copy()
+                z[:w] = np.nan
+            else:
+                beta, z = _e.signal_inputs(y, x, hedge=hedge_v, window=w, z_window=zw)
+            for (en, ex, st, mh), rules in combos:
+                raw = _e._simulate(yv, xv, z, beta, rules, costs)
+                stats = _e._stats(raw, ppy, costs[2], rf_bar)
+                rows.append({"window": w, "entry": en, "exit": ex, "stop": st,
+                             "max_holding": mh, **stats})
+                bar.update(1)
+    columns = ["window", "entry", "exit", "stop", "max_holding", *STAT_KEYS]
+    return pd.DataFrame(rows, columns=columns)
