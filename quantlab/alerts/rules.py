@@ -1,0 +1,376 @@
+"""Alert rules: frozen dataclasses, validated at construction, stored as JSON.
+
+Four kinds, each with an ``id``, a ``cooldown`` (seconds of trade time during which a
+second firing of the same rule is suppressed) and a ``hysteresis`` (how far the value must
+go back past the threshold before the rule re-arms, in the rule's own unit)::
+
+    PriceRule(symbol="BTCUSDT", op="above", level=70_000)          # price >= 70000
+    PriceRule(symbol="BTCUSDT", op="cross", level=70_000)          # either direction
+    MoveRule(symbol="SOLUSDT", pct=2.0, window="5m")               # |move over 5 min| >= 2 %
+    ZScoreRule(y="ETHUSDT", x="BTCUSDT", k=2.5, window=60, timeframe="1m")
+    SpreadRule(y="ETHUSDT", x="BTCUSDT", op="above", level=0.0, window=60)
+
+JSON form (one object per rule in ``<store>/alerts/rules.json``)::
+
+    {"kind": "price", "id": "r1", "symbol": "BTCUSDT", "op": "above", "level": 70000.0,
+     "cooldown": 0.0, "hysteresis": null, "webhook": null, "note": ""}
+
+Unknown keys in a stored rule are ignored, so files written by a newer version still load.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import asdict, dataclass, fields
+from typing import Any, ClassVar
+
+#: default hysteresis of a price rule, as a fraction of the level (10 basis points)
+PRICE_HYSTERESIS_FRACTION = 0.001
+#: default hysteresis of a percent-move rule, as a fraction of ``pct``
+MOVE_HYSTERESIS_FRACTION = 0.25
+#: default hysteresis of a z-score rule, in z units
+ZSCORE_HYSTERESIS = 0.5
+#: hedge methods accepted by pair rules (those of ``quantlab.analytics.hedge_ratio``)
+HEDGE_METHODS = ("ols", "kalman", "huber", "theilsen")
+
+_UNITS_NS = {"s": 1_000_000_000, "m": 60_000_000_000, "h": 3_600_000_000_000,
+             "d": 86_400_000_000_000}
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
+_ID = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+
+
+def parse_duration_ns(value: str | float | int, *, name: str = "window") -> int:
+    """``"5m"`` -> 300e9; ``"1h"``, ``"30s"``, ``"1d"``; a bare number means seconds."""
+    if isinstance(value, bool):
+        raise TypeError(f"{name}: expected a duration such as '5m' or seconds, got {value!r}")
+    if isinstance(value, int | float):
+        seconds = float(value)
+        if not math.isfinite(seconds) or seconds <= 0:
+            raise ValueError(f"{name}: {value!r} must be a positive number of seconds")
+        return int(round(seconds * 1e9))
+    m = _DURATION.match(str(value))
+    if not m:
+        raise ValueError(
+            f"{name}: {value!r} is not a duration; use a number with s, m, h or d (e.g. 30s, 5m, 1h)"
+        )
+    ns = int(round(float(m.group(1)) * _UNITS_NS[m.group(2) or "s"]))
+    if ns <= 0:
+        raise ValueError(f"{name}: {value!r} must be longer than zero")
+    return ns
+
+
+def parse_timeframe(value: str) -> int:
+    """A bar timeframe (``1s``, ``1m``, ``5m``, ``1h``, ``1d``...) in nanoseconds."""
+    if not isinstance(value, str):
+        raise TypeError(f"timeframe: expected a string such as '1m', got {type(value).__name__}")
+    ns = parse_duration_ns(value, name="timeframe")
+    if ns % 1_000_000_000:
+        raise ValueError(f"timeframe: {value!r} must be a whole number of seconds (e.g. 1s, 1m)")
+    return ns
+
+
+def _number(value: Any, name: str) -> float:
+    """A finite float, or a ValueError naming ``name`` (accepts numeric strings)."""
+    if isinstance(value, bool):
+        raise TypeError(f"{name}: expected a number, got {value!r}")
+    try:
+        out = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name}: {value!r} is not a number") from None
+    if not math.isfinite(out):
+        raise ValueError(f"{name}: {value!r} must be a finite number")
+    return out
+
+
+def _symbol(value: Any, name: str) -> str:
+    s = str(value).strip().upper()
+    if not s or not s.isalnum():
+        raise ValueError(f"{name}: {value!r} is not a Binance symbol (letters and digits, e.g. BTCUSDT)")
+    return s
+
+
+def _webhook(value: Any) -> str | None:
+    if value in (None, ""):
+        return None
+    url = str(value).strip()
+    if not re.match(r"^https?://[^\s/]+", url):
+        raise ValueError(f"webhook: {value!r} is not an http(s) URL (e.g. http://127.0.0.1:9000/hook)")
+    return url
+
+
+@dataclass(frozen=True, kw_only=True)
+class Rule:
+    """Fields every rule has. Use a subclass; ``id`` is assigned by :func:`add_rule` if empty."""
+
+    kind: ClassVar[str] = ""
+    id: str = ""
+    cooldown: float = 0.0
+    hysteresis: float | None = None
+    webhook: str | None = None
+    note: str = ""
+
+    def __post_init__(self) -> None:
+        if self.id and not _ID.match(self.id):
+            raise ValueError(f"id: {self.id!r} may hold only letters, digits, '_', '-' and '.'")
+        cd = _number(self.cooldown, "cooldown")
+        if cd < 0:
+            raise ValueError(f"cooldown: {self.cooldown!r} must be >= 0 seconds")
+        object.__setattr__(self, "cooldown", cd)
+        if self.hysteresis is not None:
+            h = _number(self.hysteresis, "hysteresis")
+            if h < 0:
+                raise ValueError(f"hysteresis: {self.hysteresis!r} must be >= 0")
+            object.__setattr__(self, "hysteresis", h)
+        object.__setattr__(self, "webhook", _webhook(self.webhook))
+        object.__setattr__(self, "note", str(self.note or ""))
+
+    @property
+    def symbols(self) -> tuple[str, ...]:
+        raise NotImplementedError
+
+    @property
+    def band(self) -> float:
+        """The hysteresis actually used (the default of the kind when ``hysteresis`` is None)."""
+        raise NotImplementedError
+
+    def describe(self) -> str:
+        raise NotImplementedError
+
+    def with_id(self, rule_id: str) -> Rule:
+        return type(self)(**{**self._fields(), "id": rule_id})
+
+    def _fields(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, **asdict(self)}
+
+    def fingerprint(self) -> str:
+        """What the evaluation depends on (not the id, webhook or note): state survives edits
+        of those, and is reset when the condition itself changes."""
+        d = self.to_dict()
+        for k in ("id", "webhook", "note", "cooldown"):
+            d.pop(k, None)
+        return repr(sorted(d.items()))
+
+    def _suffix(self) -> str:
+        parts = []
+        if self.cooldown:
+            parts.append(f"cooldown {self.cooldown:g}s")
+        if self.webhook:
+            parts.append(f"webhook {self.webhook}")
+        return f" ({', '.join(parts)})" if parts else ""
+
+
+@dataclass(frozen=True, kw_only=True)
+class PriceRule(Rule):
+    """Last trade price ``above`` (>=), ``below`` (<=) or ``cross`` (either way) ``level``.
+
+    ``above``/``below`` fire when the condition becomes true (at once if it already is when the
+    rule is added) and re-arm once the price is back past ``level`` by the hysteresis (default
+    0.1 % of the level). ``cross`` fires on each crossing: it needs the price to have been on
+    the other side by the hysteresis first, so hovering at the level fires nothing.
+    """
+
+    kind: ClassVar[str] = "price"
+    symbol: str
+    op: str
+    level: float
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        object.__setattr__(self, "symbol", _symbol(self.symbol, "symbol"))
+        if self.op not in ("above", "below", "cross"):
+            raise ValueError(f"op: {self.op!r} must be 'above', 'below' or 'cross'")
+        level = _number(self.level, f"--{self.op} level")
+        if level <= 0:
+            raise ValueError(f"level: {self.level!r} must be a positive price")
+        object.__setattr__(self, "level", level)
+
+    @property
+    def symbols(self) -> tuple[str, ...]:
+        return (self.symbol,)
+
+    @property
+    def band(self) -> float:
+        return self.hysteresis if self.hysteresis is not None else self.level * PRICE_HYSTERESIS_FRACTION
+
+    def describe(self) -> str:
+        return f"{self.symbol} price {self.op} {self.level:g}" + self._suffix()
+
+
+@dataclass(frozen=True, kw_only=True)
+class MoveRule(Rule):
+    """Percent move of the last price against the price ``window`` earlier (1 s resolution).
+
+    ``direction`` is ``up``, ``down`` or ``any``; fires when ``|move| >= pct`` and re-arms when
+    it is back under ``pct - hysteresis`` (default a quarter of ``pct``).
+    """
+
+    kind: ClassVar[str] = "move"
+    symbol: str
+    pct: float
+    window: str = "5m"
+    direction: str = "any"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        object.__setattr__(self, "symbol", _symbol(self.symbol, "symbol"))
+        pct = _number(self.pct, "--move percent")
+        if pct <= 0:
+            raise ValueError(f"pct: {self.pct!r} must be a positive percentage (e.g. 2.5)")
+        object.__setattr__(self, "pct", pct)
+        if parse_duration_ns(self.window, name="window") < 2_000_000_000:
+            raise ValueError(f"window: {self.window!r} must be at least 2 seconds")
+        if self.direction not in ("up", "down", "any"):
+            raise ValueError(f"direction: {self.direction!r} must be 'up', 'down' or 'any'")
+        if self.band >= pct:
+            raise ValueError(f"hysteresis: {self.hysteresis!r} must be smaller than pct ({pct:g})")
+
+    @property
+    def window_ns(self) -> int:
+        return parse_duration_ns(self.window, name="window")
+
+    @property
+    def symbols(self) -> tuple[str, ...]:
+        return (self.symbol,)
+
+    @property
+    def band(self) -> float:
+        return self.hysteresis if self.hysteresis is not None else self.pct * MOVE_HYSTERESIS_FRACTION
+
+    def describe(self) -> str:
+        sign = {"up": "+", "down": "-", "any": "±"}[self.direction]
+        return f"{self.symbol} move {sign}{self.pct:g}% over {self.window}" + self._suffix()
+
+
+@dataclass(frozen=True, kw_only=True)
+class _PairRule(Rule):
+    y: str
+    x: str
+    window: int = 60
+    timeframe: str = "1m"
+    method: str = "ols"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        object.__setattr__(self, "y", _symbol(self.y, "pair"))
+        object.__setattr__(self, "x", _symbol(self.x, "pair"))
+        if self.y == self.x:
+            raise ValueError(f"pair: the two legs must differ, got {self.y},{self.x}")
+        if isinstance(self.window, bool) or not isinstance(self.window, int | float | str):
+            raise TypeError(f"window: expected a whole number of bars, got {self.window!r}")
+        w = _number(self.window, "window")
+        if w != int(w):
+            raise ValueError(f"window: {self.window!r} must be a whole number of bars")
+        if w < 2:
+            raise ValueError(f"window: {self.window!r} must be at least 2 bars")
+        if w > 100_000:
+            raise ValueError(f"window: {self.window!r} is too long (at most 100000 bars)")
+        object.__setattr__(self, "window", int(w))
+        parse_timeframe(self.timeframe)
+        if self.method not in HEDGE_METHODS:
+            raise ValueError(f"method: {self.method!r} must be one of {', '.join(HEDGE_METHODS)}")
+
+    @property
+    def symbols(self) -> tuple[str, ...]:
+        return (self.y, self.x)
+
+    @property
+    def timeframe_ns(self) -> int:
+        return parse_timeframe(self.timeframe)
+
+    def _pair(self) -> str:
+        return f"{self.y}/{self.x} {self.timeframe} window {self.window} {self.method}"
+
+
+@dataclass(frozen=True, kw_only=True)
+class ZScoreRule(_PairRule):
+    """z-score of the spread ``y - beta*x - alpha`` (hedge fitted on the last ``window`` closed
+    bars of ``timeframe`` with ``method``), evaluated on each closed bar.
+
+    Fires ``zscore_above`` when z >= k and ``zscore_below`` when z <= -k; each side re-arms
+    when |z| is back under ``k - hysteresis`` (default 0.5). With ``exit`` set, also fires
+    ``zscore_inside`` when |z| comes back to ``exit`` or less after having been beyond k.
+    """
+
+    kind: ClassVar[str] = "zscore"
+    k: float = 2.0
+    exit: float | None = None
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        k = _number(self.k, "--zscore k")
+        if k <= 0:
+            raise ValueError(f"k: {self.k!r} must be a positive number of standard deviations")
+        object.__setattr__(self, "k", k)
+        if self.exit is not None:
+            e = _number(self.exit, "exit")
+            if not 0 <= e < k:
+                raise ValueError(f"exit: {self.exit!r} must be >= 0 and smaller than k ({k:g})")
+            object.__setattr__(self, "exit", e)
+
+    @property
+    def band(self) -> float:
+        h = self.hysteresis if self.hysteresis is not None else ZSCORE_HYSTERESIS
+        return min(h, self.k)
+
+    def describe(self) -> str:
+        inside = f", back inside {self.exit:g}" if self.exit is not None else ""
+        return f"{self.y}/{self.x} zscore beyond ±{self.k:g}{inside} ({self._pair()})" + self._suffix()
+
+
+@dataclass(frozen=True, kw_only=True)
+class SpreadRule(_PairRule):
+    """The spread ``y - (beta*x + alpha)`` (``quantlab.analytics.spread`` with the hedge fitted
+    on the last ``window`` bars) ``above``/``below`` ``level``, evaluated on each closed bar;
+    re-arms after going back past the level by ``hysteresis`` (default 0)."""
+
+    kind: ClassVar[str] = "spread"
+    op: str = "above"
+    level: float = 0.0
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.op not in ("above", "below"):
+            raise ValueError(f"op: {self.op!r} must be 'above' or 'below'")
+        object.__setattr__(self, "level", _number(self.level, "spread level"))
+
+    @property
+    def band(self) -> float:
+        return self.hysteresis if self.hysteresis is not None else 0.0
+
+    def describe(self) -> str:
+        return f"{self.y}/{self.x} spread {self.op} {self.level:g} ({self._pair()})" + self._suffix()
+
+
+RULE_KINDS: dict[str, type[Rule]] = {
+    cls.kind: cls for cls in (PriceRule, MoveRule, ZScoreRule, SpreadRule)
+}
+
+
+def rule_from_dict(data: dict[str, Any]) -> Rule:
+    """Inverse of :meth:`Rule.to_dict`; unknown keys are ignored, bad values raise ValueError."""
+    if not isinstance(data, dict):
+        raise TypeError(f"rule: expected a JSON object, got {type(data).__name__}")
+    kind = data.get("kind")
+    cls = RULE_KINDS.get(kind)  # type: ignore[arg-type]
+    if cls is None:
+        raise ValueError(f"rule kind {kind!r} is not one of {', '.join(RULE_KINDS)}")
+    names = {f.name for f in fields(cls)}
+    return cls(**{k: v for k, v in data.items() if k in names})
+
+
+__all__ = [
+    "HEDGE_METHODS",
+    "MoveRule",
+    "PriceRule",
+    "RULE_KINDS",
+    "Rule",
+    "SpreadRule",
+    "ZScoreRule",
+    "parse_duration_ns",
+    "parse_timeframe",
+    "rule_from_dict",
+]
