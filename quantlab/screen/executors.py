@@ -1,0 +1,141 @@
+"""Run blocks of pairs serially or on Dask (an embedded LocalCluster or a cluster address).
+
+The block function is called as ``fn(logp, *args)`` for each ``args`` of ``blocks``.
+On Dask the matrix ``logp`` is scattered to every worker once (``broadcast=True``) and each
+task receives a block of pairs, never a single pair. Results come back in block order, so
+the caller's output does not depend on which worker finished first.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import re
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from quantlab.errors import QuantlabError
+
+log = logging.getLogger(__name__)
+
+DEFAULT_CONNECT_TIMEOUT = 10.0
+_ADDRESS = re.compile(r"^(tcp|tls|ws|wss|inproc|ucx)://[^\s/]+$|^[A-Za-z0-9.\-\[\]:]+:\d+$")
+
+
+class SchedulerError(QuantlabError, ConnectionError):
+    """A Dask scheduler that cannot be reached, or that has no workers."""
+
+
+def run_blocks(
+    fn: Callable[..., Any], logp: np.ndarray, blocks: Sequence[tuple], *, client: Any = None,
+    progress: bool | None = None, desc: str = "pairs", weights: Sequence[int] | None = None,
+) -> list:
+    """``[fn(logp, *b) for b in blocks]``, serially or on ``client`` (a dask Client).
+
+    ``progress`` shows a tqdm bar counting ``weights`` (pairs per block); None shows it
+    only on a terminal or in a notebook.
+    """
+    weights = list(weights) if weights is not None else [1] * len(blocks)
+    total = int(sum(weights))
+    with tqdm(total=total, desc=desc, unit=" pairs", disable=_disable(progress), leave=False) as bar:
+        if client is None:
+            out = []
+            for b, w in zip(blocks, weights):
+                out.append(fn(logp, *b))
+                bar.update(w)
+            return out
+        from distributed import as_completed
+
+        matrix = client.scatter(logp, broadcast=True, hash=False)
+        futures = [client.submit(fn, matrix, *b, pure=False) for b in blocks]
+        weight_of = {f.key: w for f, w in zip(futures, weights)}
+        try:
+            for fut in as_completed(futures):
+                bar.update(weight_of[fut.key])
+            return client.gather(futures)
+        finally:
+            client.cancel(futures + [matrix])
+
+
+def _disable(progress: bool | None) -> bool | None:
+    return None if progress is None else not progress
+
+
+def check_address(address: str) -> str:
+    """Validate a scheduler address such as ``tcp://10.0.0.5:8786`` (or ``HOST:PORT``)."""
+    if not isinstance(address, str) or not _ADDRESS.match(address.strip()):
+        raise ValueError(
+            f"scheduler: {address!r} is not a scheduler address; expected tcp://HOST:PORT"
+        )
+    address = address.strip()
+    return address if "://" in address else f"tcp://{address}"
+
+
+@contextlib.contextmanager
+def executor(
+    client: Any = None, workers: int | None = None, scheduler: str | None = None,
+    connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
+) -> Iterator[Any]:
+    """Yield the dask Client to use (None: serial), closing whatever it started itself.
+
+    At most one of ``client`` (an existing ``distributed.Client``), ``workers`` (start a
+    ``LocalCluster`` of that many single-threaded worker processes) and ``scheduler``
+    (connect to ``tcp://HOST:PORT``) may be given. A scheduler that does not answer, or that
+    has no worker, within ``connect_timeout`` seconds raises :class:`SchedulerError`.
+    """
+    given = [n for n, v in (("client", client), ("workers", workers), ("scheduler", scheduler))
+             if v is not None]
+    if len(given) > 1:
+        raise ValueError(f"{' and '.join(given)}: give only one way to run (client, workers or scheduler)")
+    if not (isinstance(connect_timeout, (int, float)) and connect_timeout > 0):
+        raise ValueError(f"connect_timeout: expected seconds > 0, got {connect_timeout!r}")
+    if client is not None:
+        if not (hasattr(client, "submit") and hasattr(client, "scatter")):
+            raise TypeError(f"client: expected a dask.distributed.Client, got {type(client).__name__}")
+        _wait_for_workers(client, connect_timeout, str(getattr(client, "scheduler", "")))
+        yield client
+        return
+    if workers is not None:
+        if isinstance(workers, bool) or not isinstance(workers, (int, np.integer)) or workers < 1:
+            raise ValueError(f"workers: expected a number of worker processes >= 1, got {workers!r}")
+        from distributed import Client, LocalCluster
+
+        with LocalCluster(n_workers=int(workers), threads_per_worker=1, processes=True,
+                          dashboard_address=None) as cluster, Client(cluster) as c:
+            log.info("screen: LocalCluster with %d workers at %s", workers, cluster.scheduler_address)
+            yield c
+        return
+    if scheduler is not None:
+        address = check_address(scheduler)
+        from distributed import Client
+
+        try:
+            c = Client(address, timeout=connect_timeout)
+        except (OSError, TimeoutError) as exc:
+            raise SchedulerError(
+                f"scheduler: cannot reach the Dask scheduler at {address} within "
+                f"{connect_timeout:g} s ({exc.__class__.__name__}); is `dask scheduler` running "
+                "there and the port open?"
+            ) from None
+        try:
+            _wait_for_workers(c, connect_timeout, address)
+            log.info("screen: scheduler %s with %d workers", address,
+                     len(c.scheduler_info().get("workers", {})))
+            yield c
+        finally:
+            c.close()
+        return
+    yield None
+
+
+def _wait_for_workers(client: Any, timeout: float, address: str) -> None:
+    try:
+        client.wait_for_workers(1, timeout=timeout)
+    except (TimeoutError, OSError):
+        raise SchedulerError(
+            f"scheduler: the Dask scheduler {address} has no worker after {timeout:g} s; "
+            "start some with `dask worker ADDRESS`"
+        ) from None
