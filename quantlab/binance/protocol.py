@@ -1,0 +1,567 @@
+"""Binance spot market-data wire protocol, sans I/O: frames in, typed events out.
+
+Nothing here touches a socket or a clock: the caller passes the bytes it received and the
+local receive time, and gets back a list of events. That keeps the parser testable
+byte-for-byte on recorded frames, and lets the stream client, the exchange simulator and
+the tests share one definition of the wire format.
+
+Wire schema (what Binance sends) is kept apart from domain data (what quantlab stores):
+
+* A combined-stream frame wraps a payload: ``{"stream": "btcusdt@trade", "data": {...}}``;
+  a raw-stream frame (``/ws/<stream>``) is the payload itself.
+* A ``@trade`` payload, as recorded from ``wss://stream.binance.com:9443`` on 2024-08-08::
+
+      {"e":"trade","E":1723161255343,"s":"BTCUSDT","t":3735683259,"p":"61837.63000000",
+       "q":"0.02000000","T":1723161255342,"m":true,"M":true}
+
+  becomes ``Trade(symbol="BTCUSDT", trade_id=3735683259, price=61837.63, qty=0.02,
+  is_buyer_maker=True, time_ns=1723161255342000000, event_time_ns=1723161255343000000,
+  recv_ns=<local receive time>)``.
+* Control replies: ``{"result": null, "id": 1}`` (SUBSCRIBE/UNSUBSCRIBE),
+  ``{"result": ["btcusdt@trade"], "id": 3}`` (LIST_SUBSCRIPTIONS); errors flat
+  ``{"code": 2, "msg": "Invalid request: ...", "id": 1}`` or nested
+  ``{"error": {"code": 2, "msg": "..."}, "id": 1}``.
+* ``{"stream": "!serverShutdown", "data": {"e": "serverShutdown", "E": 1770123456789}}``:
+  the server is about to close; open a new connection now.
+
+Keys the parser does not know are ignored; payloads it does not know (depth updates, REST
+depth snapshots, tickers) come back as :class:`Unknown` so nothing is silently lost.
+
+All times are int nanoseconds since the epoch. Binance sends milliseconds by default and
+microseconds on ``timeUnit=MICROSECOND`` connections; both convert exactly (integer
+arithmetic). With ``time_unit=None`` the unit is told from the magnitude (an epoch in ms is
+below 1e14 until the year 5138; in µs it is below 1e17 until 5138 too).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote
+
+import numpy as np
+import pandas as pd
+
+from quantlab.config import parse_symbols
+
+__all__ = [
+    "UNKNOWN_TIME",
+    "ProtocolError",
+    "Trade",
+    "AggTrade",
+    "BookTicker",
+    "Kline",
+    "SubscribeReply",
+    "ErrorFrame",
+    "ServerShutdown",
+    "Unknown",
+    "Event",
+    "to_ns",
+    "parse_frame",
+    "parse_payload",
+    "stream_name",
+    "stream_url",
+    "control_message",
+    "subscribe_message",
+    "unsubscribe_message",
+    "list_subscriptions_message",
+    "trade_from_rest",
+    "agg_trade_from_rest",
+    "trades_to_frame",
+    "MAX_STREAMS_PER_CONNECTION",
+]
+
+#: int64 value of numpy's NaT: the store's sentinel for "time not known" (REST trades carry
+#: no event time).
+UNKNOWN_TIME = int(np.iinfo(np.int64).min)
+
+#: Binance refuses more streams than this on one connection.
+MAX_STREAMS_PER_CONNECTION = 1024
+
+_TIME_UNITS = {"MILLISECOND": 1_000_000, "MICROSECOND": 1_000}
+_MS_BELOW = 100_000_000_000_000  # 1e14: larger epoch values are microseconds
+_US_BELOW = 100_000_000_000_000_000  # 1e17: larger ones are already nanoseconds
+
+
+class ProtocolError(ValueError):
+    """A frame that is not valid JSON or whose known fields have the wrong shape."""
+
+
+# --------------------------------------------------------------------------- domain events
+
+
+@dataclass(frozen=True, slots=True)
+class Trade:
+    """One trade (``@trade`` stream or ``/api/v3/historicalTrades`` row).
+
+    ``price``/``qty`` are ``float()`` of Binance's decimal strings; zero or negative values
+    are passed through (the store rejects and counts them). ``event_time_ns`` is
+    :data:`UNKNOWN_TIME` for trades fetched over REST.
+    """
+
+    symbol: str
+    trade_id: int
+    price: float
+    qty: float
+    is_buyer_maker: bool
+    time_ns: int
+    event_time_ns: int
+    recv_ns: int
+
+
+@dataclass(frozen=True, slots=True)
+class AggTrade:
+    """One aggregate trade (``@aggTrade`` stream or ``/api/v3/aggTrades`` row)."""
+
+    symbol: str
+    agg_id: int
+    price: float
+    qty: float
+    first_trade_id: int
+    last_trade_id: int
+    is_buyer_maker: bool
+    time_ns: int
+    event_time_ns: int
+    recv_ns: int
+
+
+@dataclass(frozen=True, slots=True)
+class BookTicker:
+    """Best bid/ask (``@bookTicker``). Spot payloads carry no times (``None`` then)."""
+
+    symbol: str
+    update_id: int
+    bid_price: float
+    bid_qty: float
+    ask_price: float
+    ask_qty: float
+    event_time_ns: int | None
+    time_ns: int | None
+    recv_ns: int
+
+
+@dataclass(frozen=True, slots=True)
+class Kline:
+    """One kline update (``@kline_<interval>``); ``closed`` is true on the bar's final update."""
+
+    symbol: str
+    interval: str
+    open_time_ns: int
+    close_time_ns: int
+    first_trade_id: int
+    last_trade_id: int
+    open: float
+    high: float
+    low: float
+    close: float
+    volume: float
+    quote_volume: float
+    trades: int
+    taker_buy_volume: float
+    taker_buy_quote_volume: float
+    closed: bool
+    event_time_ns: int
+    recv_ns: int
+
+
+@dataclass(frozen=True, slots=True)
+class SubscribeReply:
+    """Reply to SUBSCRIBE / UNSUBSCRIBE (``result`` None) or LIST_SUBSCRIPTIONS (a list)."""
+
+    id: int | str | None
+    result: Any
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorFrame:
+    """An error sent by the server, flat or nested; ``id`` names the request when known."""
+
+    code: int | None
+    msg: str
+    id: int | str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ServerShutdown:
+    """The server will close this connection soon: reconnect now."""
+
+    event_time_ns: int
+
+
+@dataclass(frozen=True, slots=True)
+class Unknown:
+    """A well-formed frame of a kind not parsed here (depth, tickers, REST snapshots)."""
+
+    raw: Any
+
+
+Event = Trade | AggTrade | BookTicker | Kline | SubscribeReply | ErrorFrame | ServerShutdown | Unknown
+
+
+# --------------------------------------------------------------------------- field helpers
+
+
+def to_ns(value: int, unit: str | None = None) -> int:
+    """Epoch ``value`` in Binance's unit -> int ns, exactly.
+
+    ``unit``: ``"MILLISECOND"``, ``"MICROSECOND"`` or None (told from the magnitude).
+    """
+    if type(value) is not int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ProtocolError(f"time: expected an integer epoch, got {value!r}")
+        value = int(value)
+    if unit is not None:
+        try:
+            return value * _TIME_UNITS[unit.upper()]
+        except KeyError:
+            raise ValueError(
+                f"time_unit: {unit!r} is not one of MILLISECOND, MICROSECOND"
+            ) from None
+    if value < _MS_BELOW:
+        return value * 1_000_000
+    if value < _US_BELOW:
+        return value * 1_000
+    return value
+
+
+def _int(d: dict, key: str) -> int:
+    v = d[key]
+    if type(v) is not int:
+        raise ProtocolError(f"field {key!r}: expected an integer, got {v!r}")
+    return v
+
+
+def _dec(d: dict, key: str) -> float:
+    v = d[key]
+    if type(v) is not str:
+        raise ProtocolError(f"field {key!r}: expected a decimal string, got {v!r}")
+    try:
+        return float(v)
+    except ValueError:
+        raise ProtocolError(f"field {key!r}: {v!r} is not a decimal number") from None
+
+
+def _bool(d: dict, key: str) -> bool:
+    v = d[key]
+    if v is True or v is False:
+        return v
+    raise ProtocolError(f"field {key!r}: expected true/false, got {v!r}")
+
+
+def _str(d: dict, key: str) -> str:
+    v = d[key]
+    if type(v) is not str:
+        raise ProtocolError(f"field {key!r}: expected a string, got {v!r}")
+    return v
+
+
+# --------------------------------------------------------------------------- payload parsers
+
+
+def _trade(d: dict, recv_ns: int, unit: str | None) -> Trade:
+    return Trade(
+        _str(d, "s"),
+        _int(d, "t"),
+        _dec(d, "p"),
+        _dec(d, "q"),
+        _bool(d, "m"),
+        to_ns(_int(d, "T"), unit),
+        to_ns(_int(d, "E"), unit),
+        recv_ns,
+    )
+
+
+def _agg_trade(d: dict, recv_ns: int, unit: str | None) -> AggTrade:
+    return AggTrade(
+        _str(d, "s"),
+        _int(d, "a"),
+        _dec(d, "p"),
+        _dec(d, "q"),
+        _int(d, "f"),
+        _int(d, "l"),
+        _bool(d, "m"),
+        to_ns(_int(d, "T"), unit),
+        to_ns(_int(d, "E"), unit),
+        recv_ns,
+    )
+
+
+def _book_ticker(d: dict, recv_ns: int, unit: str | None) -> BookTicker:
+    e, t = d.get("E"), d.get("T")
+    return BookTicker(
+        _str(d, "s"),
+        _int(d, "u"),
+        _dec(d, "b"),
+        _dec(d, "B"),
+        _dec(d, "a"),
+        _dec(d, "A"),
+        None if e is None else to_ns(_int(d, "E"), unit),
+        None if t is None else to_ns(_int(d, "T"), unit),
+        recv_ns,
+    )
+
+
+def _kline(d: dict, recv_ns: int, unit: str | None) -> Kline:
+    k = d["k"]
+    if not isinstance(k, dict):
+        raise ProtocolError(f"field 'k': expected an object, got {k!r}")
+    return Kline(
+        _str(d, "s"),
+        _str(k, "i"),
+        to_ns(_int(k, "t"), unit),
+        to_ns(_int(k, "T"), unit),
+        _int(k, "f"),
+        _int(k, "L"),
+        _dec(k, "o"),
+        _dec(k, "h"),
+        _dec(k, "l"),
+        _dec(k, "c"),
+        _dec(k, "v"),
+        _dec(k, "q"),
+        _int(k, "n"),
+        _dec(k, "V"),
+        _dec(k, "Q"),
+        _bool(k, "x"),
+        to_ns(_int(d, "E"), unit),
+        recv_ns,
+    )
+
+
+def _shutdown(d: dict, recv_ns: int, unit: str | None) -> ServerShutdown:
+    e = d.get("E")
+    return ServerShutdown(recv_ns if e is None else to_ns(_int(d, "E"), unit))
+
+
+_BY_EVENT = {
+    "trade": _trade,
+    "aggTrade": _agg_trade,
+    "bookTicker": _book_ticker,
+    "kline": _kline,
+    "serverShutdown": _shutdown,
+}
+
+
+def parse_payload(obj: Any, recv_ns: int, *, time_unit: str | None = None) -> list[Event]:
+    """Decoded JSON of one frame (combined or raw) -> events; see :func:`parse_frame`."""
+    if not isinstance(obj, dict):
+        if isinstance(obj, list):  # e.g. a raw ``!miniTicker@arr`` payload
+            return [Unknown(obj)]
+        raise ProtocolError(f"frame: expected a JSON object, got {type(obj).__name__}")
+    data = obj.get("data") if "stream" in obj else obj
+    if "stream" in obj and not isinstance(data, dict):
+        if isinstance(data, list):
+            return [Unknown(obj)]
+        raise ProtocolError(f"frame: 'data' of stream {obj.get('stream')!r} is not an object")
+    try:
+        kind = data.get("e")
+        if kind is not None:
+            parser = _BY_EVENT.get(kind)
+            return [parser(data, recv_ns, time_unit)] if parser else [Unknown(obj)]
+        if "u" in data and "b" in data and "A" in data and "s" in data:
+            return [_book_ticker(data, recv_ns, time_unit)]  # spot bookTicker has no "e"
+        if data is obj:
+            if "result" in obj and "id" in obj:
+                return [SubscribeReply(obj["id"], obj["result"])]
+            err = obj.get("error")
+            if isinstance(err, dict):
+                return [_error(err, obj.get("id"))]
+            if "code" in obj and "msg" in obj:
+                return [_error(obj, obj.get("id"))]
+        return [Unknown(obj)]
+    except KeyError as exc:
+        raise ProtocolError(f"frame: field {exc.args[0]!r} is missing") from None
+
+
+def _error(d: dict, req_id: Any) -> ErrorFrame:
+    code = d.get("code")
+    if code is not None and type(code) is not int:
+        raise ProtocolError(f"field 'code': expected an integer, got {code!r}")
+    return ErrorFrame(code, str(d.get("msg", "")), req_id)
+
+
+def parse_frame(
+    data: str | bytes | bytearray | memoryview, recv_ns: int, *, time_unit: str | None = None
+) -> list[Event]:
+    """One WebSocket message -> a list of events (usually one).
+
+    ``data``: the text (or binary) message as received, combined ``{"stream","data"}`` or
+    raw. ``recv_ns``: local receive time, stamped on every market-data event.
+    Raises :class:`ProtocolError` (a ``ValueError``) on bad JSON or a known payload with
+    missing or mistyped fields; the caller counts and skips such frames.
+    """
+    try:
+        obj = json.loads(data)
+    except (ValueError, TypeError) as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        snippet = bytes(data[:60]) if not isinstance(data, str) else data[:60]
+        raise ProtocolError(f"frame is not JSON ({exc}): {snippet!r}") from None
+    return parse_payload(obj, recv_ns, time_unit=time_unit)
+
+
+# --------------------------------------------------------------------------- REST rows
+
+
+def trade_from_rest(row: dict, symbol: str, recv_ns: int, *, time_unit: str | None = None) -> Trade:
+    """One ``/api/v3/historicalTrades`` (or ``/api/v3/trades``) row -> :class:`Trade`.
+
+    Row shape::
+
+        {"id": 3735683259, "price": "61837.63000000", "qty": "0.02000000",
+         "quoteQty": "1236.75260000", "time": 1723161255342, "isBuyerMaker": true,
+         "isBestMatch": true}
+
+    REST rows carry no event time: ``event_time_ns`` is :data:`UNKNOWN_TIME`.
+    """
+    try:
+        return Trade(
+            symbol,
+            _int(row, "id"),
+            _dec(row, "price"),
+            _dec(row, "qty"),
+            _bool(row, "isBuyerMaker"),
+            to_ns(_int(row, "time"), time_unit),
+            UNKNOWN_TIME,
+            recv_ns,
+        )
+    except (KeyError, TypeError) as exc:
+        raise ProtocolError(f"historicalTrades row {row!r}: missing or bad field {exc}") from None
+
+
+def agg_trade_from_rest(
+    row: dict, symbol: str, recv_ns: int, *, time_unit: str | None = None
+) -> AggTrade:
+    """One ``/api/v3/aggTrades`` row -> :class:`AggTrade`.
+
+    Row shape::
+
+        {"a": 26129, "p": "0.01633102", "q": "4.70443515", "f": 27781, "l": 27781,
+         "T": 1498793709153, "m": true, "M": true}
+    """
+    try:
+        return AggTrade(
+            symbol,
+            _int(row, "a"),
+            _dec(row, "p"),
+            _dec(row, "q"),
+            _int(row, "f"),
+            _int(row, "l"),
+            _bool(row, "m"),
+            to_ns(_int(row, "T"), time_unit),
+            UNKNOWN_TIME,
+            recv_ns,
+        )
+    except (KeyError, TypeError) as exc:
+        raise ProtocolError(f"aggTrades row {row!r}: missing or bad field {exc}") from None
+
+
+# --------------------------------------------------------------------------- URLs and control
+
+
+def _check_kind(kind: str) -> str:
+    if not isinstance(kind, str) or not kind or any(c in kind for c in "/?&# \t"):
+        raise ValueError(
+            f"kinds: {kind!r} is not a stream kind (use e.g. 'trade', 'aggTrade', "
+            "'bookTicker', 'kline_1m')"
+        )
+    return kind
+
+
+def stream_name(symbol: str, kind: str = "trade") -> str:
+    """``("BTCUSDT", "trade")`` -> ``"btcusdt@trade"`` (symbols are lowercase on the wire)."""
+    syms = parse_symbols([symbol])
+    if not syms:
+        raise ValueError("symbol: empty symbol name (use e.g. 'BTCUSDT')")
+    return f"{syms[0].lower()}@{_check_kind(kind)}"
+
+
+def stream_names(symbols: Iterable[str], kinds: Sequence[str] = ("trade",)) -> list[str]:
+    """All ``symbol@kind`` names, symbol-major, duplicates removed."""
+    if isinstance(kinds, str):
+        kinds = (kinds,)
+    syms = parse_symbols(list(symbols) if not isinstance(symbols, str) else symbols)
+    if not syms:
+        raise ValueError("symbols: no symbol given (use e.g. ['BTCUSDT', 'ETHUSDT'])")
+    if not kinds:
+        raise ValueError("kinds: no stream kind given (use e.g. ('trade',))")
+    names = [f"{s.lower()}@{_check_kind(k)}" for s in syms for k in kinds]
+    return list(dict.fromkeys(names))
+
+
+def stream_url(
+    base: str,
+    symbols: Iterable[str] | str,
+    kinds: Sequence[str] = ("trade",),
+    *,
+    time_unit: str | None = None,
+) -> str:
+    """Combined-stream URL: ``base + "/stream?streams=btcusdt@trade/ethusdt@trade"``.
+
+    ``base``: ``ws://`` or ``wss://`` origin such as ``wss://stream.binance.com:9443``.
+    ``time_unit="MICROSECOND"`` appends ``&timeUnit=MICROSECOND``.
+    """
+    if not isinstance(base, str) or not base.lower().startswith(("ws://", "wss://")):
+        raise ValueError(
+            f"base: {base!r} is not a WebSocket URL (use e.g. 'wss://stream.binance.com:9443')"
+        )
+    names = stream_names(symbols, kinds)
+    if len(names) > MAX_STREAMS_PER_CONNECTION:
+        raise ValueError(
+            f"symbols: {len(names)} streams exceed Binance's {MAX_STREAMS_PER_CONNECTION} per "
+            "connection; split them over several connections"
+        )
+    url = base.rstrip("/") + "/stream?streams=" + "/".join(quote(n, safe="@_") for n in names)
+    if time_unit is not None:
+        unit = str(time_unit).upper()
+        if unit not in _TIME_UNITS:
+            raise ValueError(f"time_unit: {time_unit!r} is not one of MILLISECOND, MICROSECOND")
+        url += "&timeUnit=" + unit
+    return url
+
+
+def control_message(method: str, params: Sequence[Any] | None, req_id: int | str) -> str:
+    """``{"method": ..., "params": [...], "id": ...}`` as compact JSON text."""
+    msg: dict[str, Any] = {"method": method}
+    if params is not None:
+        msg["params"] = list(params)
+    msg["id"] = req_id
+    return json.dumps(msg, separators=(",", ":"))
+
+
+def subscribe_message(streams: Sequence[str], req_id: int | str) -> str:
+    return control_message("SUBSCRIBE", streams, req_id)
+
+
+def unsubscribe_message(streams: Sequence[str], req_id: int | str) -> str:
+    return control_message("UNSUBSCRIBE", streams, req_id)
+
+
+def list_subscriptions_message(req_id: int | str) -> str:
+    return control_message("LIST_SUBSCRIPTIONS", None, req_id)
+
+
+# --------------------------------------------------------------------------- to the store
+
+
+def trades_to_frame(trades: Sequence[Trade]) -> pd.DataFrame:
+    """Trades of ONE symbol -> the store's ``append()`` input.
+
+    Columns: ``trade_id`` int64, ``price`` float64, ``qty`` float64, ``is_buyer_maker``
+    bool, ``time``, ``event_time``, ``recv_time`` (int64 ns; ``event_time`` is
+    :data:`UNKNOWN_TIME`, numpy's NaT value, for REST trades). Row order is kept.
+    """
+    n = len(trades)
+    if n and len({t.symbol for t in trades}) > 1:
+        syms = sorted({t.symbol for t in trades})
+        raise ValueError(f"trades: mixes symbols {', '.join(syms)}; pass one symbol's trades")
+    cols = {
+        "trade_id": np.fromiter((t.trade_id for t in trades), np.int64, n),
+        "price": np.fromiter((t.price for t in trades), np.float64, n),
+        "qty": np.fromiter((t.qty for t in trades), np.float64, n),
+        "is_buyer_maker": np.fromiter((t.is_buyer_maker for t in trades), np.bool_, n),
+        "time": np.fromiter((t.time_ns for t in trades), np.int64, n),
+        "event_time": np.fromiter((t.event_time_ns for t in trades), np.int64, n),
+        "recv_time": np.fromiter((t.recv_ns for t in trades), np.int64, n),
+    }
+    return pd.DataFrame(cols)
+
