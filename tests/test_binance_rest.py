@@ -1,0 +1,282 @@
+"""BinanceRest against a tiny in-test HTTP server on 127.0.0.1 (no internet)."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import json
+import time
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+
+from quantlab.binance.protocol import UNKNOWN_TIME, AggTrade
+from quantlab.binance.rest import BinanceRest, RateLimitBanned, RestError
+from quantlab.errors import QuantlabError, UnknownSymbolError
+
+TRADES_CSV = "BTCUSDT-spot-trades-2024-08-08T2354_2024-08-09T0005.csv"
+
+
+class MiniHTTP:
+    """HTTP/1.1 keep-alive server; ``handler(path, query) -> (status, headers, body)``."""
+
+    def __init__(self, handler):
+        self.handler = handler
+        self.requests: list[tuple[str, dict]] = []
+        self.connections = 0
+        self.server = None
+
+    async def __aenter__(self):
+        self.server = await asyncio.start_server(self._client, "127.0.0.1", 0)
+        self.url = f"http://127.0.0.1:{self.server.sockets[0].getsockname()[1]}"
+        return self
+
+    async def __aexit__(self, *exc):
+        self.server.close()
+        await self.server.wait_closed()
+
+    async def _client(self, reader, writer):
+        self.connections += 1
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                target = head.split(b" ", 2)[1].decode()
+                parts = urlsplit(target)
+                query = {k: v[0] for k, v in parse_qs(parts.query).items()}
+                self.requests.append((parts.path, query))
+                status, headers, body = self.handler(parts.path, query)
+                if not isinstance(body, bytes):
+                    body = json.dumps(body).encode()
+                lines = [f"HTTP/1.1 {status} X", f"Content-Length: {len(body)}",
+                         "Content-Type: application/json"] + [f"{k}: {v}" for k, v in headers.items()]
+                writer.write(("\r\n".join(lines) + "\r\n\r\n").encode() + body)
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+
+def _official_rows(shared_data):
+    with open(shared_data / "trades" / TRADES_CSV) as f:
+        return [{"id": int(r[0]), "price": r[1], "qty": r[2], "quoteQty": r[3], "time": int(r[4]),
+                 "isBuyerMaker": r[5] == "True", "isBestMatch": r[6] == "True"} for r in csv.reader(f)]
+
+
+def historical_handler(rows, weight_per_call=25):
+    """Serves /api/v3/historicalTrades like Binance (fromId, limit <= 1000), with weights."""
+    by_id = {r["id"]: i for i, r in enumerate(rows)}
+    used = [0]
+
+    def handler(path, q):
+        assert path == "/api/v3/historicalTrades", path
+        assert q["symbol"] == "BTCUSDT"
+        limit = int(q.get("limit", 500))
+        assert 1 <= limit <= 1000
+        start = int(q["fromId"])
+        i = by_id.get(start)
+        if i is None:  # first id at or after fromId
+            i = next((k for k, r in enumerate(rows) if r["id"] >= start), len(rows))
+        used[0] += weight_per_call
+        return 200, {"X-MBX-USED-WEIGHT-1M": str(used[0])}, rows[i:i + limit]
+
+    return handler
+
+
+def run(coro):
+    return asyncio.run(asyncio.wait_for(coro, 30))
+
+
+class FakeTime:
+    """Injectable clock/sleep: sleeping advances the clock instantly."""
+
+    def __init__(self, start=1_700_000_030.0):
+        self.now = start
+        self.sleeps: list[float] = []
+
+    def clock(self):
+        return self.now
+
+    async def sleep(self, s):
+        self.sleeps.append(s)
+        self.now += s
+        await asyncio.sleep(0)
+
+
+def test_fetch_trade_range_pages_the_real_trades(shared_data):
+    rows = _official_rows(shared_data)
+
+    async def main():
+        async with MiniHTTP(historical_handler(rows)) as srv:
+            async with BinanceRest(srv.url) as rest:
+                first, last = rows[0]["id"], rows[-1]["id"]
+                trades = await rest.fetch_trade_range("btcusdt", first, last)
+                part = await rest.fetch_trade_range("BTCUSDT", first + 1500, first + 2600)
+            return srv, trades, part
+
+    srv, trades, part = run(main())
+    assert len(trades) == 19_904 and [t.trade_id for t in trades] == [r["id"] for r in rows]
+    for t, r in zip(trades, rows, strict=True):
+        assert (t.price, t.qty, t.is_buyer_maker) == (float(r["price"]), float(r["qty"]), r["isBuyerMaker"])
+        assert t.time_ns == r["time"] * 1_000_000 and t.event_time_ns == UNKNOWN_TIME
+        assert t.symbol == "BTCUSDT"
+    assert [t.trade_id for t in part] == list(range(rows[0]["id"] + 1500, rows[0]["id"] + 2601))
+    pages = [q for p, q in srv.requests]
+    assert len(pages) == 20 + 2  # 19,904 in pages of 1000, then 1000 + 101
+    assert pages[-1]["limit"] == "101"  # never asks past last_id
+    assert srv.connections == 1  # one kept-alive connection
+
+
+def test_range_with_ids_missing_on_the_exchange(shared_data):
+    rows = _official_rows(shared_data)[:3000]
+    holey = rows[:1200] + rows[1300:]  # the exchange lacks 100 ids
+
+    async def main():
+        async with MiniHTTP(historical_handler(holey)) as srv:
+            async with BinanceRest(srv.url) as rest:
+                got = await rest.fetch_trade_range("BTCUSDT", rows[0]["id"], rows[-1]["id"] + 500)
+            return got, srv.requests
+
+    got, requests = run(main())
+    assert [t.trade_id for t in got] == [r["id"] for r in holey]  # sorted, nothing invented
+    assert len(requests) <= 5  # stops at the empty page past the end
+
+
+def test_429_honours_retry_after_measured():
+    calls = []
+
+    def handler(path, q):
+        calls.append(time.monotonic())
+        if len(calls) == 1:
+            return 429, {"Retry-After": "1"}, {"code": -1003, "msg": "Too many requests"}
+        return 200, {}, [{"a": 1, "p": "1.5", "q": "2", "f": 10, "l": 12, "T": 1723161255342, "m": True, "M": True}]
+
+    async def main():
+        async with MiniHTTP(handler) as srv:
+            async with BinanceRest(srv.url) as rest:
+                got = await rest.agg_trades("ETHUSDT", 1, 10)
+                return got, rest.counters
+
+    got, counters = run(main())
+    assert got == [AggTrade("ETHUSDT", 1, 1.5, 2.0, 10, 12, True, 1723161255342 * 10**6,
+                            UNKNOWN_TIME, got[0].recv_ns)]
+    assert calls[1] - calls[0] >= 1.0  # waited the full Retry-After
+    assert counters["http_429"] == 1 and counters["retries"] == 1
+
+
+def test_418_stops_and_raises_banned():
+    def handler(path, q):
+        return 418, {"Retry-After": "300"}, {"code": -1003, "msg": "Way too many requests; IP banned"}
+
+    async def main():
+        async with MiniHTTP(handler) as srv:
+            async with BinanceRest(srv.url) as rest:
+                with pytest.raises(RateLimitBanned) as info:
+                    await rest.fetch_trade_range("BTCUSDT", 1, 5000)
+            return info.value, len(srv.requests)
+
+    err, n = run(main())
+    assert isinstance(err, QuantlabError) and err.retry_after_s == 300.0
+    assert "418" in str(err) and "banned" in str(err)
+    assert n == 1  # nothing more was sent
+
+
+def test_used_weight_header_makes_it_wait_for_the_next_minute():
+    fake = FakeTime(start=1_700_000_010.0)  # 30 s into a minute
+
+    def handler(path, q):
+        return 200, {"X-MBX-USED-WEIGHT-1M": "4990"}, []
+
+    async def main():
+        async with MiniHTTP(handler) as srv:
+            async with BinanceRest(srv.url, max_weight_per_min=5000, sleep=fake.sleep, clock=fake.clock) as rest:
+                await rest.historical_trades("BTCUSDT", 1)  # server says 4990 used
+                assert rest.used_weight == 4990
+                await rest.historical_trades("BTCUSDT", 2)  # 4990 + 25 > 5000: wait
+                return rest.counters
+
+    counters = run(main())
+    assert len(fake.sleeps) == 1 and 30.0 <= fake.sleeps[0] <= 30.2
+    assert counters["weight_waits"] == 1
+
+
+def test_exchange_info_names_unknown_symbols():
+    listed = {"BTCUSDT", "ETHUSDT"}
+
+    def handler(path, q):
+        assert path == "/api/v3/exchangeInfo"
+        wanted = json.loads(q["symbols"]) if "symbols" in q else [q["symbol"]]
+        if any(s not in listed for s in wanted):
+            return 400, {}, {"code": -1121, "msg": "Invalid symbol."}
+        return 200, {}, {"timezone": "UTC", "symbols": [{"symbol": s, "status": "TRADING", "extra": 1} for s in wanted]}
+
+    async def main():
+        async with MiniHTTP(handler) as srv:
+            async with BinanceRest(srv.url) as rest:
+                ok = await rest.exchange_info(["btcusdt", "ETHUSDT"])
+                with pytest.raises(UnknownSymbolError) as info:
+                    await rest.exchange_info(["BTCUSDT", "FOOBAR", "BTCUSDX"])
+            return ok, info.value
+
+    ok, err = run(main())
+    assert list(ok) == ["BTCUSDT", "ETHUSDT"] and ok["BTCUSDT"]["status"] == "TRADING"
+    assert "FOOBAR" in str(err) and "BTCUSDX" in str(err) and "BTCUSDT," not in str(err)
+
+
+def test_unreachable_endpoint_retries_with_backoff_then_fails_clearly():
+    fake = FakeTime()
+
+    async def main():
+        srv = await asyncio.start_server(lambda r, w: None, "127.0.0.1", 0)
+        port = srv.sockets[0].getsockname()[1]
+        srv.close()
+        await srv.wait_closed()  # nothing listens there now
+        async with BinanceRest(f"http://127.0.0.1:{port}", max_retries=3, sleep=fake.sleep,
+                               clock=fake.clock, timeout_s=2) as rest:
+            with pytest.raises(RestError) as info:
+                await rest.historical_trades("BTCUSDT", 1)
+            return info.value
+
+    err = run(main())
+    assert "unreachable" in str(err) and "4 attempts" in str(err)
+    assert len(fake.sleeps) == 3 and all(s > 0 for s in fake.sleeps)
+    assert fake.sleeps[2] > fake.sleeps[0]  # exponential, not a busy loop
+
+
+def test_5xx_is_retried_and_4xx_is_not():
+    seq = iter([(503, {}, b"busy"), (200, {}, [])])
+
+    async def main():
+        async with MiniHTTP(lambda p, q: next(seq)) as srv:
+            async with BinanceRest(srv.url, backoff=lambda: iter([0.01] * 10)) as rest:
+                assert await rest.historical_trades("BTCUSDT", 1) == []
+        async with MiniHTTP(lambda p, q: (400, {}, {"code": -1100, "msg": "Illegal characters"})) as srv:
+            async with BinanceRest(srv.url) as rest:
+                with pytest.raises(RestError, match="-1100") as info:
+                    await rest.historical_trades("BTCUSDT", 1)
+            return info.value, len(srv.requests)
+
+    err, n = run(main())
+    assert err.status == 400 and err.code == -1100 and n == 1
+
+
+def test_bad_arguments():
+    with pytest.raises(ValueError, match="rest_url"):
+        BinanceRest("ftp://api.binance.com")
+    with pytest.raises(ValueError, match="rest_url"):
+        BinanceRest("api.binance.com")
+
+    async def main():
+        async with BinanceRest("http://127.0.0.1:9") as rest:
+            for call, match in [
+                (rest.historical_trades("BTCUSDT", 1, limit=0), "limit"),
+                (rest.historical_trades("BTCUSDT", 1, limit=1001), "limit"),
+                (rest.historical_trades("BTCUSDT", -1), "from_id"),
+                (rest.historical_trades("BTC/USDT", 1), "symbol"),
+                (rest.fetch_trade_range("BTCUSDT", 10, 5), "last_id"),
+                (rest.exchange_info([]), "symbols"),
+            ]:
+                with pytest.raises(ValueError, match=match):
+                    await call
+
+    run(main())
