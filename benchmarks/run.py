@@ -57,7 +57,7 @@ def main() -> int:
     ]
     widths = [max(len(str(line[i])) for line in table) for i in range(len(header))]
     for n, line in enumerate(table):
-        print("  ".join(str(c).ljust(w) for c, w in zip(line, widths)))
+        print("  ".join(str(c).ljust(w) for c, w in zip(line, widths, strict=True)))
         if n == 0:
             print("  ".join("-" * w for w in widths))
     if failed:

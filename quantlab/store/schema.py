@@ -97,7 +97,7 @@ def to_batch(ticks, schema: TableSchema = TRADES) -> Batch:
     """Normalise a DataFrame / structured array / dict of arrays into a column batch.
 
     ``time`` may be a column or (for DataFrames) the index. Missing optional columns are
-    filled with NaT. Raises ``ValueError`` naming a missing required column.
+    left out. Raises ``ValueError`` naming a missing required column.
     """
     if isinstance(ticks, pd.DataFrame):
         cols = {c: ticks[c] for c in ticks.columns}
@@ -130,9 +130,6 @@ def to_batch(ticks, schema: TableSchema = TRADES) -> Batch:
         elif len(arr) != n:
             raise ValueError(f"ticks: column {name!r} has {len(arr)} rows, expected {n}")
         out[name] = np.ascontiguousarray(arr)
-    for name in schema.optional:
-        if name not in out:
-            out[name] = np.full(n or 0, NAT, dtype="i8")
     return out
 
 
@@ -145,11 +142,18 @@ def take(batch: Batch, index) -> Batch:
 
 
 def concat(batches: list[Batch]) -> Batch:
+    """Concatenate batches; an optional column missing from some is filled with NaT there."""
     batches = [b for b in batches if batch_len(b)]
     if not batches:
         return {}
-    keys = batches[0].keys()
-    return {k: np.concatenate([b[k] for b in batches]) for k in keys}
+    if len(batches) == 1:
+        return batches[0]
+    keys = list(dict.fromkeys(k for b in batches for k in b))
+    out = {}
+    for k in keys:
+        parts = [b[k] if k in b else np.full(batch_len(b), NAT, dtype="i8") for b in batches]
+        out[k] = np.concatenate(parts)
+    return out
 
 
 def clean(batch: Batch, schema: TableSchema = TRADES, symbol: str = "?") -> tuple[Batch, int]:
@@ -192,6 +196,8 @@ def to_frame(batch: Batch, schema: TableSchema = TRADES) -> pd.DataFrame:
     for name, _ in schema.columns:
         if name == "time":
             continue
+        if name not in batch:
+            continue  # optional receipt times exist only for rows recorded live
         v = batch[name]
         if name in ("event_time", "recv_time"):
             data[name] = pd.DatetimeIndex(v.view("M8[ns]")).tz_localize("UTC")

@@ -1,7 +1,9 @@
 """HDF5 segment files: one table (kind, symbol) is a folder of segments.
 
-``seg-<first id, 20 digits>.h5`` are *sealed*: immutable, compressed, attributes hold their
-id and time bounds. ``active.h5`` is the writer's open segment, written in SWMR mode,
+``seg-<first id, 20 digits>.h5`` are *sealed*: immutable, attributes hold their id and time
+bounds. By default their columns are contiguous and uncompressed, so a range read is one
+``pread`` per column straight into the result (5M rows in tens of milliseconds); a store
+created with ``compression="lzf"`` or ``"gzip"`` trades read speed for 2-3x less disk. ``active.h5`` is the writer's open segment, written in SWMR mode,
 uncompressed (SWMR + compression + partial chunks bloats files), with a ``committed``
 row counter that the writer updates only after the rows it counts are flushed: readers
 refresh the counter first and read ``min(committed, shape)`` rows, so they never see a
@@ -30,7 +32,7 @@ log = logging.getLogger(__name__)
 
 ACTIVE = "active.h5"
 CHUNK_ROWS = 65_536
-COMPRESSION = "lzf"
+COMPRESSIONS = (None, "lzf", "gzip")
 
 
 def sealed_name(first_id: int) -> str:
@@ -71,7 +73,7 @@ def read_info(path: Path) -> SegmentInfo:
             raise StoreCorruptError(f"{path} is not a quantlab segment (no {exc} attribute)") from exc
 
 
-def write_sealed(folder: Path, schema: TableSchema, batch: Batch) -> SegmentInfo:
+def write_sealed(folder: Path, schema: TableSchema, batch: Batch, compression: str | None = None) -> SegmentInfo:
     """Write ``batch`` (sorted by id, unique) as a sealed segment, atomically (tmp + rename)."""
     n = batch_len(batch)
     ids, times = batch[schema.id], batch["time"]
@@ -80,11 +82,14 @@ def write_sealed(folder: Path, schema: TableSchema, batch: Batch) -> SegmentInfo
     chunk = max(1, min(n, CHUNK_ROWS * 4))
     with h5py.File(tmp, "w", libver="latest") as f:
         for name, dt in schema.columns:
-            col = batch[name]
-            if name in schema.optional and np.all(col == NAT):
+            col = batch.get(name)
+            if col is None or (name in schema.optional and np.all(col == NAT)):
                 continue  # imported rows carry no receipt times: store nothing
-            f.create_dataset(name, data=col.astype(dt, copy=False), chunks=(chunk,),
-                             compression=COMPRESSION, shuffle=True)
+            if compression is None:
+                f.create_dataset(name, data=col.astype(dt, copy=False))  # contiguous
+            else:
+                f.create_dataset(name, data=col.astype(dt, copy=False), chunks=(chunk,),
+                                 compression=compression, shuffle=True)
         time_sorted = bool(n < 2 or np.all(times[1:] >= times[:-1]))
         f.attrs.update(
             rows=n, first_id=int(ids[0]), last_id=int(ids[-1]), kind=schema.kind,
@@ -96,8 +101,50 @@ def write_sealed(folder: Path, schema: TableSchema, batch: Batch) -> SegmentInfo
 
 def read_sealed(info: SegmentInfo, schema: TableSchema, start_ns: int | None, end_ns: int | None) -> Batch:
     """Rows of a sealed segment with ``start_ns <= time < end_ns`` (None: unbounded)."""
+    if (start_ns is None or start_ns <= info.first_time) and (end_ns is None or info.last_time < end_ns):
+        start_ns = end_ns = None  # wholly inside: no need to scan its times
     with _open(info.path) as f:
         return _read_range(f, schema, info.rows, info.time_sorted, start_ns, end_ns)
+
+
+def read_sealed_many(infos: list[SegmentInfo], schema: TableSchema,
+                     start_ns: int | None, end_ns: int | None) -> Batch:
+    """Rows of several sealed segments (sorted by id) in ``[start_ns, end_ns)``, read straight
+    into preallocated result arrays: one ``read_direct`` per column and segment, no concat."""
+    plan: list[tuple[SegmentInfo, int, int, set[str]]] = []
+    unsorted: list[Batch] = []
+    for info in infos:
+        inside = (start_ns is None or start_ns <= info.first_time) and (end_ns is None or info.last_time < end_ns)
+        with _open(info.path) as f:
+            names = set(f.keys())
+            if inside:
+                plan.append((info, 0, info.rows, names))
+            elif not info.time_sorted:
+                unsorted.append(_read_range(f, schema, info.rows, False, start_ns, end_ns))
+            else:
+                t = f["time"][:]
+                lo = int(np.searchsorted(t, start_ns, "left")) if start_ns is not None else 0
+                hi = int(np.searchsorted(t, end_ns, "left")) if end_ns is not None else info.rows
+                if hi > lo:
+                    plan.append((info, lo, hi, names))
+    if unsorted:  # rare (imported files whose times step back): the simple path
+        from quantlab.store.schema import concat
+
+        return concat([read_sealed(i, schema, start_ns, end_ns) for i in infos])
+    total = sum(hi - lo for _, lo, hi, _ in plan)
+    present = set().union(*(names for *_, names in plan)) if plan else set()
+    out: Batch = {name: np.empty(total, dtype=dt) for name, dt in schema.columns if name in present}
+    pos = 0
+    for info, lo, hi, names in plan:
+        n = hi - lo
+        with _open(info.path) as f:
+            for name, col in out.items():
+                if name in names:
+                    f[name].read_direct(col, np.s_[lo:hi], np.s_[pos:pos + n])
+                else:
+                    col[pos:pos + n] = NAT
+        pos += n
+    return out
 
 
 def _read_range(f: h5py.File, schema: TableSchema, rows: int, time_sorted: bool,
@@ -117,12 +164,11 @@ def _read_range(f: h5py.File, schema: TableSchema, rows: int, time_sorted: bool,
     out: Batch = {}
     n = max(hi - lo, 0)
     for name, dt in schema.columns:
-        if name in f:
-            col = np.empty(n, dtype=dt)
-            if n:
-                f[name].read_direct(col, np.s_[lo:hi])
-        else:
-            col = np.full(n, NAT, dtype=dt)
+        if name not in f:
+            continue  # an optional column this segment does not hold (rows imported, not recorded)
+        col = np.empty(n, dtype=dt)
+        if n:
+            f[name].read_direct(col, np.s_[lo:hi])
         out[name] = col if mask is None else col[mask[lo:hi]]
     return out
 
@@ -154,7 +200,7 @@ class ActiveWriter:
         for name, _ in self.schema.columns:
             ds = self.file[name]
             ds.resize((hi,))
-            ds[lo:hi] = batch[name]
+            ds[lo:hi] = batch[name] if name in batch else np.full(n, NAT, dtype="i8")
         self.rows = hi
         self.last_id = int(batch[self.schema.id][-1])
 

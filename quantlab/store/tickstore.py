@@ -53,7 +53,7 @@ log = logging.getLogger(__name__)
 
 FORMAT = {"format": "quantlab-store", "version": 1}
 SEGMENT_ROWS = 1_000_000
-DIRECT_SEAL_ROWS = 100_000  # a tail batch this large with no active rows is sealed directly
+DIRECT_SEAL_ROWS = SEGMENT_ROWS // 2  # a tail batch this large with no active rows is sealed directly
 
 
 def to_ns(value, name: str) -> int | None:
@@ -119,15 +119,18 @@ class TickStore:
 
     segment_rows = SEGMENT_ROWS
 
-    def __init__(self, path: str | os.PathLike[str], mode: str = "r"):
+    def __init__(self, path: str | os.PathLike[str], mode: str = "r", *, compression: str | None = None):
         if mode not in ("r", "a"):
             raise ValueError(f"mode: {mode!r} is not 'r' (read) or 'a' (the single writer)")
+        if compression not in seg.COMPRESSIONS:
+            raise ValueError(f"compression: {compression!r} is not one of None, 'lzf', 'gzip'")
         self.path = Path(path).expanduser()
         self.mode = mode
         self._lock: WriterLock | None = None
         self._tables: dict[tuple[str, str], _Table] = {}
         self._info_cache: dict[tuple[str, int, int], seg.SegmentInfo] = {}
         self._active_handles: dict[Path, tuple[int, h5py.File]] = {}
+        self.compression: str | None = compression
         marker = self.path / "store.json"
         if mode == "r":
             if not self.path.exists():
@@ -146,8 +149,9 @@ class TickStore:
             self._lock.acquire()
             try:
                 if not marker.exists():
-                    _atomic_json(marker, FORMAT)
+                    _atomic_json(marker, {**FORMAT, "compression": compression})
                 self._check_format(marker)
+                self.compression = _read_json(marker, {}).get("compression")
                 self._recover()
             except BaseException:
                 self._lock.release()
@@ -271,14 +275,13 @@ class TickStore:
     def _read_batch(self, folder: Path, schema: TableSchema, start_ns, end_ns) -> Batch:
         for attempt in range(5):
             try:
-                parts = []
-                for info in self._segment_infos(folder):
-                    if start_ns is not None and info.last_time < start_ns:
-                        continue
-                    if end_ns is not None and info.first_time >= end_ns:
-                        continue
-                    parts.append(seg.read_sealed(info, schema, start_ns, end_ns))
-                parts.append(self._active_batch(folder, schema, start_ns, end_ns))
+                infos = [
+                    info for info in self._segment_infos(folder)
+                    if not (start_ns is not None and info.last_time < start_ns)
+                    and not (end_ns is not None and info.first_time >= end_ns)
+                ]
+                parts = [seg.read_sealed_many(infos, schema, start_ns, end_ns),
+                         self._active_batch(folder, schema, start_ns, end_ns)]
                 break
             except FileNotFoundError:  # a segment was replaced while we read: list again
                 if attempt == 4:
@@ -431,7 +434,7 @@ class TickStore:
             for lo in range(0, n, self.segment_rows):
                 part = take(batch, slice(lo, lo + self.segment_rows))
                 if batch_len(part) >= DIRECT_SEAL_ROWS or lo == 0:
-                    table.sealed.append(seg.write_sealed(table.folder, table.schema, part))
+                    table.sealed.append(seg.write_sealed(table.folder, table.schema, part, self.compression))
                 else:
                     self._active(table).append(part)
             return
@@ -457,7 +460,7 @@ class TickStore:
         active.flush()
         rows = seg.read_active_file(active.file, table.schema)
         if batch_len(rows):
-            table.sealed.append(seg.write_sealed(table.folder, table.schema, rows))
+            table.sealed.append(seg.write_sealed(table.folder, table.schema, rows, self.compression))
             table.sealed.sort(key=lambda s: s.first_id)
         active.close()
         with contextlib.suppress(FileNotFoundError):
@@ -498,7 +501,7 @@ class TickStore:
             part = take(batch, sel)
             for lo in range(0, batch_len(part), self.segment_rows):
                 table.sealed.append(
-                    seg.write_sealed(table.folder, schema, take(part, slice(lo, lo + self.segment_rows)))
+                    seg.write_sealed(table.folder, schema, take(part, slice(lo, lo + self.segment_rows)), self.compression)
                 )
         table.sealed = self._segment_infos(table.folder)
         return added
@@ -507,7 +510,7 @@ class TickStore:
         n = batch_len(merged)
         written = []
         for lo in range(0, n, self.segment_rows):
-            written.append(seg.write_sealed(table.folder, table.schema, take(merged, slice(lo, lo + self.segment_rows))))
+            written.append(seg.write_sealed(table.folder, table.schema, take(merged, slice(lo, lo + self.segment_rows)), self.compression))
         if all(w.path != old.path for w in written):
             old.path.unlink()
 
