@@ -168,11 +168,11 @@ class SecondCloses:
             self.close[-1] = new_c[0]
             new_s, new_c = new_s[1:], new_c[1:]
         if len(new_s):
+            if len(self.sec) > 2 * self.keep_s + 16:  # drop what no trade of this batch needs
+                cut = np.searchsorted(self.sec, s[0] - self.keep_s)
+                self.sec, self.close = self.sec[cut:], self.close[cut:]
             self.sec = np.concatenate([self.sec, new_s])
             self.close = np.concatenate([self.close, new_c])
-            if len(self.sec) > 2 * self.keep_s + 16:
-                cut = np.searchsorted(self.sec, self.sec[-1] - self.keep_s)
-                self.sec, self.close = self.sec[cut:].copy(), self.close[cut:].copy()
 
     def before(self, query_ns: np.ndarray) -> np.ndarray:
         """Price as of each query time: the close of the last second that ended by it

@@ -42,8 +42,8 @@ from quantlab.alerts.pairmath import pair_value as _default_pair_value
 from quantlab.alerts.rules import MoveRule, PriceRule, Rule, SpreadRule, ZScoreRule
 
 PairValueFn = Callable[[str, np.ndarray, np.ndarray, str], float]
-#: ``loader(symbol, timeframe) -> (bar_open_ns int64 array, close array) | None``
-BarsLoader = Callable[[str, str], "tuple[np.ndarray, np.ndarray] | None"]
+#: ``loader(symbol, timeframe, n_bars) -> (bar_open_ns int64 array, close array) | None``
+BarsLoader = Callable[[str, str, int], "tuple[np.ndarray, np.ndarray] | None"]
 
 
 @dataclass(frozen=True)
@@ -343,7 +343,9 @@ class AlertEngine:
             if b is None:
                 b = BarBuilder(key[1], keep)
                 self._seed(b, key[0], tf_name[key[1]])
-            b.keep = max(b.keep, keep)
+            elif keep > b.keep:  # a longer window: prepend older stored bars
+                b.keep = keep
+                self._seed(b, key[0], tf_name[key[1]])
             builders[key] = b
         self._builders = builders
         for r in rules:
@@ -379,7 +381,7 @@ class AlertEngine:
         if self.bars_loader is None:
             return
         try:
-            loaded = self.bars_loader(symbol, timeframe)
+            loaded = self.bars_loader(symbol, timeframe, builder.keep)
         except Exception:  # warm-up is best effort: live bars fill the window anyway
             loaded = None
         if loaded is not None:

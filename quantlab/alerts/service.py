@@ -68,16 +68,23 @@ def format_message(rule: Rule, tr: Trigger) -> str:
     return f"{text}: {rule.note}" if rule.note else text
 
 
-def store_bars_loader(store_dir: str | os.PathLike[str]) -> Callable[[str, str], Any]:
-    """Warm-up for pair rules: the store's bars of a symbol (open time ns, close)."""
-    def load(symbol: str, timeframe: str) -> tuple[np.ndarray, np.ndarray] | None:
-        from quantlab.store import TickStore
+def store_bars_loader(store_dir: str | os.PathLike[str]) -> Callable[..., Any]:
+    """Warm-up for pair rules: the last ``n_bars`` stored bars of a symbol (open time ns,
+    close), counted back from the symbol's last stored trade (not the wall clock, so a
+    replayed or imported store works too)."""
+    def load(symbol: str, timeframe: str, n_bars: int) -> tuple[np.ndarray, np.ndarray] | None:
+        from quantlab.store import TickStore, timeframe_ns
 
         st = TickStore(store_dir)
         try:
             if symbol not in st.symbols():
                 return None
-            bars = st.bars(symbol, timeframe)
+            info = st.info()
+            last = info.loc[info["symbol"] == symbol, "last_time"]
+            if len(last) == 0:
+                return None
+            start = pd.Timestamp(last.max()) - pd.Timedelta(int(n_bars) * timeframe_ns(timeframe), "ns")
+            bars = st.bars(symbol, timeframe, start=start)
         finally:
             st.close()
         if bars is None or len(bars) == 0:
