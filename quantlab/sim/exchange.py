@@ -1,0 +1,829 @@
+"""A Binance-compatible exchange on one loopback port: WebSocket trade streams and REST.
+
+Tests, benchmarks and the offline demo point the recorder at it through the same URL
+flags as the real exchange::
+
+    async with Exchange(Synthetic(["BTCUSDT", "ETHUSDT"], rate=1000)) as ex:
+        ex.ws_url    # "ws://127.0.0.1:PORT"   (client appends /stream?streams=btcusdt@trade/...)
+        ex.rest_url  # "http://127.0.0.1:PORT" (client appends /api/v3/...)
+        ...
+        ex.trades("BTCUSDT")  # DataFrame of every trade made so far
+        ex.counters           # {"connections": 1, "messages_sent": 5123, "dropped": 51, ...}
+
+From synchronous code (notebooks, tests), :class:`ExchangeThread` runs the same server on
+a background event loop: ``ExchangeThread(source).start()`` ... ``.stop()``.
+
+Served on the one port (WebSocket upgrade requests go to the streams, plain HTTP GETs to
+REST, through ``websockets``' ``process_request`` hook):
+
+* ``/stream?streams=btcusdt@trade/ethusdt@trade`` (combined frames), ``/ws/btcusdt@trade``
+  (raw frames), ``/ws`` and ``/stream`` with ``SUBSCRIBE``/``UNSUBSCRIBE``/
+  ``LIST_SUBSCRIPTIONS``/``SET_PROPERTY``/``GET_PROPERTY`` control messages, replies and
+  error replies as in :mod:`quantlab.sim.wire`; ``timeUnit=MICROSECOND``; server pings
+  every ``ping_interval`` s (payload echoed by the client; no pong within
+  ``ping_timeout`` s drops the connection); more than ``control_rate_limit`` incoming
+  messages a second closes the connection (code 1008), as Binance does;
+  ``max_connection_age`` closes old connections (Binance: 24 h); a ``serverShutdown``
+  event is sent before a clean stop. Only ``<symbol>@trade`` streams carry data; other
+  valid stream names are accepted and stay silent.
+* ``GET /api/v3/ping``, ``/time``, ``/exchangeInfo?symbol=|symbols=[..]``,
+  ``/trades?symbol=&limit=``, ``/historicalTrades?symbol=&fromId=&limit=``,
+  ``/aggTrades?symbol=&fromId=|startTime=&endTime=&limit=`` (limit <= 1000), with
+  ``X-MBX-USED-WEIGHT-1M`` (weights 1, 1, 20, 25, 25, 4; limit ``weight_limit`` a minute,
+  then 429 with ``Retry-After``), ``X-MBX-TIME-UNIT: MICROSECOND`` honoured, Binance's
+  error bodies (``{"code":-1121,"msg":"Invalid symbol."}``).
+
+Every trade made stays available for backfill (per symbol, in the compact
+:class:`~quantlab.sim.tape.Tape`), including trades a fault kept off the stream.
+Faults: see :mod:`quantlab.sim.faults`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import http
+import json
+import logging
+import math
+import threading
+import time
+from collections import Counter, deque
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qs, unquote
+
+from websockets.asyncio.server import ServerConnection, serve
+from websockets.datastructures import Headers
+from websockets.exceptions import ConnectionClosed
+from websockets.http11 import Request, Response
+
+from quantlab.errors import UnknownSymbolError
+from quantlab.sim import wire
+from quantlab.sim.faults import Faults, FaultState, malformed_frame, parse_faults
+from quantlab.sim.sources import Source, SymbolInfo, source_from_spec
+from quantlab.sim.tape import Tape
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = ["Exchange", "ExchangeThread", "WEIGHTS"]
+
+log = logging.getLogger("quantlab.sim")
+_ws_log = logging.getLogger("quantlab.sim.websockets")
+if _ws_log.level == logging.NOTSET:
+    _ws_log.setLevel(logging.WARNING)  # one line per REST request is noise
+
+#: Request weights of the REST endpoints (Binance spot, 2024-2026).
+WEIGHTS = {"ping": 1, "time": 1, "exchangeInfo": 20, "trades": 25, "historicalTrades": 25, "aggTrades": 4}
+_HISTORY = ("trades", "historicalTrades", "aggTrades")
+_MAX_LIMIT = 1000
+_DEFAULT_LIMIT = 500
+
+
+def _now_us() -> int:
+    return time.time_ns() // 1000
+
+
+class _Client:
+    """One WebSocket connection: its subscriptions, outgoing queue and fault state."""
+
+    __slots__ = ("ws", "number", "combined", "micro", "streams", "queue", "pending", "wake",
+                 "connected_at", "fault", "incoming", "closing", "tasks")
+
+    def __init__(self, ws: ServerConnection, number: int, combined: bool, micro: bool,
+                 faults: Faults, connected_at: float) -> None:
+        self.ws = ws
+        self.number = number
+        self.combined = combined
+        self.micro = micro
+        self.streams: list[str] = []
+        self.queue: deque[tuple[list[bytes], bool, str]] = deque()
+        self.pending = 0  # data frames queued
+        self.wake = asyncio.Event()
+        self.connected_at = connected_at
+        self.fault = FaultState(faults, number)
+        self.incoming: deque[float] = deque()
+        self.closing = False
+        self.tasks: list[asyncio.Task] = []
+
+    def enqueue(self, frames: list[bytes], data: bool, stream: str = "") -> None:
+        if not frames:
+            return
+        self.queue.append((frames, data, stream))
+        if data:
+            self.pending += len(frames)
+        self.wake.set()
+
+
+class Exchange:
+    """A Binance-compatible exchange on ``host:port`` (``port=0`` picks a free port).
+
+    ``source`` is a :class:`~quantlab.sim.sources.Source` or a spec string
+    (``"synthetic"``, ``"replay:PATH"``); ``faults`` a :class:`Faults` or spec string.
+    Use as ``async with Exchange(...) as ex:`` or ``await ex.start()`` / ``await ex.close()``.
+    """
+
+    def __init__(
+        self,
+        source: Source | str,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        faults: Faults | str | None = None,
+        ping_interval: float | None = 20.0,
+        ping_timeout: float = 60.0,
+        max_connection_age: float | None = None,
+        control_rate_limit: int | None = 5,
+        weight_limit: int = 6000,
+        error_style: str = "nested",
+        tick: float = 0.005,
+        max_pending: int = 2_000_000,
+        throttle_pending: int = 20_000,
+        announce_shutdown: bool = True,
+    ) -> None:
+        self.source = source_from_spec(source) if isinstance(source, str) else source
+        if not isinstance(self.source, Source):
+            raise TypeError(f"source: expected a quantlab.sim Source or a spec string, got {type(source).__name__}")
+        if not isinstance(port, int) or not 0 <= port <= 65535:
+            raise ValueError(f"port: {port!r} must be an integer 0..65535 (0 picks a free port)")
+        if error_style not in ("nested", "flat"):
+            raise ValueError(f"error_style: {error_style!r} must be 'nested' or 'flat'")
+        for name, v in (("tick", tick), ("ping_timeout", ping_timeout)):
+            if not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0):
+                raise ValueError(f"{name}: {v!r} must be a positive number of seconds")
+        if ping_interval is not None and not ping_interval > 0:
+            raise ValueError(f"ping_interval: {ping_interval!r} must be > 0 seconds (None: no pings)")
+        self.host = host
+        self.faults = parse_faults(faults)
+        self.ping_interval = ping_interval
+        self.ping_timeout = float(ping_timeout)
+        self.max_connection_age = max_connection_age
+        self.control_rate_limit = control_rate_limit
+        self.weight_limit = int(weight_limit)
+        self.error_style = error_style
+        self.tick = float(tick)
+        self.max_pending = int(max_pending)
+        self.throttle_pending = int(throttle_pending)
+        self.announce_shutdown = announce_shutdown
+        self._requested_port = port
+        self.port: int | None = None
+        self.symbols: tuple[str, ...] = tuple(self.source.symbols)
+        self._infos: dict[str, SymbolInfo] = {s: self.source.info(s) for s in self.symbols}
+        self._by_stream = {f"{s.lower()}@trade": s for s in self.symbols}
+        self._tapes = {s: Tape(agg_first_id=self._agg_base(s)) for s in self.symbols}
+        self._subs: dict[str, set[_Client]] = {}
+        self._clients: set[_Client] = set()
+        self._served: set[str] = set()
+        self._counters: Counter[str] = Counter()
+        self._rest429_left = self.faults.rest429
+        self._rest418_left = self.faults.rest418
+        self._weight_minute = -1
+        self._weight_used = 0
+        self._server: Any = None
+        self._pump_task: asyncio.Task | None = None
+        self._t_start = 0.0
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._closed = False
+
+    @staticmethod
+    def _agg_base(symbol: str) -> int:
+        return 1_000_000_000 + (sum(map(ord, symbol)) % 97) * 10_000_000
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def __aenter__(self) -> Exchange:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def start(self) -> Exchange:
+        if self._server is not None:
+            raise RuntimeError("exchange: already started")
+        self._loop = asyncio.get_running_loop()
+        self._server = await serve(
+            self._handler,
+            self.host,
+            self._requested_port,
+            process_request=self._process_request,
+            compression=None,
+            ping_interval=None,  # pings are ours (counted, with Binance's timing)
+            close_timeout=2,
+            max_size=2**16,
+            write_limit=2**20,
+            logger=_ws_log,
+        )
+        self.port = self._server.sockets[0].getsockname()[1]
+        self._t_start = time.monotonic()
+        self.source.start(_now_us())
+        self._pump_task = asyncio.create_task(self._pump(), name="quantlab-sim-pump")
+        log.info("exchange simulator on %s: %s; faults: %s", self.ws_url, self.source.describe(), self.faults)
+        return self
+
+    async def close(self) -> None:
+        if self._server is None or self._closed:
+            return
+        self._closed = True
+        if self._pump_task is not None:
+            self._pump_task.cancel()
+            try:
+                await self._pump_task
+            except (asyncio.CancelledError, Exception):  # noqa: BLE001 - already logged
+                pass
+        if self.announce_shutdown and self._clients:
+            self.send_server_shutdown()
+            await asyncio.sleep(0.05)
+        self._server.close()
+        try:
+            await asyncio.wait_for(self._server.wait_closed(), 5)
+        except TimeoutError:
+            for c in list(self._clients):
+                c.ws.transport.abort()
+        log.info("exchange simulator stopped: %s", dict(self._counters))
+
+    @property
+    def ws_url(self) -> str:
+        self._require_started()
+        return f"ws://{self._url_host}:{self.port}"
+
+    @property
+    def rest_url(self) -> str:
+        self._require_started()
+        return f"http://{self._url_host}:{self.port}"
+
+    @property
+    def _url_host(self) -> str:
+        return f"[{self.host}]" if ":" in self.host else self.host
+
+    def _require_started(self) -> None:
+        if self.port is None:
+            raise RuntimeError("exchange: not started; use 'async with Exchange(...) as ex' or await ex.start()")
+
+    # ------------------------------------------------------------------ inspection
+
+    @property
+    def counters(self) -> dict[str, int]:
+        """A snapshot: connections, messages_sent, trades_made, dropped, cuts, duplicates,
+        malformed, stalled, pings, pongs, control_messages, rest_requests, rest_429, ..."""
+        snap = dict(self._counters)
+        snap["connections_open"] = len(self._clients)
+        return snap
+
+    def tape(self, symbol: str) -> Tape:
+        s = str(symbol).upper()
+        if s not in self._tapes:
+            raise UnknownSymbolError(f"exchange: unknown symbol {symbol!r}; it trades {', '.join(self.symbols)}")
+        return self._tapes[s]
+
+    def trades(self, symbol: str) -> pd.DataFrame:
+        """Every trade made so far for ``symbol``: columns trade_id (int64), price, qty
+        (float64), is_buyer_maker (bool), time (datetime64[ns, UTC], trade time T)."""
+        import pandas as pd
+
+        rows = self.tape(symbol).all()
+        info = self._infos[str(symbol).upper()]
+        return pd.DataFrame({
+            "trade_id": rows["id"].astype("int64"),
+            "price": rows["price"] / 10.0**info.price_decimals,
+            "qty": rows["qty"] / 10.0**info.qty_decimals,
+            "is_buyer_maker": rows["buyer_maker"].astype(bool),
+            "time": pd.to_datetime(rows["time"] * 1000, unit="ns", utc=True),
+        })
+
+    def info(self, symbol: str) -> SymbolInfo:
+        self.tape(symbol)
+        return self._infos[str(symbol).upper()]
+
+    # ------------------------------------------------------------------ control from tests
+
+    def abort_connections(self) -> int:
+        """Cut every WebSocket connection now, without a close frame; returns how many."""
+        n = 0
+        for c in list(self._clients):
+            c.closing = True
+            c.ws.transport.abort()
+            n += 1
+        self._counters["cuts"] += n
+        return n
+
+    def send_server_shutdown(self) -> None:
+        """Send the ``serverShutdown`` event to every connection (they stay open)."""
+        now = _now_us()
+        for c in list(self._clients):
+            c.enqueue([wire.shutdown_frame(now, micro=c.micro, combined=c.combined).encode()], False)
+        self._counters["shutdown_events"] += len(self._clients)
+
+    # ------------------------------------------------------------------ market
+
+    async def _pump(self) -> None:
+        try:
+            while True:
+                await asyncio.sleep(self.tick)
+                if self.source.throttleable:
+                    watchers = [c for subs in self._subs.values() for c in subs]
+                    if not watchers or any(c.pending > self.throttle_pending for c in watchers):
+                        continue
+                now = _now_us()
+                batches = self.source.advance(now)
+                if batches:
+                    self._publish(batches, now)
+                if self.source.exhausted:
+                    log.info("exchange simulator: the source has no more trades (%s)", self.source.describe())
+                    return
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("exchange simulator: the market pump failed")
+            raise
+
+    def _publish(self, batches: Mapping[str, Any], now_us: int) -> None:
+        for sym, batch in batches.items():
+            n = len(batch)
+            if not n:
+                continue
+            self._tapes[sym].append(batch)
+            self._counters["trades_made"] += n
+            stream = f"{sym.lower()}@trade"
+            subs = self._subs.get(stream)
+            if not subs:
+                continue
+            info = self._infos[sym]
+            encoded: dict[tuple[bool, bool], list[bytes]] = {}
+            for c in list(subs):
+                key = (c.combined, c.micro)
+                frames = encoded.get(key)
+                if frames is None:
+                    frames = encoded[key] = wire.trade_frames(info, batch, now_us, micro=c.micro, combined=c.combined)
+                c.enqueue(frames, True, stream)
+                if c.pending > self.max_pending and not c.closing:
+                    log.warning("exchange simulator: connection %d is %d frames behind; closing it", c.number, c.pending)
+                    self._counters["slow_consumers"] += 1
+                    c.closing = True
+                    c.ws.transport.abort()
+
+    # ------------------------------------------------------------------ HTTP entry point
+
+    def _process_request(self, conn: ServerConnection, request: Request) -> Response | None:
+        path, _, query = request.path.partition("?")
+        params = {k: v[0] for k, v in parse_qs(query, keep_blank_values=True).items()}
+        if path.startswith("/api/"):
+            return self._rest(path, params, request.headers)
+        if path in ("/ws", "/ws/", "/stream", "/stream/") or path.startswith("/ws/"):
+            if "upgrade" not in request.headers.get("Connection", "").lower():
+                return self._json(400, {"code": -1, "msg": "This endpoint speaks WebSocket only."})
+            combined = path.startswith("/stream")
+            if combined:
+                names = [s for s in unquote(params.get("streams", "")).split("/") if s]
+            else:
+                names = [s for s in unquote(path[len("/ws"):]).split("/") if s]
+            bad = [s for s in names if wire.parse_stream_name(s) is None]
+            if bad:
+                return self._json(400, {"code": 2, "msg": f"Invalid request: invalid stream {bad[0]!r}"})
+            unit = params.get("timeUnit", "MILLISECOND").upper()
+            if unit not in ("MILLISECOND", "MICROSECOND"):
+                return self._json(400, {"code": -1100, "msg": f"Invalid timeUnit {params['timeUnit']!r}; use MILLISECOND or MICROSECOND."})
+            conn.sim_plan = (combined, unit == "MICROSECOND", names)  # type: ignore[attr-defined]
+            return None
+        return self._json(404, {"code": -1, "msg": f"Not found: {path}"})
+
+    # ------------------------------------------------------------------ WebSocket
+
+    async def _handler(self, ws: ServerConnection) -> None:
+        combined, micro, names = getattr(ws, "sim_plan", (False, False, []))
+        self._counters["connections"] += 1
+        number = self._counters["connections"]
+        c = _Client(ws, number, combined, micro, self.faults, time.monotonic() - self._t_start)
+        self._clients.add(c)
+        log.debug("connection %d: %s", number, ws.request.path if ws.request else "?")
+        c.tasks.append(asyncio.create_task(self._writer(c)))
+        if self.ping_interval:
+            c.tasks.append(asyncio.create_task(self._keepalive(c)))
+        if self.max_connection_age:
+            c.tasks.append(asyncio.create_task(self._age_limit(c)))
+        try:
+            if names:
+                self._subscribe(c, names)
+            async for message in ws:
+                self._on_message(c, message)
+                if c.closing:
+                    break
+        except ConnectionClosed:
+            pass
+        finally:
+            self._clients.discard(c)
+            for stream in c.streams:
+                subs = self._subs.get(stream)
+                if subs is not None:
+                    subs.discard(c)
+            for t in c.tasks:
+                t.cancel()
+            self._counters["disconnections"] += 1
+
+    def _on_message(self, c: _Client, message: str | bytes) -> None:
+        self._counters["control_messages"] += 1
+        now = time.monotonic()
+        if self.control_rate_limit:
+            c.incoming.append(now)
+            while c.incoming and now - c.incoming[0] > 1.0:
+                c.incoming.popleft()
+            if len(c.incoming) > self.control_rate_limit:
+                self._counters["rate_limited"] += 1
+                log.info("connection %d sent more than %d messages in a second; closing it",
+                         c.number, self.control_rate_limit)
+                c.closing = True
+                asyncio.get_running_loop().create_task(c.ws.close(1008, "Too many messages"))
+                return
+        try:
+            ctl = wire.parse_control(message)
+        except wire.ControlError as err:
+            self._counters["control_errors"] += 1
+            c.enqueue([wire.error_reply(err, self.error_style).encode()], False)
+            return
+        if ctl.method == "SUBSCRIBE":
+            reply = wire.result_reply(None, ctl.id).encode()
+            c.enqueue([reply], False)
+            self._subscribe(c, ctl.params)
+        elif ctl.method == "UNSUBSCRIBE":
+            for name in ctl.params:
+                if name in c.streams:
+                    c.streams.remove(name)
+                    subs = self._subs.get(name)
+                    if subs:
+                        subs.discard(c)
+            c.enqueue([wire.result_reply(None, ctl.id).encode()], False)
+        elif ctl.method == "LIST_SUBSCRIPTIONS":
+            c.enqueue([wire.result_reply(list(c.streams), ctl.id).encode()], False)
+        elif ctl.method == "SET_PROPERTY":
+            c.combined = bool(ctl.params[1])
+            c.enqueue([wire.result_reply(None, ctl.id).encode()], False)
+        else:  # GET_PROPERTY
+            c.enqueue([wire.result_reply(c.combined, ctl.id).encode()], False)
+
+    def _subscribe(self, c: _Client, names: Sequence[str]) -> None:
+        for name in names:
+            if name in c.streams:
+                continue
+            c.streams.append(name)
+            sym = self._by_stream.get(name)
+            if sym is None:
+                if name.lower() in self._by_stream:
+                    log.warning("stream %r has upper-case letters: Binance sends nothing on it; use %r",
+                                name, name.lower())
+                continue
+            self._subs.setdefault(name, set()).add(c)
+            k = self.faults.dup_after_reconnect
+            if k and name in self._served:
+                last = self._tapes[sym].last(k)
+                if len(last):
+                    frames = wire.trade_frames(self._infos[sym], last, _now_us(), micro=c.micro, combined=c.combined)
+                    c.enqueue(frames, False, name)
+                    self._counters["duplicates"] += len(frames)
+            self._served.add(name)
+
+    async def _writer(self, c: _Client) -> None:
+        ws = c.ws
+        try:
+            while True:
+                await c.wake.wait()
+                c.wake.clear()
+                while c.queue:
+                    out: list[bytes] = []
+                    cut = False
+                    while c.queue and len(out) < 8192 and not cut:
+                        frames, data, stream = c.queue.popleft()
+                        if not data:
+                            out.extend(frames)
+                            continue
+                        c.pending -= len(frames)
+                        cut = self._faulty_frames(c, frames, stream, out)
+                    if out:
+                        async with ws.send_context():
+                            for f in out:
+                                ws.protocol.send_text(f)
+                    if cut:
+                        c.queue.clear()
+                        c.closing = True
+                        self._counters["cuts"] += 1
+                        log.debug("connection %d: cut after %d frames", c.number, c.fault.sent)
+                        ws.transport.abort()
+                        return
+        except ConnectionClosed:
+            return
+
+    def _faulty_frames(self, c: _Client, frames: list[bytes], stream: str, out: list[bytes]) -> bool:
+        """Append ``frames`` to ``out`` through the fault filters; True when the cut is due."""
+        f = self.faults
+        st = c.fault
+        if not f.any_stream_fault:
+            out.extend(frames)
+            self._counters["messages_sent"] += len(frames)
+            st.sent += len(frames)
+            return False
+        if f.stalls and st.stalled(time.monotonic() - self._t_start, c.connected_at):
+            self._counters["stalled"] += len(frames)
+            return False
+        n = len(frames)
+        drop = st.drop_mask(n)
+        bad = st.malformed_mask(n)
+        for k in range(n):
+            if bad is not None and bad[k]:
+                out.append(malformed_frame(st.next_malformed_kind(), stream, c.combined).encode())
+                self._counters["malformed"] += 1
+            if drop is not None and drop[k]:
+                self._counters["dropped"] += 1
+                continue
+            out.append(frames[k])
+            st.sent += 1
+            self._counters["messages_sent"] += 1
+            if f.cut_every and st.sent % f.cut_every == 0:
+                self._counters["cut_lost"] += n - k - 1
+                return True
+        return False
+
+    async def _keepalive(self, c: _Client) -> None:
+        n = 0
+        try:
+            while True:
+                await asyncio.sleep(self.ping_interval)  # type: ignore[arg-type]
+                n += 1
+                waiter = await c.ws.ping(str(n).encode())
+                self._counters["pings"] += 1
+                try:
+                    await asyncio.wait_for(asyncio.shield(waiter), self.ping_timeout)
+                    self._counters["pongs"] += 1
+                except TimeoutError:
+                    self._counters["ping_timeouts"] += 1
+                    log.info("connection %d: no pong within %gs; dropping it", c.number, self.ping_timeout)
+                    c.closing = True
+                    c.ws.transport.abort()
+                    return
+        except ConnectionClosed:
+            return
+
+    async def _age_limit(self, c: _Client) -> None:
+        await asyncio.sleep(self.max_connection_age)  # type: ignore[arg-type]
+        self._counters["expired"] += 1
+        c.closing = True
+        await c.ws.close(1001, "Connection reached its maximum age")
+
+    # ------------------------------------------------------------------ REST
+
+    def _json(self, status: int, body: object, extra: Sequence[tuple[str, str]] = ()) -> Response:
+        raw = body if isinstance(body, bytes) else json.dumps(body, separators=(",", ":")).encode()
+        headers = Headers([
+            ("Date", email.utils.formatdate(usegmt=True)),
+            ("Content-Type", "application/json;charset=UTF-8"),
+            ("Content-Length", str(len(raw))),
+            ("Connection", "close"),
+            *extra,
+        ])
+        return Response(status, http.HTTPStatus(status).phrase, headers, raw)
+
+    def _use_weight(self, weight: int) -> tuple[int, int]:
+        """Add ``weight`` to this minute's total; returns (used, seconds left in the minute)."""
+        now = time.time()
+        minute = int(now // 60)
+        if minute != self._weight_minute:
+            self._weight_minute, self._weight_used = minute, 0
+        self._weight_used += weight
+        return self._weight_used, max(1, math.ceil(60 - now % 60))
+
+    def _rest(self, path: str, params: dict[str, str], headers: Headers) -> Response:
+        self._counters["rest_requests"] += 1
+        endpoint = path[len("/api/v3/"):] if path.startswith("/api/v3/") else ""
+        weight = WEIGHTS.get(endpoint)
+        if weight is None:
+            return self._json(404, {"code": -1, "msg": f"Not found: {path}"})
+        used, reset = self._use_weight(weight)
+        used_h = (("X-MBX-USED-WEIGHT-1M", str(used)),)
+        retry = str(self.faults.retry_after)
+        if endpoint in _HISTORY and self._rest429_left > 0:
+            self._rest429_left -= 1
+            self._counters["rest_429"] += 1
+            return self._json(429, {"code": -1003, "msg": (
+                f"Too many requests; current limit of IP(127.0.0.1) request weight per 1 MINUTE is "
+                f"{self.weight_limit}. Please use WebSocket Streams for live updates to avoid polling the API.")},
+                (*used_h, ("Retry-After", retry)))
+        if endpoint in _HISTORY and self._rest418_left > 0:
+            self._rest418_left -= 1
+            self._counters["rest_418"] += 1
+            until = int(time.time() * 1000) + 1000 * self.faults.retry_after
+            return self._json(418, {"code": -1003, "msg": (
+                f"Way too many requests; IP(127.0.0.1) banned until {until}. "
+                "Please use WebSocket Streams for live updates to avoid bans.")},
+                (*used_h, ("Retry-After", retry)))
+        if used > self.weight_limit:
+            self._counters["rest_429"] += 1
+            return self._json(429, {"code": -1003, "msg": (
+                f"Too many requests; current limit of IP(127.0.0.1) request weight per 1 MINUTE is "
+                f"{self.weight_limit}. Please use WebSocket Streams for live updates to avoid polling the API.")},
+                (*used_h, ("Retry-After", str(reset))))
+        micro = headers.get("X-MBX-TIME-UNIT", "").upper() == "MICROSECOND"
+        try:
+            body = self._endpoint(endpoint, params, micro)
+        except _RestError as err:
+            self._counters["rest_errors"] += 1
+            return self._json(err.status, {"code": err.code, "msg": err.msg}, used_h)
+        return self._json(200, body, used_h)
+
+    def _symbol(self, params: dict[str, str]) -> str:
+        raw = params.get("symbol", "")
+        if not raw:
+            raise _RestError(400, -1102, "Mandatory parameter 'symbol' was not sent, was empty/null, or malformed.")
+        if raw not in self._tapes:
+            raise _RestError(400, -1121, "Invalid symbol.")
+        return raw
+
+    @staticmethod
+    def _int(params: dict[str, str], name: str, default: int | None = None) -> int | None:
+        raw = params.get(name)
+        if raw is None or raw == "":
+            return default
+        if not raw.isdigit() or len(raw) > 20:
+            raise _RestError(400, -1100, f"Illegal characters found in parameter '{name}'; legal range is '^[0-9]{{1,20}}$'.")
+        return int(raw)
+
+    def _limit(self, params: dict[str, str]) -> int:
+        limit = self._int(params, "limit", _DEFAULT_LIMIT)
+        assert limit is not None
+        if limit < 1:
+            raise _RestError(400, -1100, "Illegal characters found in parameter 'limit'; legal range is '1'..'1000'.")
+        return min(limit, _MAX_LIMIT)
+
+    def _endpoint(self, endpoint: str, params: dict[str, str], micro: bool) -> bytes | dict:
+        if endpoint == "ping":
+            return {}
+        if endpoint == "time":
+            return {"serverTime": int(time.time() * 1000)}
+        if endpoint == "exchangeInfo":
+            return wire.exchange_info_json(
+                [self._infos[s] for s in self._info_symbols(params)], int(time.time() * 1000), self.weight_limit)
+        sym = self._symbol(params)
+        tape = self._tapes[sym]
+        info = self._infos[sym]
+        limit = self._limit(params)
+        if endpoint == "trades":
+            return wire.trade_rows_json(info, tape.last(limit), micro=micro)
+        if endpoint == "historicalTrades":
+            from_id = self._int(params, "fromId")
+            rows = tape.last(limit) if from_id is None else tape.from_id(from_id, limit)
+            return wire.trade_rows_json(info, rows, micro=micro)
+        # aggTrades
+        from_id = self._int(params, "fromId")
+        start, end = self._int(params, "startTime"), self._int(params, "endTime")
+        unit = 1 if micro else 1000
+        n_aggs = tape.n_aggs()
+        if from_id is not None:
+            lo = tape.agg_index_of_id(from_id)
+            hi = lo + limit
+        elif start is not None or end is not None:
+            if start is not None and end is not None and end - start > 3600 * 1000 * (1000 // unit):
+                raise _RestError(400, -1127, "More than 1 hours between startTime and endTime.")
+            lo = tape.agg_index_of_time(start * unit) if start is not None else 0
+            hi = tape.agg_index_of_time(end * unit + unit) if end is not None else n_aggs
+            hi = min(hi, lo + limit)
+        else:
+            hi = n_aggs
+            lo = max(0, hi - limit)
+        ids, first, last, qty = tape.aggs(lo, hi)
+        if len(ids) == 0:
+            return b"[]"
+        rows = tape.slice(int(first[0]), int(last[-1]) + 1)
+        base = int(first[0])
+        first_rows = rows[first - base]
+        last_ids = rows["id"][last - base]
+        return wire.agg_rows_json(info, ids, qty, first_rows, first_rows["id"], last_ids, micro=micro)
+
+    def _info_symbols(self, params: dict[str, str]) -> list[str]:
+        if "symbol" in params:
+            s = params["symbol"]
+            if s not in self._infos:
+                raise _RestError(400, -1121, "Invalid symbol.")
+            return [s]
+        if "symbols" in params:
+            raw = unquote(params["symbols"]).strip()
+            try:
+                names = json.loads(raw) if raw.startswith("[") else [x for x in raw.split(",") if x]
+                if not isinstance(names, list) or not names or not all(isinstance(x, str) for x in names):
+                    raise ValueError
+            except ValueError:
+                raise _RestError(400, -1100, "Illegal characters found in parameter 'symbols'; legal range is "
+                                 "'^\\[(\"[A-Z0-9-_.]{1,20}\"(,\"[A-Z0-9-_.]{1,20}\"){0,}){0,1}\\]$'.") from None
+            if any(s not in self._infos for s in names):
+                raise _RestError(400, -1121, "Invalid symbol.")
+            return list(dict.fromkeys(names))
+        return list(self.symbols)
+
+
+class _RestError(Exception):
+    def __init__(self, status: int, code: int, msg: str) -> None:
+        super().__init__(msg)
+        self.status, self.code, self.msg = status, code, msg
+
+
+class ExchangeThread:
+    """Runs an :class:`Exchange` on a background event loop, for synchronous code.
+
+    >>> with ExchangeThread(Synthetic(rate=500), faults="drop=0.01") as ex:
+    ...     ex.ws_url, ex.rest_url
+    ...     ex.trades("BTCUSDT")
+    """
+
+    def __init__(self, source: Source | str, **kwargs: Any) -> None:
+        self._source = source
+        self._kwargs = kwargs
+        self.exchange: Exchange | None = None
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop: asyncio.Event | None = None
+        self._ready = threading.Event()
+        self._error: BaseException | None = None
+
+    def start(self, timeout: float = 30.0) -> ExchangeThread:
+        if self._thread is not None:
+            raise RuntimeError("exchange thread: already started")
+        self._thread = threading.Thread(target=self._run, name="quantlab-sim", daemon=True)
+        self._thread.start()
+        if not self._ready.wait(timeout):
+            raise TimeoutError(f"exchange thread: not ready within {timeout}s")
+        if self._error is not None:
+            raise self._error
+        return self
+
+    def _run(self) -> None:
+        try:
+            asyncio.run(self._main())
+        except BaseException as exc:  # noqa: BLE001 - reported to start()
+            self._error = exc
+            self._ready.set()
+
+    async def _main(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._stop = asyncio.Event()
+        async with Exchange(self._source, **self._kwargs) as ex:
+            self.exchange = ex
+            self._ready.set()
+            await self._stop.wait()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        if self._thread is None:
+            return
+        if self._loop is not None and self._stop is not None and not self._loop.is_closed():
+            try:
+                self._loop.call_soon_threadsafe(self._stop.set)
+            except RuntimeError:
+                pass
+        self._thread.join(timeout)
+        self._thread = None
+
+    def __enter__(self) -> ExchangeThread:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def _ex(self) -> Exchange:
+        if self.exchange is None:
+            raise RuntimeError("exchange thread: not started; call .start() first")
+        return self.exchange
+
+    def call(self, fn: Any, *args: Any) -> Any:
+        """Run ``fn(exchange, *args)`` on the exchange's loop and return its result."""
+        ex = self._ex()
+        assert self._loop is not None
+
+        async def _do() -> Any:
+            return fn(ex, *args)
+
+        return asyncio.run_coroutine_threadsafe(_do(), self._loop).result(10)
+
+    @property
+    def ws_url(self) -> str:
+        return self._ex().ws_url
+
+    @property
+    def rest_url(self) -> str:
+        return self._ex().rest_url
+
+    @property
+    def port(self) -> int:
+        return int(self._ex().port or 0)
+
+    @property
+    def symbols(self) -> tuple[str, ...]:
+        return self._ex().symbols
+
+    @property
+    def counters(self) -> dict[str, int]:
+        return self.call(lambda ex: ex.counters)
+
+    def trades(self, symbol: str) -> pd.DataFrame:
+        return self._ex().trades(symbol)
+
+    def abort_connections(self) -> int:
+        return self.call(lambda ex: ex.abort_connections())
+
+    def send_server_shutdown(self) -> None:
+        self.call(lambda ex: ex.send_server_shutdown())

@@ -1,0 +1,220 @@
+"""Fault injection for the exchange simulator: the spec and its parsing.
+
+A fault spec is a comma-separated list of ``key=value`` items (case-insensitive keys,
+spaces ignored); keys not given are off. The same string is accepted by
+``Exchange(..., faults=...)`` and by ``quantlab sim --faults``::
+
+    drop=0.01,cut_every=300,dup_after_reconnect=20,malformed=0.001,stall=5@30,rest429=1
+
+=====================  ==============================================================
+key=value              effect
+=====================  ==============================================================
+``drop=P``             each trade frame is withheld from a connection with probability
+                       P (0..1). The trade still exists: REST backfill returns it.
+``cut_every=N``        after every N data frames sent on a connection, the TCP
+                       connection is aborted without a close frame (the client sees
+                       code 1006).
+``dup_after_reconnect=K``
+                       when a connection subscribes to a symbol's trade stream that an
+                       earlier connection already followed (i.e. a reconnect), the last
+                       K trades already made for that symbol are sent again first.
+``malformed=P``        before each trade frame, with probability P, an extra malformed
+                       text frame is sent (in turn: truncated JSON, non-JSON text, a
+                       trade object missing its fields). No real trade is replaced.
+``stall=S@T``          T seconds after the exchange started, every connection open at
+                       that moment receives no data for S seconds (the connection
+                       stays open and keeps answering pings; trades made meanwhile
+                       are withheld from it, as with ``drop``). Repeat the key for
+                       several stalls: ``stall=5@30,stall=5@90``.
+``rest429=N``          the first N requests to the trade-history endpoints
+                       (``trades``, ``historicalTrades``, ``aggTrades``) answer HTTP
+                       429 with a ``Retry-After`` header.
+``rest418=N``          the N requests after those answer HTTP 418 (IP banned) with a
+                       ``Retry-After`` header.
+``retry_after=S``      the ``Retry-After`` value in seconds for the two above
+                       (default 1).
+``seed=N``             seed of the random choices (default 0), so a run is repeatable.
+=====================  ==============================================================
+
+This module is sans-I/O: :func:`parse_faults` validates the text into a frozen
+:class:`Faults`, and :class:`FaultState` holds the per-connection random state that
+the server consults when it sends frames.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, fields, replace
+
+import numpy as np
+
+__all__ = ["Faults", "FaultState", "parse_faults", "MALFORMED_KINDS", "malformed_frame"]
+
+#: The kinds of malformed frame sent in turn by the ``malformed`` fault.
+MALFORMED_KINDS = ("truncated", "not_json", "missing_fields")
+
+
+@dataclass(frozen=True)
+class Faults:
+    """A validated fault spec; ``Faults()`` injects nothing."""
+
+    drop: float = 0.0
+    cut_every: int = 0
+    dup_after_reconnect: int = 0
+    malformed: float = 0.0
+    stalls: tuple[tuple[float, float], ...] = field(default=())  # (start_s, duration_s)
+    rest429: int = 0
+    rest418: int = 0
+    retry_after: int = 1
+    seed: int = 0
+
+    @property
+    def any_stream_fault(self) -> bool:
+        return bool(self.drop or self.cut_every or self.malformed or self.stalls)
+
+    def spec(self) -> str:
+        """The canonical spec text (``parse_faults(f.spec()) == f``)."""
+        parts: list[str] = []
+        defaults = Faults()
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if value == getattr(defaults, f.name):
+                continue
+            if f.name == "stalls":
+                parts.extend(f"stall={_num(d)}@{_num(t)}" for t, d in value)
+            else:
+                parts.append(f"{f.name}={_num(value)}")
+        return ",".join(parts)
+
+    def __str__(self) -> str:
+        return self.spec() or "none"
+
+
+def _num(v: float) -> str:
+    return str(int(v)) if float(v).is_integer() else repr(float(v))
+
+
+_KEYS = {
+    "drop": "probability",
+    "cut_every": "count",
+    "dup_after_reconnect": "count",
+    "malformed": "probability",
+    "stall": "stall",
+    "rest429": "count",
+    "rest418": "count",
+    "retry_after": "count",
+    "seed": "count",
+}
+
+
+def parse_faults(spec: str | Faults | None) -> Faults:
+    """Parse ``"drop=0.01,cut_every=300,stall=5@30"`` into :class:`Faults`.
+
+    ``None``, ``""`` and ``"none"`` mean no faults. Raises ``ValueError`` naming the
+    offending item and the accepted keys.
+    """
+    if spec is None:
+        return Faults()
+    if isinstance(spec, Faults):
+        return spec
+    if not isinstance(spec, str):
+        raise TypeError(f"faults: expected a spec string like 'drop=0.01,cut_every=300', got {type(spec).__name__}")
+    text = spec.strip()
+    if text.lower() in ("", "none", "off"):
+        return Faults()
+    values: dict[str, object] = {}
+    stalls: list[tuple[float, float]] = []
+    for raw in text.split(","):
+        item = raw.strip().replace(" ", "")
+        if not item:
+            continue
+        key, sep, value = item.partition("=")
+        key = key.lower().replace("-", "_")
+        if not sep or key not in _KEYS:
+            raise ValueError(
+                f"faults: {raw.strip()!r} is not key=value with a known key; "
+                f"use {', '.join(sorted(_KEYS))} (e.g. 'drop=0.01,stall=5@30')"
+            )
+        kind = _KEYS[key]
+        if kind == "probability":
+            p = _float(key, value)
+            if not 0.0 <= p <= 1.0:
+                raise ValueError(f"faults: {key}={value} must be a probability between 0 and 1")
+            values[key] = p
+        elif kind == "count":
+            values[key] = _int(key, value)
+        else:
+            dur, at, when = value.partition("@")
+            if not at:
+                raise ValueError(f"faults: stall={value} must be SECONDS@START, e.g. stall=5@30")
+            d, t = _float("stall duration", dur), _float("stall start", when)
+            if d <= 0 or t < 0:
+                raise ValueError(f"faults: stall={value} needs a positive duration and a start >= 0")
+            stalls.append((t, d))
+    if stalls:
+        values["stalls"] = tuple(sorted(stalls))
+    return replace(Faults(), **values)
+
+
+def _float(key: str, value: str) -> float:
+    try:
+        x = float(value)
+    except ValueError:
+        raise ValueError(f"faults: {key}={value!r} is not a number") from None
+    if not math.isfinite(x):
+        raise ValueError(f"faults: {key}={value!r} must be finite")
+    return x
+
+
+def _int(key: str, value: str) -> int:
+    try:
+        n = int(value)
+    except ValueError:
+        raise ValueError(f"faults: {key}={value!r} is not a whole number") from None
+    if n < 0:
+        raise ValueError(f"faults: {key}={value} must be >= 0")
+    return n
+
+
+def malformed_frame(kind: str, stream: str, combined: bool) -> str:
+    """A text frame that no Binance parser should accept as a trade."""
+    if kind == "truncated":
+        body = '{"e":"trade","E":17231612553'
+        return f'{{"stream":"{stream}","data":{body}' if combined else body
+    if kind == "not_json":
+        return "<html><body>502 Bad Gateway</body></html>"
+    body = '{"e":"trade","s":"' + stream.split("@", 1)[0].upper() + '"}'
+    return f'{{"stream":"{stream}","data":{body}}}' if combined else body
+
+
+class FaultState:
+    """Per-connection random state; deterministic for a given seed and connection number."""
+
+    def __init__(self, faults: Faults, connection_number: int) -> None:
+        self.faults = faults
+        self.rng = np.random.default_rng([faults.seed, connection_number])
+        self.sent = 0  # data frames sent on this connection (counts toward cut_every)
+        self.malformed_sent = 0
+
+    def drop_mask(self, n: int) -> np.ndarray | None:
+        """Boolean mask of the trade frames to withhold among the next ``n``, or None."""
+        if self.faults.drop <= 0 or n == 0:
+            return None
+        return self.rng.random(n) < self.faults.drop
+
+    def malformed_mask(self, n: int) -> np.ndarray | None:
+        if self.faults.malformed <= 0 or n == 0:
+            return None
+        return self.rng.random(n) < self.faults.malformed
+
+    def next_malformed_kind(self) -> str:
+        kind = MALFORMED_KINDS[self.malformed_sent % len(MALFORMED_KINDS)]
+        self.malformed_sent += 1
+        return kind
+
+    def stalled(self, elapsed_s: float, connected_at_s: float) -> bool:
+        """True while a stall window covers ``elapsed_s`` and began after the connection."""
+        for start, duration in self.faults.stalls:
+            if start <= elapsed_s < start + duration and connected_at_s <= start:
+                return True
+        return False
