@@ -193,7 +193,7 @@ def _compute(aligned, ii, jj, lo, hi, todo, lag, block_size, client, progress, d
                          desc=desc, weights=[len(m) for m in members])
     P = len(ii)
     out = {k: np.full(P, np.nan) for k in (results[0] if results else {})}
-    for sel, res in zip(members, results):
+    for sel, res in zip(members, results, strict=True):
         for k, v in res.items():
             out[k][sel] = v
     return out
@@ -213,7 +213,7 @@ def _screen_part(aligned: Aligned, c0, c1, lag, min_overlap, block_size, client,
             f"{int(n_obs.max())} bars); widen the time range or lower min_overlap"
         )
     if not todo.all():
-        short = [f"{aligned.symbols[a]}/{aligned.symbols[b]}" for a, b in zip(ii[~todo], jj[~todo])]
+        short = [f"{aligned.symbols[a]}/{aligned.symbols[b]}" for a, b in zip(ii[~todo], jj[~todo], strict=True)]
         warnings.warn(
             f"{len(short)} of {len(ii)} pairs overlap by fewer than min_overlap={min_overlap} "
             f"bars and are left untested (NaN), e.g. {', '.join(short[:5])}",
@@ -314,7 +314,7 @@ def pvalue_matrix(result: pd.DataFrame, value: str = "pvalue_pair") -> pd.DataFr
         raise ValueError(f"value: {value!r} is not a column of the screen result")
     syms = result.attrs.get("symbols") or sorted(set(result["y"]) | set(result["x"]))
     m = pd.DataFrame(np.nan, index=pd.Index(syms, name="y"), columns=pd.Index(syms, name="x"))
-    for y, x, v in zip(result["y"], result["x"], result[value]):
+    for y, x, v in zip(result["y"], result["x"], result[value], strict=True):
         m.loc[y, x] = v
         m.loc[x, y] = v
     return m

@@ -40,17 +40,17 @@ import math
 
 import numpy as np
 from scipy.special import ndtr
+from statsmodels.tsa import adfvalues as _adfv
 
 DEFAULT_LAG = 4
 
-# MacKinnon (1994) response-surface coefficients for the "c" (constant) case, N = 2 series:
-# the values of statsmodels.tsa.adfvalues (_tau_maxs/_tau_mins/_tau_stars/_tau_smallps/
-# _tau_largeps["c"][1]); tests assert they match the installed statsmodels.
-_TAU_MAX_C2 = 0.92
-_TAU_MIN_C2 = -18.86
-_TAU_STAR_C2 = -2.62
-_TAU_SMALLP_C2 = (2.92, 1.5012, 0.039796)
-_TAU_LARGEP_C2 = (2.1945, 0.64695, -0.29198, -0.042377)
+# MacKinnon (1994) response-surface coefficients for the "c" (constant) case, N = 2 series,
+# taken from statsmodels' own table so that p-values are identical to ``coint``'s.
+_TAU_MAX_C2 = float(_adfv._tau_maxs["c"][1])
+_TAU_MIN_C2 = float(_adfv._tau_mins["c"][1])
+_TAU_STAR_C2 = float(_adfv._tau_stars["c"][1])
+_TAU_SMALLP_C2 = np.asarray(_adfv._tau_smallps["c"][1], dtype=np.float64)
+_TAU_LARGEP_C2 = np.asarray(_adfv._tau_largeps["c"][1], dtype=np.float64)
 
 # statsmodels' coint() declares the pair collinear (stat -inf, p-value 0) above this R^2.
 _COLLINEAR_R2 = 1.0 - 100.0 * math.sqrt(np.finfo(np.double).eps)
@@ -68,8 +68,9 @@ def mackinnon_p(stat: np.ndarray) -> np.ndarray:
     elementwise identical; NaN stays NaN.
     """
     s = np.asarray(stat, dtype=np.float64)
-    small = np.polyval(_TAU_SMALLP_C2[::-1], s)
-    large = np.polyval(_TAU_LARGEP_C2[::-1], s)
+    c = np.clip(s, _TAU_MIN_C2 - 1.0, _TAU_MAX_C2 + 1.0)  # +-inf: no overflow, same result
+    small = np.polyval(_TAU_SMALLP_C2[::-1], c)
+    large = np.polyval(_TAU_LARGEP_C2[::-1], c)
     p = ndtr(np.where(s <= _TAU_STAR_C2, small, large))
     p = np.where(s > _TAU_MAX_C2, 1.0, p)
     p = np.where(s < _TAU_MIN_C2, 0.0, p)
@@ -97,23 +98,39 @@ def adf_tstat(e: np.ndarray, lag: int) -> np.ndarray:
         r[:, a] = _rowdot(cols[a], target)
         for b in range(a, K):
             G[:, a, b] = G[:, b, a] = _rowdot(cols[a], cols[b])
-    coef = np.linalg.solve(G, r[:, :, None])[:, :, 0]
+    coef, g00 = _solve(G, r)
     resid = target.copy()
     for a in range(K):
         resid -= coef[:, a, None] * cols[a]
     sigma2 = _rowdot(resid, resid) / (m - K)
-    unit = np.zeros((B, K, 1))
-    unit[:, 0, 0] = 1.0
-    g00 = np.linalg.solve(G, unit)[:, 0, 0]  # (G^-1)[0, 0]
     return coef[:, 0] / np.sqrt(sigma2 * g00)
+
+
+def _solve(G: np.ndarray, r: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``G^-1 r`` and ``(G^-1)[0, 0]`` for a stack of systems; NaN for singular ones."""
+    B, K = r.shape
+    rhs = np.zeros((B, K, 2))
+    rhs[:, :, 0] = r
+    rhs[:, 0, 1] = 1.0
+    try:
+        sol = np.linalg.solve(G, rhs)
+    except np.linalg.LinAlgError:  # some row is singular (e.g. a price that never moves)
+        sol = np.full((B, K, 2), np.nan)
+        for b in range(B):
+            try:
+                sol[b] = np.linalg.solve(G[b], rhs[b])
+            except np.linalg.LinAlgError:
+                pass
+    return sol[:, :, 0], sol[:, 0, 1]
 
 
 def half_life_rows(s: np.ndarray) -> np.ndarray:
     """Mean-reversion half-life in bars of each row of ``s`` (B, n) -> (B,).
 
     OLS of ``s[t] - s[t-1]`` on ``[1, s[t-1]]`` gives the slope ``lam``; the half-life is
-    ``-ln 2 / ln(1 + lam)`` for ``-1 < lam < 0`` (the AR(1) coefficient is ``1 + lam``),
-    ``inf`` when the spread does not revert (``lam >= 0``) and NaN when ``lam <= -1``.
+    ``-ln 2 / ln|1 + lam|`` (the AR(1) coefficient is ``1 + lam``): ``inf`` when the spread
+    does not revert (``lam >= 0``), 0 when ``lam == -1``; as ``quantlab.analytics.half_life``
+    (which also warns for the degenerate cases), row by row.
     """
     lagged = s[:, :-1]
     m = lagged.shape[1]
@@ -122,9 +139,11 @@ def half_life_rows(s: np.ndarray) -> np.ndarray:
     sd = s[:, -1] - s[:, 0]
     lam = (_rowdot(lagged, ds) - sl * sd / m) / (_rowdot(lagged, lagged) - sl * sl / m)
     out = np.full(lam.shape, np.nan)
-    ok = (lam > -1.0) & (lam < 0.0)
-    out[ok] = -math.log(2.0) / np.log1p(lam[ok])
-    out[lam >= 0.0] = np.inf
+    phi = np.abs(1.0 + lam)
+    ok = (lam < 0.0) & (phi > 0.0) & (phi < 1.0)
+    out[ok] = -math.log(2.0) / np.log(phi[ok])
+    out[(lam >= 0.0) | ((lam < 0.0) & (phi >= 1.0))] = np.inf
+    out[(lam < 0.0) & (phi == 0.0)] = 0.0
     return out
 
 
@@ -165,7 +184,7 @@ def eg_block(z: np.ndarray, ii: np.ndarray, jj: np.ndarray, lag: int = DEFAULT_L
         # harmless dummy in their place, then overwrite (NaN and -inf respectively).
         skip = degenerate | collinear
         if skip.any():
-            dummy = np.arange(n) % 3 - 1.0
+            dummy = np.random.default_rng(0).standard_normal(n)
             ea, fa = e.copy(), f.copy()
             ea[skip] = fa[skip] = dummy
             stat_a = adf_tstat(ea, lag)
@@ -220,25 +239,31 @@ def pair_stats_reference(y: np.ndarray, x: np.ndarray, lag: int = DEFAULT_LAG) -
         "pvalue_a": pvalue,
         "beta_a": beta,
         "alpha_a": alpha,
-        "half_life_a": float(half_life_rows(spread[None, :])[0]),
+        "half_life_a": _half_life(spread),
         "spread_vol_a": float(np.std(spread, ddof=1)),
         "ret_corr": float(np.corrcoef(np.diff(y), np.diff(x))[0, 1]),
     }
 
 
-def _engle_granger():
-    """``(y, x, lag) -> (stat, pvalue, beta, alpha)`` from analytics or statsmodels."""
+def _half_life(spread: np.ndarray) -> float:
     try:
-        from quantlab.analytics import engle_granger  # type: ignore[attr-defined]
+        from quantlab.analytics import half_life
     except ImportError:
+        return float(half_life_rows(spread[None, :])[0])
+    return float(half_life(spread))
+
+
+def _engle_granger():
+    """``(y, x, lag) -> (stat, pvalue, beta, alpha)`` from analytics, else statsmodels."""
+    try:
+        from quantlab.analytics import engle_granger
+    except ImportError:  # analytics not installed: the same numbers from statsmodels
         engle_granger = None
 
     if engle_granger is not None:
         def eg(y, x, lag):
             res = engle_granger(y, x, trend="c", maxlag=lag, autolag=None)
-            beta = float(np.ravel(res.beta)[0])
-            alpha = float(np.mean(y) - beta * np.mean(x))
-            return float(res.stat), float(res.pvalue), beta, alpha
+            return float(res.stat), float(res.pvalue), float(res.beta), float(res.alpha)
         return eg
 
     import statsmodels.api as sm

@@ -71,7 +71,7 @@ def _symbol_list(symbols: str | Sequence[str] | None) -> list[str] | None:
 def _need_two(symbols: Sequence[str], where: str) -> None:
     if len(symbols) < 2:
         raise InsufficientDataError(
-            f"symbols: a pair screen needs at least two symbols, got {list(symbols)} {where}"
+            f"symbols: a pair screen needs at least two symbols, got {list(symbols)} {where}".rstrip()
         )
 
 
@@ -180,7 +180,7 @@ def align(closes: pd.DataFrame) -> Aligned:
         dropped = [closes.columns[i] for i in np.nonzero(~keep)[0]]
         warnings.warn(f"dropping symbols with fewer than 2 bars in range: {dropped}",
                       ScreenWarning, stacklevel=3)
-    symbols = tuple(str(c) for c, k in zip(closes.columns, keep) if k)
+    symbols = tuple(str(c) for c, k in zip(closes.columns, keep, strict=True) if k)
     _need_two(symbols, "with at least 2 bars in the requested range")
     values, valid = values[keep], valid[keep]
     n = values.shape[1]

@@ -43,7 +43,7 @@ def run_blocks(
     with tqdm(total=total, desc=desc, unit=" pairs", disable=_disable(progress), leave=False) as bar:
         if client is None:
             out = []
-            for b, w in zip(blocks, weights):
+            for b, w in zip(blocks, weights, strict=True):
                 out.append(fn(logp, *b))
                 bar.update(w)
             return out
@@ -51,7 +51,7 @@ def run_blocks(
 
         matrix = client.scatter(logp, broadcast=True, hash=False)
         futures = [client.submit(fn, matrix, *b, pure=False) for b in blocks]
-        weight_of = {f.key: w for f, w in zip(futures, weights)}
+        weight_of = {f.key: w for f, w in zip(futures, weights, strict=True)}
         try:
             for fut in as_completed(futures):
                 bar.update(weight_of[fut.key])
