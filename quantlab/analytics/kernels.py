@@ -176,3 +176,168 @@ def pairwise_slopes_py(x, y):
 
 
 pairwise_slopes = _jit(pairwise_slopes_py)
+
+
+# --------------------------------------------------------------------------------------
+# Theil-Sen slope selection by counting inversions
+#
+# Sort the points by x. For a threshold t let u_i = y_i - t x_i; for x_i < x_j the slope of
+# (i, j) is <= t exactly when u_j <= u_i. Ordering the points by (u asc, x desc, ...) and
+# counting its inversions against the x order counts the pairs with slope <= t in
+# O(n log n); the inversions between the orders at two thresholds lo < hi are exactly the
+# pairs with slope in (lo, hi], and a merge sort lists them in O(n log n + K).
+# --------------------------------------------------------------------------------------
+def order_at_py(u, tb_order):
+    """Point ids sorted by u ascending, ties by their position in ``tb_order``."""
+    uu = u[tb_order]
+    o = np.argsort(uu, kind="mergesort")
+    return tb_order[o]
+
+
+order_at = _jit(order_at_py)
+
+
+def count_inversions_py(seq):
+    """Number of pairs p < q with seq[p] > seq[q] (seq holds distinct ints), O(n log n)."""
+    n = seq.shape[0]
+    a = seq.copy()
+    buf = np.empty_like(a)
+    inv = 0
+    width = 1
+    while width < n:
+        for lo in range(0, n, 2 * width):
+            mid = min(lo + width, n)
+            hi = min(lo + 2 * width, n)
+            i = lo
+            j = mid
+            k = lo
+            while i < mid and j < hi:
+                if a[i] <= a[j]:
+                    buf[k] = a[i]
+                    i += 1
+                else:
+                    buf[k] = a[j]
+                    inv += mid - i
+                    j += 1
+                k += 1
+            while i < mid:
+                buf[k] = a[i]
+                i += 1
+                k += 1
+            while j < hi:
+                buf[k] = a[j]
+                j += 1
+                k += 1
+        a, buf = buf, a
+        width *= 2
+    return inv
+
+
+count_inversions = _jit(count_inversions_py)
+
+
+def inversion_slopes_py(seq, ids, x, y, total):
+    """Slopes of the ``total`` inverted pairs of ``seq`` (values index into ``ids``).
+
+    Each slope is computed as (y_a - y_b) / (x_a - x_b) on the raw values, the same
+    floating-point operation as scipy.stats.theilslopes.
+    """
+    n = seq.shape[0]
+    a = seq.copy()
+    buf = np.empty_like(a)
+    out = np.empty(total)
+    m = 0
+    width = 1
+    while width < n:
+        for lo in range(0, n, 2 * width):
+            mid = min(lo + width, n)
+            hi = min(lo + 2 * width, n)
+            i = lo
+            j = mid
+            k = lo
+            while i < mid and j < hi:
+                if a[i] <= a[j]:
+                    buf[k] = a[i]
+                    i += 1
+                else:
+                    e2 = ids[a[j]]
+                    for p in range(i, mid):
+                        e1 = ids[a[p]]
+                        if m < total:
+                            out[m] = (y[e1] - y[e2]) / (x[e1] - x[e2])
+                        m += 1
+                    buf[k] = a[j]
+                    j += 1
+                k += 1
+            while i < mid:
+                buf[k] = a[i]
+                i += 1
+                k += 1
+            while j < hi:
+                buf[k] = a[j]
+                j += 1
+                k += 1
+        a, buf = buf, a
+        width *= 2
+    return out, m
+
+
+inversion_slopes = _jit(inversion_slopes_py)
+
+
+def sample_slopes_py(x, y, lo, hi, m, max_draws, seed):
+    """Up to ``m`` slopes of uniformly drawn pairs (x_i != x_j) that fall in (lo, hi].
+
+    A small linear congruential generator keeps the compiled and plain paths identical.
+    """
+    n = x.shape[0]
+    out = np.empty(m)
+    k = 0
+    state = seed % 2147483648
+    for _ in range(max_draws):
+        state = (state * 1103515245 + 12345) % 2147483648
+        i = int((state / 2147483648.0) * n)
+        state = (state * 1103515245 + 12345) % 2147483648
+        j = int((state / 2147483648.0) * n)
+        if x[i] == x[j]:
+            continue
+        s = (y[j] - y[i]) / (x[j] - x[i])
+        if lo < s <= hi:
+            out[k] = s
+            k += 1
+            if k == m:
+                break
+    return out[:k]
+
+
+sample_slopes = _jit(sample_slopes_py)
+
+
+def close_pairs_ok_py(xp, yp, xcp, ycp, lo, a, d_lo, hi, b, d_hi, budget):
+    """Check pairs close in x (x_j - x_i < d_lo or d_hi; arrays sorted by x) whose slope
+    test at ``lo``/``hi`` could be swayed by rounding: no pair counted ``<= lo`` may have a
+    slope above ``a`` and no pair counted ``> hi`` a slope below ``b``.
+    Returns 1 (ok), 0 (a violation) or -1 (more than ``budget`` pairs to check).
+    """
+    n = xp.shape[0]
+    d = max(d_lo, d_hi)
+    work = 0
+    for i in range(n):
+        j = i + 1
+        while j < n and xp[j] - xp[i] < d:
+            work += 1
+            if work > budget:
+                return -1
+            if xp[j] != xp[i]:
+                s = (yp[j] - yp[i]) / (xp[j] - xp[i])
+                if xp[j] - xp[i] < d_lo and lo > -np.inf:
+                    if (ycp[j] - lo * xcp[j]) <= (ycp[i] - lo * xcp[i]) and s > a:
+                        return 0
+                if xp[j] - xp[i] < d_hi and hi < np.inf:
+                    if (ycp[j] - hi * xcp[j]) > (ycp[i] - hi * xcp[i]) and s < b:
+                        return 0
+            j += 1
+    return 1
+
+
+close_pairs_ok = _jit(close_pairs_ok_py)
