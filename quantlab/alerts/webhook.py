@@ -124,7 +124,10 @@ class WebhookDispatcher:
             self._q.put_nowait(_Job(alert_id, url, json.dumps(payload).encode()))
         except queue.Full:
             self._count("dropped")
-            log.warning("webhook queue full: alert %s to %s dropped", alert_id, url)
+            n = self._counts["dropped"]
+            if n & (n - 1) == 0:  # 1st, 2nd, 4th, 8th ... drop: logged without flooding
+                log.warning("webhook queue full: alert %s to %s dropped (%d dropped so far)",
+                            alert_id, url, n)
             return False
         self._count("submitted")
         return True
