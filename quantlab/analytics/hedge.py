@@ -211,7 +211,7 @@ def rolling_hedge_ratio(y: Any, x: Any, window: int, *, use_numba: bool = True) 
     on y's index; the first ``window - 1`` rows are NaN, and so are windows where x is
     constant (with a warning).
     """
-    ya, xa, index = v.pair(y, x, 3, "rolling_hedge_ratio")
+    ya, xa, index = v.pair(y, x, 1, "rolling_hedge_ratio")
     window = v.window_arg(window, ya.size, 3, "rolling_hedge_ratio")
     fn = kernels.rolling_ols if use_numba else kernels.rolling_ols_py
     beta, alpha, degenerate = fn(ya, xa, window)

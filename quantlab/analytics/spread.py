@@ -85,7 +85,7 @@ def rolling_corr(y: Any, x: Any, window: int) -> pd.Series:
     The first value is NaN (no return), then ``window - 1`` more warm-up NaNs. Prices must be
     positive. Windows where either return is constant give NaN.
     """
-    ya, xa, index = v.pair(y, x, 3, "rolling_corr")
+    ya, xa, index = v.pair(y, x, 2, "rolling_corr")
     if (ya <= 0).any() or (xa <= 0).any():
         raise ValueError("rolling_corr works on log returns: y and x must be positive prices")
     window = v.window_arg(window, ya.size - 1, 2, "rolling_corr")
