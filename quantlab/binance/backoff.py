@@ -202,6 +202,8 @@ def classify(exc: BaseException) -> Failure:
         return Failure(True, f"cannot resolve host: {exc}")
     if isinstance(exc, TimeoutError):
         return Failure(True, f"timed out: {exc}" if str(exc) else "timed out")
+    if isinstance(exc, ConnectionRefusedError):
+        return Failure(True, f"connection refused, is the server up? ({exc})")
     if isinstance(exc, OSError):
         return Failure(True, f"network error: {exc}")
     if isinstance(exc, EOFError):
