@@ -117,7 +117,9 @@ def _tick_arrays(ticks: pd.DataFrame, now_ns: int) -> tuple[np.ndarray, ...]:
     n = len(t)
     if "recv_time" in ticks.columns:
         col = ticks["recv_time"]
-        if col.dtype.kind == "M" or isinstance(col.dtype, pd.DatetimeTZDtype):
+        if col.dtype.kind in "iu":  # the recorder's layout: int64 ns
+            recv = col.to_numpy(dtype=np.int64)
+        elif col.dtype.kind == "M" or isinstance(col.dtype, pd.DatetimeTZDtype):
             recv = np.where(col.isna().to_numpy(), -1, pd.DatetimeIndex(col).as_unit("ns").asi8)
         else:
             recv = col.fillna(-1).to_numpy(dtype=np.int64)
@@ -248,7 +250,7 @@ class AlertService:
             log.error("alert %s not written to the history: %s", alert.id, exc)
         log.info("ALERT %s", alert)
         if rule.webhook:
-            self.webhook.submit(rule.webhook, alert.to_dict(), alert.id)
+            self.webhook.submit(rule.webhook, alert, alert.id)
         if self.on_alert is not None:
             try:
                 self.on_alert(alert)

@@ -82,7 +82,11 @@ class DeliveryResult:
 class _Job:
     alert_id: str
     url: str
-    body: bytes
+    payload: Any  # a dict, or an object with ``to_dict()`` (serialised on the worker thread)
+
+    def body(self) -> bytes:
+        data = self.payload.to_dict() if hasattr(self.payload, "to_dict") else self.payload
+        return json.dumps(data).encode()
 
 
 _STOP = object()
@@ -113,15 +117,17 @@ class WebhookDispatcher:
         self._in_flight = 0
         self._counts = {"submitted": 0, "delivered": 0, "failed": 0, "retried": 0, "dropped": 0}
 
-    def submit(self, url: str, payload: dict[str, Any], alert_id: str = "") -> bool:
-        """Queue one delivery; False (logged, counted) if the queue is full or closed."""
+    def submit(self, url: str, payload: Any, alert_id: str = "") -> bool:
+        """Queue one delivery of ``payload`` (a JSON-able dict, or an object with
+        ``to_dict()``, serialised on the worker thread); False (logged, counted) if the queue
+        is full or closed. Never blocks."""
         if self._stop.is_set():
             self._count("dropped")
             return False
         if not self._threads:
             self._start()
         try:
-            self._q.put_nowait(_Job(alert_id, url, json.dumps(payload).encode()))
+            self._q.put_nowait(_Job(alert_id, url, payload))
         except queue.Full:
             self._count("dropped")
             n = self._counts["dropped"]
@@ -168,12 +174,13 @@ class WebhookDispatcher:
 
     def _deliver(self, job: _Job) -> None:
         t0 = time.monotonic()
+        body = job.body()
         delays = backoff_delays(self.retries, self.base_delay, cap=self.max_delay)
         attempts, status, error = 0, None, ""
         while True:
             attempts += 1
             try:
-                status = self.post(job.url, job.body, self.timeout)
+                status = self.post(job.url, body, self.timeout)
                 error = "" if status < 300 else f"HTTP {status}"
             except Exception as exc:  # timeouts, refused connections, DNS ...
                 status, error = None, f"{type(exc).__name__}: {exc}"
