@@ -39,14 +39,40 @@ def _trend_columns(nobs: int, regression: str) -> np.ndarray:
     return np.column_stack(cols)
 
 
-def _adf_design(x: np.ndarray, xdiff: np.ndarray, lag: int) -> tuple[np.ndarray, np.ndarray]:
-    """Columns [level x_{t-1}, dx_{t-1}, ..., dx_{t-lag}] and target dx_t (trim='both')."""
+def _adf_design(x: np.ndarray, xdiff: np.ndarray, lag: int, regression: str,
+                trend_first: bool) -> np.ndarray:
+    """One array [trend?, level x_{t-1}, dx_{t-1}, ..., dx_{t-lag}, trend?, target dx_t]
+    (lagmat trim='both'); trend columns first when ``trend_first`` (autolag's order)."""
     nobs = xdiff.size - lag
-    X = np.empty((nobs, lag + 1))
-    X[:, 0] = x[lag: lag + nobs]
+    trend = _trend_columns(nobs, regression)
+    nt = trend.shape[1]
+    A = np.empty((nobs, lag + 2 + nt))
+    off = nt if trend_first else 0
+    if nt:
+        A[:, (0 if trend_first else lag + 1):(nt if trend_first else lag + 1 + nt)] = trend
+    A[:, off] = x[lag: lag + nobs]
     for j in range(1, lag + 1):
-        X[:, j] = xdiff[lag - j: lag - j + nobs]
-    return X, xdiff[lag:]
+        A[:, off + j] = xdiff[lag - j: lag - j + nobs]
+    A[:, -1] = xdiff[lag:]
+    return A
+
+
+def _r_factor(A: np.ndarray) -> np.ndarray:
+    """Upper-triangular R of A = QR without forming Q: Cholesky QR applied twice
+    (CholeskyQR2, as accurate as Householder for cond(A) < 1e7), else LAPACK QR."""
+    try:
+        r1 = np.linalg.cholesky(A.T @ A).T
+        a1 = solve_triangular(r1, A.T, trans="T", check_finite=False).T
+        r2 = np.linalg.cholesky(a1.T @ a1).T
+        r = r2 @ r1
+        d = np.abs(np.diag(r))
+        if np.isfinite(r).all() and d.min() > 1e-7 * d.max():
+            return r
+    except np.linalg.LinAlgError:
+        pass
+    from scipy.linalg import qr
+
+    return qr(A, mode="r", check_finite=False)[0][: A.shape[1]]
 
 
 def _llf(ssr: float, nobs: int) -> float:
@@ -57,14 +83,13 @@ def _llf(ssr: float, nobs: int) -> float:
 def _select_lag(x: np.ndarray, xdiff: np.ndarray, maxlag: int, regression: str,
                 autolag: str) -> tuple[int, float]:
     """statsmodels ``_autolag`` over lags 0..maxlag on the maxlag sample, by one QR."""
-    X, yv = _adf_design(x, xdiff, maxlag)
-    nobs = yv.size
-    full = np.hstack([_trend_columns(nobs, regression), X])  # trend first (prepend=True)
-    startlag = full.shape[1] - X.shape[1] + 1
-    q, r = np.linalg.qr(full)
-    z = q.T @ yv
-    resid = yv - q @ z
-    ssr_full = float(resid @ resid)
+    A = _adf_design(x, xdiff, maxlag, regression, trend_first=True)
+    nobs = A.shape[0]
+    ncol = A.shape[1] - 1
+    startlag = ncol - (maxlag + 1) + 1
+    r = _r_factor(A)
+    z = r[:ncol, ncol]
+    ssr_full = float(r[ncol, ncol]) ** 2
     tail = np.concatenate([np.cumsum((z * z)[::-1])[::-1], [0.0]])  # sum_{i>=m} z_i^2
     ssr = {m: ssr_full + float(tail[m]) for m in range(startlag, startlag + maxlag + 1)}
     if autolag in ("aic", "bic"):
@@ -83,20 +108,20 @@ def _select_lag(x: np.ndarray, xdiff: np.ndarray, maxlag: int, regression: str,
     return best - startlag, float(icbest)
 
 
-def _ols_tstat0(X: np.ndarray, yv: np.ndarray) -> float:
-    """t statistic of the first column's coefficient (QR least squares)."""
-    q, r = np.linalg.qr(X)
-    diag = np.abs(np.diag(r))
-    if diag.min() <= 1e-13 * diag.max():
-        return float("nan")
-    z = q.T @ yv
-    coef = solve_triangular(r, z)
-    resid = yv - X @ coef
-    dof = X.shape[0] - X.shape[1]
+def _ols_tstat0(A: np.ndarray) -> float:
+    """t statistic of the first column's coefficient regressing A[:, -1] on A[:, :-1]."""
+    k = A.shape[1] - 1
+    dof = A.shape[0] - k
     if dof <= 0:
         return float("nan")
-    sigma2 = float(resid @ resid) / dof
-    rinv = solve_triangular(r, np.eye(r.shape[0]))
+    r = _r_factor(A)
+    rk = r[:k, :k]
+    diag = np.abs(np.diag(rk))
+    if diag.min() <= 1e-13 * diag.max():
+        return float("nan")
+    coef = solve_triangular(rk, r[:k, k])
+    sigma2 = float(r[k, k]) ** 2 / dof
+    rinv = solve_triangular(rk, np.eye(k))
     se0 = math.sqrt(sigma2 * float(rinv[0] @ rinv[0]))
     return float(coef[0]) / se0 if se0 > 0 else float("nan")
 
@@ -123,11 +148,8 @@ def _adf_arrays(x: np.ndarray, regression: str, maxlag: Any,
         lag, icbest = _select_lag(x, xdiff, maxlag, regression, autolag)
     else:
         lag = maxlag
-    X, yv = _adf_design(x, xdiff, lag)
-    nobs = yv.size
-    if regression != "n":
-        X = np.hstack([X, _trend_columns(nobs, regression)])
-    return _ols_tstat0(X, yv), lag, nobs, icbest
+    A = _adf_design(x, xdiff, lag, regression, trend_first=False)
+    return _ols_tstat0(A), lag, A.shape[0], icbest
 
 
 def _crit(values: Any) -> dict[str, float]:
