@@ -343,3 +343,33 @@ def test_dead_webhook_does_not_slow_ingestion(store, receiver):
     assert n0 == n1 and n0 > 900
     assert stats["webhook_dropped"] > 0  # the bounded queue filled up: dropped, not blocked
     assert hung < 2.5 * base + 0.05, (hung, base)
+
+
+# ---------------------------------------------------------------------------- notebooks
+
+
+def test_watch_and_toasts_follow_the_history(store):
+    from quantlab.alerts.notebook import AlertToasts
+
+    add_rule(store, PriceRule(symbol="BTCUSDT", op="cross", level=100, hysteresis=0.5))
+    svc = AlertService(store, bars_loader=False)
+    svc.process_trades("BTCUSDT", ticks_frame([99, 101]))  # an alert before the panel opens
+    seen = []
+    watcher = AlertHistory(store).watch(seen.append, interval=0.05)
+    panel = AlertToasts(store, interval=0.05, toast_s=0.3)
+    assert "crossed up" in panel.list.value and panel.toast.value == ""
+    svc.process_trades("BTCUSDT", ticks_frame([99], start_ns=T0 + 5 * S, first_id=5))
+    deadline = time.monotonic() + 5
+    while (not seen or "crossed down" not in panel.toast.value) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    watcher.stop()
+    assert [a.event for a in seen] == ["cross_down"]  # only alerts fired after watching began
+    assert "crossed down" in panel.toast.value
+    assert panel.list.value.index("crossed down") < panel.list.value.index("crossed up")
+    deadline = time.monotonic() + 5
+    while panel.toast.value and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert panel.toast.value == ""  # the toast goes away
+    panel.stop()
+    svc.close()
+    assert not watcher.running

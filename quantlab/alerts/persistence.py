@@ -23,8 +23,9 @@ import json
 import logging
 import os
 import tempfile
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -365,6 +366,11 @@ class AlertHistory:
             yield from self.poll()
             time.sleep(interval)
 
+    def watch(self, callback: Callable[[FiredAlert], None], interval: float = 0.5) -> AlertWatcher:
+        """Call ``callback(alert)`` on a background thread for each alert fired from now on
+        (what ``Lab.on_alert`` and the app's toasts use); ``.stop()`` ends it."""
+        return AlertWatcher(self, callback, interval)
+
     def alerts(self) -> list[FiredAlert]:
         return self.new_since(0)[0]
 
@@ -376,6 +382,45 @@ class AlertHistory:
                      message trade_id recv_time fired_at latency_ms bar_time webhook
         """
         return alerts_frame([a for a in self.alerts() if rule_id is None or a.rule_id == rule_id])
+
+
+class AlertWatcher:
+    """A daemon thread polling an :class:`AlertHistory` every ``interval`` seconds."""
+
+    def __init__(self, history: AlertHistory, callback: Callable[[FiredAlert], None],
+                 interval: float = 0.5) -> None:
+        if not callable(callback):
+            raise TypeError(f"callback: expected a function of one FiredAlert, got {callback!r}")
+        if not interval > 0:
+            raise ValueError(f"interval: {interval!r} must be > 0 seconds")
+        self.history, self.callback, self.interval = history, callback, float(interval)
+        self._stop = threading.Event()
+        self.errors = 0
+        self._thread = threading.Thread(target=self._run, name="alerts-watch", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                alerts = self.history.poll()
+            except OSError as exc:
+                log.warning("alert history not readable: %s", exc)
+                continue
+            for a in alerts:
+                try:
+                    self.callback(a)
+                except Exception:
+                    self.errors += 1
+                    log.exception("alert callback failed")
+
+    @property
+    def running(self) -> bool:
+        return self._thread.is_alive()
+
+    def stop(self, timeout: float = 2.0) -> None:
+        self._stop.set()
+        if threading.current_thread() is not self._thread:
+            self._thread.join(timeout)
 
 
 def alerts_frame(alerts: list[FiredAlert]) -> pd.DataFrame:

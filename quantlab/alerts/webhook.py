@@ -212,11 +212,24 @@ class WebhookDispatcher:
         return True
 
     def close(self, drain: float = 2.0) -> None:
-        """Give queued deliveries up to ``drain`` seconds, then stop the workers (a request in
-        flight finishes its current attempt in the background; no more retries)."""
+        """Give queued deliveries up to ``drain`` seconds, then stop the workers: what is still
+        queued is counted failed (one warning), a request in flight finishes its current
+        attempt in the background, with no more retries."""
         if self._threads:
             self.join(drain)
         self._stop.set()
+        abandoned = 0
+        while True:  # what is still queued is not attempted any more
+            try:
+                job = self._q.get_nowait()
+            except queue.Empty:
+                break
+            self._q.task_done()
+            if job is not _STOP:
+                abandoned += 1
+        if abandoned:
+            self._count("failed", abandoned)
+            log.warning("%d webhook deliveries abandoned at shutdown", abandoned)
         for _ in self._threads:
             try:
                 self._q.put_nowait(_STOP)
