@@ -1,0 +1,48 @@
+"""``quantlab record --symbols BTCUSDT,ETHUSDT --store DIR [--ws-url URL] [--rest-url URL] [--duration S]``."""
+
+from __future__ import annotations
+
+import argparse
+
+from quantlab.config import settings
+
+NAME = "record"
+HELP = "record live trades into the store until stopped (SIGINT/SIGTERM) or for --duration seconds"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--symbols", default=None, help="comma-separated, e.g. BTCUSDT,ETHUSDT (default: $QUANTLAB_SYMBOLS)")
+    p.add_argument("--store", default=None, help="store directory (default: $QUANTLAB_STORE or ./data/store)")
+    p.add_argument("--ws-url", default=None, help="stream base (default: $QUANTLAB_WS_URL or wss://stream.binance.com:9443)")
+    p.add_argument("--rest-url", default=None, help="REST base (default: $QUANTLAB_REST_URL or https://api.binance.com)")
+    p.add_argument("--duration", type=float, default=None, help="stop after S seconds")
+    p.add_argument("--flush-interval", type=float, default=0.25, help="seconds between durable appends (<= 1)")
+    p.add_argument("--label", default=None, help="source label shown in status (binance, demo, ...)")
+    p.add_argument("--no-alerts", action="store_true", help="do not evaluate alert rules")
+
+
+def run(args: argparse.Namespace) -> int:
+    import asyncio
+    import signal
+
+    from quantlab.recorder import Recorder, RecorderConfig
+
+    cfg = settings(symbols=args.symbols, store=args.store, ws_url=args.ws_url, rest_url=args.rest_url)
+    if args.duration is not None and args.duration <= 0:
+        raise ValueError("--duration: must be a positive number of seconds")
+    if not 0 < args.flush_interval <= 1:
+        raise ValueError("--flush-interval: must be in (0, 1] seconds")
+    label = args.label or ("binance" if "binance.com" in cfg.ws_url else cfg.ws_url)
+    rec = Recorder(RecorderConfig(
+        store=cfg.store, symbols=list(cfg.symbols), ws_url=cfg.ws_url, rest_url=cfg.rest_url,
+        label=label, duration_s=args.duration, flush_interval_s=args.flush_interval,
+        alerts=not args.no_alerts,
+    ))
+
+    async def main() -> int:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, rec.stop)
+        return await rec.run()
+
+    return asyncio.run(main())
