@@ -373,3 +373,28 @@ def test_watch_and_toasts_follow_the_history(store):
     panel.stop()
     svc.close()
     assert not watcher.running
+
+
+def test_store_read_layout_and_bad_batches(store, caplog):
+    """Ticks as ``TickStore.read`` returns them (DatetimeIndex, recv_time NaT) work too;
+    a batch the service cannot read is logged and counted, never raised."""
+    from quantlab.store import TickStore
+
+    add_rule(store, PriceRule(symbol="BTCUSDT", op="above", level=100.2))
+    svc = AlertService(store, bars_loader=False)
+    with TickStore(store) as st:
+        stored = st.read("BTCUSDT")
+    assert isinstance(stored.index, pd.DatetimeIndex)
+    stored["recv_time"] = pd.Series([pd.NaT, pd.Timestamp(T0, tz="UTC")], index=stored.index)
+    fired = svc.process_trades("BTCUSDT", stored)
+    assert [a.value for a in fired] == [100.5] and fired[0].recv_ns == T0
+    assert fired[0].time_ns == T0 - 3600 * S + S
+    svc.process_trades("BTCUSDT", ticks_frame([100.0], start_ns=T0, first_id=3))  # re-arm
+    nat = ticks_frame([101.0], start_ns=T0 + S, first_id=4)
+    nat["recv_time"] = pd.Series([pd.NaT], dtype="datetime64[ns, UTC]")
+    fired = svc.process_trades("BTCUSDT", nat)  # receipt unknown: no latency
+    assert fired[0].recv_ns == -1 and fired[0].latency_s is None
+    assert svc.process_trades("BTCUSDT", pd.DataFrame({"price": [1.0]})) == []
+    assert svc.stats()["errors"] == 1 and "alert evaluation failed" in caplog.text
+    svc.close()
+    assert np.isnan(AlertHistory(store).read()["latency_ms"].iloc[-1])

@@ -166,6 +166,8 @@ class AlertService:
         self.fired = 0
         self.errors = 0
         self._closed = False
+        # process_trades, poll_rules and close may be called from different threads
+        self._lock = threading.RLock()
         self.poll_rules(state=load_state(store_dir))
 
     # -- rules ------------------------------------------------------------------------
@@ -180,6 +182,10 @@ class AlertService:
     def poll_rules(self, *, state: dict[str, Any] | None = None) -> bool:
         """Reload the rules file if it changed (one ``stat`` otherwise); save rule state if it
         changed. Returns True when the rules were reloaded. Never raises on a bad file."""
+        with self._lock:
+            return self._poll_rules(state)
+
+    def _poll_rules(self, state: dict[str, Any] | None) -> bool:
         try:
             if self.engine.dirty:
                 self._save_state()
@@ -224,14 +230,15 @@ class AlertService:
         """
         if ticks is None or not self.engine.watches(symbol) or len(ticks) == 0:
             return []
-        try:
-            t, p, recv, ids = _tick_arrays(ticks, self.now_ns())
-            triggers = self.engine.process(symbol, t, p, recv, ids)
-        except Exception as exc:  # never break ingestion
-            self.errors += 1
-            log.exception("alert evaluation failed for %s: %s", symbol, exc)
-            return []
-        return [self._emit(tr) for tr in triggers] if triggers else []
+        with self._lock:
+            try:
+                t, p, recv, ids = _tick_arrays(ticks, self.now_ns())
+                triggers = self.engine.process(symbol, t, p, recv, ids)
+            except Exception as exc:  # never break ingestion
+                self.errors += 1
+                log.exception("alert evaluation failed for %s: %s", symbol, exc)
+                return []
+            return [self._emit(tr) for tr in triggers] if triggers else []
 
     def _emit(self, tr: Trigger) -> FiredAlert:
         rule = self._rules[tr.rule_id]
@@ -284,11 +291,12 @@ class AlertService:
 
     def close(self, drain: float = 2.0) -> None:
         """Save rule state, flush the history, give webhooks ``drain`` seconds, stop workers."""
-        if self._closed:
-            return
-        self._closed = True
-        self._save_state()
-        self._history.close()
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            self._save_state()
+            self._history.close()
         self.webhook.close(drain)
         with self._deliveries_lock:
             self._deliveries.close()
