@@ -42,8 +42,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     what.add_argument("--symbol", help="one symbol, for --above/--below/--cross/--move")
     what.add_argument("--pair", metavar="Y,X", help="two symbols, for --zscore/--spread-above/--spread-below")
     cond = add.add_argument_group("condition (one of)")
-    for op in _PRICE_OPS:
-        cond.add_argument(f"--{op}", metavar="PRICE", help=f"price {op} this level")
+    cond.add_argument("--above", metavar="PRICE", help="price at or above PRICE")
+    cond.add_argument("--below", metavar="PRICE", help="price at or below PRICE")
+    cond.add_argument("--cross", metavar="PRICE", help="each crossing of PRICE, either way")
     cond.add_argument("--move", metavar="PCT", help="percent move of the price over --over")
     cond.add_argument("--zscore", metavar="K", help="pair z-score beyond ±K")
     cond.add_argument("--spread-above", metavar="LEVEL", help="pair spread at or above LEVEL")
