@@ -89,7 +89,7 @@ class _Client:
     """One WebSocket connection: its subscriptions, outgoing queue and fault state."""
 
     __slots__ = ("ws", "number", "combined", "micro", "streams", "queue", "pending", "wake",
-                 "connected_at", "fault", "incoming", "closing", "tasks")
+                 "connected_at", "fault", "incoming", "closing", "close_with", "tasks")
 
     def __init__(self, ws: ServerConnection, number: int, combined: bool, micro: bool,
                  faults: Faults, connected_at: float) -> None:
@@ -105,6 +105,7 @@ class _Client:
         self.fault = FaultState(faults, number)
         self.incoming: deque[float] = deque()
         self.closing = False
+        self.close_with: tuple[int, str] | None = None
         self.tasks: list[asyncio.Task] = []
 
     def enqueue(self, frames: list[bytes], data: bool, stream: str = "") -> None:
@@ -185,6 +186,7 @@ class Exchange:
         self._t_start = 0.0
         self._loop: asyncio.AbstractEventLoop | None = None
         self._closed = False
+        self._paused = False
 
     @staticmethod
     def _agg_base(symbol: str) -> int:
@@ -308,6 +310,16 @@ class Exchange:
         self._counters["cuts"] += n
         return n
 
+    def pause(self) -> None:
+        """Stop making trades (connections stay open), e.g. to read a stable tape in a test.
+
+        The clock keeps running: on :meth:`resume` a real-time source makes the trades of
+        the pause at once."""
+        self._paused = True
+
+    def resume(self) -> None:
+        self._paused = False
+
     def send_server_shutdown(self) -> None:
         """Send the ``serverShutdown`` event to every connection (they stay open)."""
         now = _now_us()
@@ -321,6 +333,8 @@ class Exchange:
         try:
             while True:
                 await asyncio.sleep(self.tick)
+                if self._paused:
+                    continue
                 if self.source.throttleable:
                     watchers = [c for subs in self._subs.values() for c in subs]
                     if not watchers or any(c.pending > self.throttle_pending for c in watchers):
@@ -408,6 +422,8 @@ class Exchange:
             async for message in ws:
                 self._on_message(c, message)
                 if c.closing:
+                    if c.close_with:
+                        await ws.close(*c.close_with)
                     break
         except ConnectionClosed:
             pass
@@ -433,7 +449,7 @@ class Exchange:
                 log.info("connection %d sent more than %d messages in a second; closing it",
                          c.number, self.control_rate_limit)
                 c.closing = True
-                asyncio.get_running_loop().create_task(c.ws.close(1008, "Too many messages"))
+                c.close_with = (1008, "Too many messages")
                 return
         try:
             ctl = wire.parse_control(message)
@@ -824,6 +840,16 @@ class ExchangeThread:
 
     def abort_connections(self) -> int:
         return self.call(lambda ex: ex.abort_connections())
+
+    def pause(self) -> None:
+        """Stop making trades (connections stay open), e.g. to read a stable tape in a test.
+
+        The clock keeps running: on :meth:`resume` a real-time source makes the trades of
+        the pause at once."""
+        self._paused = True
+
+    def resume(self) -> None:
+        self._paused = False
 
     def send_server_shutdown(self) -> None:
         self.call(lambda ex: ex.send_server_shutdown())

@@ -369,7 +369,11 @@ class Replay(Source):
         return self._trades[symbol]
 
     def describe(self) -> str:
-        where = ", ".join(str(p) for p in self.paths) or "memory"
+        parents = {p.parent for p in self.paths}
+        if len(self.paths) > 1 and len(parents) == 1:
+            where = f"{len(self.paths)} files in {parents.pop()}"
+        else:
+            where = ", ".join(str(p) for p in self.paths) or "memory"
         speed = "max speed" if math.isinf(self.speed) else f"x{self.speed:g}"
         counts = ", ".join(f"{s} {len(a):,}" for s, a in self._trades.items())
         return f"replay of {where} ({counts} trades) at {speed}{', looping' if self.loop else ''}"

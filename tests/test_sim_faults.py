@@ -1,0 +1,83 @@
+"""Fault specs and the Binance control-message rules of the simulator (sans-I/O)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from quantlab.sim import wire
+from quantlab.sim.faults import Faults, FaultState, malformed_frame, parse_faults
+
+
+def test_fault_spec_parses_and_round_trips():
+    f = parse_faults("drop=0.01, cut_every=300,dup_after_reconnect=20,malformed=0.001,"
+                     "stall=5@30,stall=2@90,rest429=1,rest418=2,retry_after=3,seed=9")
+    assert f == Faults(drop=0.01, cut_every=300, dup_after_reconnect=20, malformed=0.001,
+                       stalls=((30.0, 5.0), (90.0, 2.0)), rest429=1, rest418=2, retry_after=3, seed=9)
+    assert parse_faults(f.spec()) == f
+    assert parse_faults(None) == parse_faults("") == parse_faults("none") == Faults()
+    assert str(Faults()) == "none"
+
+
+@pytest.mark.parametrize("spec, message", [
+    ("drop=1.5", "probability between 0 and 1"),
+    ("drop=abc", "not a number"),
+    ("cut_every=-3", ">= 0"),
+    ("cut_every=2.5", "whole number"),
+    ("stall=5", "SECONDS@START"),
+    ("stall=0@3", "positive duration"),
+    ("lag=3", "known key"),
+    ("drop", "known key"),
+])
+def test_bad_fault_specs_name_the_item(spec, message):
+    with pytest.raises(ValueError, match=message):
+        parse_faults(spec)
+    with pytest.raises(TypeError, match="spec string"):
+        parse_faults(3)  # type: ignore[arg-type]
+
+
+def test_fault_state_is_deterministic_and_stalls_only_older_connections():
+    f = parse_faults("drop=0.3,stall=2@10,seed=4")
+    a, b = FaultState(f, 1), FaultState(f, 1)
+    assert (a.drop_mask(1000) == b.drop_mask(1000)).all()
+    assert 200 < a.drop_mask(1000).sum() < 400
+    assert a.stalled(10.5, connected_at_s=3.0) and not a.stalled(12.5, 3.0)
+    assert not a.stalled(10.5, connected_at_s=10.2)  # connected during the stall: not stalled
+    kinds = [a.next_malformed_kind() for _ in range(3)]
+    for kind in kinds:
+        text = malformed_frame(kind, "btcusdt@trade", combined=True)
+        try:
+            data = json.loads(text)
+        except ValueError:
+            continue
+        assert "t" not in data["data"] and "p" not in data["data"]
+
+
+def test_control_messages_follow_binance_rules():
+    ok = wire.parse_control('{"method":"SUBSCRIBE","params":["btcusdt@trade","ethusdt@kline_1m"],"id":1}')
+    assert ok.method == "SUBSCRIBE" and ok.id == 1
+    assert wire.parse_control('{"method":"LIST_SUBSCRIPTIONS","id":"abc123"}').id == "abc123"
+    assert wire.parse_control('{"method":"GET_PROPERTY","params":["combined"],"id":null}').id is None
+    cases = [
+        ("not json", 3, "Invalid JSON: expected value at line 1 column 1"),
+        ('{"params":[],"id":1}', 2, "missing field `method`"),
+        ('{"method":"SUBSCRIB","params":[],"id":1}', 2, "unknown variant `SUBSCRIB`, expected one of `SUBSCRIBE`"),
+        ('{"method":"SUBSCRIBE","params":[],"id":1.5}', 2, "request ID must be an unsigned integer"),
+        ('{"method":"SUBSCRIBE","params":[],"id":"has space"}', 2, "request ID must be an unsigned integer"),
+        ('{"method":"SUBSCRIBE","params":["btcusdt@nonsense"],"id":1}', 2, "invalid stream"),
+        ('{"method":"SUBSCRIBE","params":["btc-usdt@trade"],"id":1}', 2, "invalid stream"),
+        ('{"method":"SET_PROPERTY","params":["colour",true],"id":5}', 0, "Unknown property"),
+        ('{"method":"SET_PROPERTY","params":["combined","yes"],"id":5}', 1, "expected Boolean"),
+        ('{"method":"SET_PROPERTY","params":[3,true],"id":5}', 2, "property name must be a string"),
+    ]
+    for text, code, msg in cases:
+        with pytest.raises(wire.ControlError) as err:
+            wire.parse_control(text)
+        assert err.value.code == code and msg in err.value.msg, (text, err.value.msg)
+    e = wire.ControlError(2, "Invalid request: invalid stream", 7)
+    assert json.loads(wire.error_reply(e)) == {"error": {"code": 2, "msg": "Invalid request: invalid stream"}, "id": 7}
+    assert json.loads(wire.error_reply(e, "flat")) == {"code": 2, "msg": "Invalid request: invalid stream", "id": 7}
+    assert wire.result_reply(None, 1) == '{"result":null,"id":1}'
+    assert wire.parse_stream_name("btcusdt@depth20@100ms") == ("btcusdt", "depth20@100ms")
+    assert wire.parse_stream_name("!miniTicker@arr") == ("", "!miniTicker@arr")
