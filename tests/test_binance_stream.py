@@ -449,3 +449,51 @@ def test_bad_arguments():
         BinanceStream("wss://stream.binance.com:9443", ["BTCUSDT"], watchdog_s=0)
     with pytest.raises(ValueError, match="max_attempts"):
         BinanceStream("wss://stream.binance.com:9443", ["BTCUSDT"], max_attempts=0)
+
+
+def test_upgrade_refused_with_429_waits_retry_after():
+    async def behaviour(ws, n):
+        await ws.send(trade_frame("BTCUSDT", 1))
+        await ws.wait_closed()
+
+    class Busy(Exchange):
+        refused = 0
+
+        def _http(self, connection, request):
+            if request.path.startswith("/stream") and self.refused == 0:
+                self.refused += 1
+                resp = connection.respond(429, "Too many connection attempts")
+                resp.headers["Retry-After"] = "0.5"
+                return resp
+            return super()._http(connection, request)
+
+    async def main():
+        async with Busy(behaviour) as ex:
+            async with BinanceStream(ex.ws_url, ["BTCUSDT"], validate_symbols=False, backoff=FAST) as stream:
+                t0 = time.monotonic()
+                events = await collect(stream, lambda ev: len(trades(ev)) == 1)
+                return events, time.monotonic() - t0
+
+    events, elapsed = run(main())
+    disc = events[0]
+    assert isinstance(disc, Disconnected) and "HTTP 429" in disc.reason
+    assert disc.retry_in_s == 0.5 and elapsed >= 0.5  # Retry-After beats the 0.05 s backoff
+    assert isinstance(events[1], Connected) and events[1].attempt == 2
+
+
+def test_microsecond_stream():
+    async def behaviour(ws, n):
+        assert ws.request.path.endswith("&timeUnit=MICROSECOND")
+        await ws.send(json.dumps({"stream": "ethusdt@trade", "data": {
+            "e": "trade", "E": 1735689600074100, "s": "ETHUSDT", "t": 7, "p": "3337.78000000",
+            "q": "0.00150000", "T": 1735689600074095, "m": False, "M": True}}))
+        await ws.wait_closed()
+
+    async def main():
+        async with Exchange(behaviour) as ex:
+            async with BinanceStream(ex.ws_url, ["ETHUSDT"], validate_symbols=False,
+                                     time_unit="MICROSECOND") as stream:
+                return await collect(stream, lambda ev: len(trades(ev)) == 1)
+
+    (t,) = trades(run(main()))
+    assert t.time_ns == 1735689600074095000 and t.event_time_ns == 1735689600074100000

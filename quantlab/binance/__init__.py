@@ -5,4 +5,45 @@
 * :mod:`quantlab.binance.backoff` holds the pure reconnect and pacing policies.
 * :mod:`quantlab.binance.stream` is the asyncio WebSocket client (:class:`BinanceStream`).
 * :mod:`quantlab.binance.rest` is the weight-aware REST client (:class:`BinanceRest`).
+
+The main names are importable from here; the client modules load on first use.
 """
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_LAZY = {
+    "BinanceStream": "stream",
+    "Connected": "stream",
+    "Disconnected": "stream",
+    "StreamError": "stream",
+    "ControlError": "stream",
+    "BinanceRest": "rest",
+    "RestError": "rest",
+    "RateLimitBanned": "rest",
+    "Trade": "protocol",
+    "AggTrade": "protocol",
+    "BookTicker": "protocol",
+    "Kline": "protocol",
+    "SubscribeReply": "protocol",
+    "ErrorFrame": "protocol",
+    "ServerShutdown": "protocol",
+    "Unknown": "protocol",
+    "ProtocolError": "protocol",
+    "parse_frame": "protocol",
+    "stream_url": "protocol",
+    "trades_to_frame": "protocol",
+    "backoff_delays": "backoff",
+    "classify": "backoff",
+}
+
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'quantlab.binance' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{module}"), name)

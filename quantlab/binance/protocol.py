@@ -261,6 +261,20 @@ def _str(d: dict, key: str) -> str:
 
 
 def _trade(d: dict, recv_ns: int, unit: str | None) -> Trade:
+    # Fast path for the hot loop: well-typed fields, milliseconds or microseconds told apart
+    # by magnitude; anything unusual falls through to the checked path below.
+    s, t, p, q, m, tt, e = d["s"], d["t"], d["p"], d["q"], d["m"], d["T"], d["E"]
+    if (unit is None and type(s) is str and type(t) is int and type(p) is str
+            and type(q) is str and (m is True or m is False) and type(tt) is int
+            and type(e) is int and 0 <= tt < _MS_BELOW and 0 <= e < _MS_BELOW):
+        try:
+            return Trade(s, t, float(p), float(q), m, tt * 1_000_000, e * 1_000_000, recv_ns)
+        except ValueError:
+            pass
+    return _trade_checked(d, recv_ns, unit)
+
+
+def _trade_checked(d: dict, recv_ns: int, unit: str | None) -> Trade:
     return Trade(
         _str(d, "s"),
         _int(d, "t"),
@@ -356,6 +370,8 @@ def parse_payload(obj: Any, recv_ns: int, *, time_unit: str | None = None) -> li
         raise ProtocolError(f"frame: 'data' of stream {obj.get('stream')!r} is not an object")
     try:
         kind = data.get("e")
+        if kind == "trade":
+            return [_trade(data, recv_ns, time_unit)]
         if kind is not None:
             parser = _BY_EVENT.get(kind)
             return [parser(data, recv_ns, time_unit)] if parser else [Unknown(obj)]

@@ -68,6 +68,8 @@ class BinanceRest:
 
     ``rest_url``: base such as ``https://api.binance.com`` (``/api/v3/...`` is appended).
     ``max_weight_per_min``: stay under this weight per minute (Binance allows 6000).
+    ``time_unit="MICROSECOND"`` asks for µs timestamps (``X-MBX-TIME-UNIT``); ``api_key``
+    is sent as ``X-MBX-APIKEY`` when given (not needed for these public endpoints).
     ``sleep``/``clock`` are injectable for tests (``clock`` is wall-clock epoch seconds:
     the weight window is the calendar minute).
     """
@@ -81,6 +83,7 @@ class BinanceRest:
         max_retries: int = 5,
         backoff: Callable[[], Iterator[float]] = backoff_delays,
         time_unit: str | None = None,
+        api_key: str | None = None,
         sleep: Callable[[float], Any] = asyncio.sleep,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -107,6 +110,7 @@ class BinanceRest:
         self.max_retries = max_retries
         self._backoff = backoff
         self.time_unit = time_unit.upper() if time_unit else None
+        self._api_key = api_key  # optional; the market-data endpoints used here need none
         self._sleep = sleep
         self._clock = clock
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="binance-rest")
@@ -358,6 +362,8 @@ class BinanceRest:
         headers = {"Accept": "application/json", "Accept-Encoding": "gzip", "User-Agent": "quantlab"}
         if self.time_unit:
             headers["X-MBX-TIME-UNIT"] = self.time_unit
+        if self._api_key:
+            headers["X-MBX-APIKEY"] = self._api_key
         for reused in (self._conn is not None, False):
             conn = self._conn or self._connect()
             self._conn = conn
