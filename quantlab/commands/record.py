@@ -17,6 +17,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--rest-url", default=None, help="REST base (default: $QUANTLAB_REST_URL or https://api.binance.com)")
     p.add_argument("--duration", type=float, default=None, help="stop after S seconds")
     p.add_argument("--flush-interval", type=float, default=0.25, help="seconds between durable appends (<= 1)")
+    p.add_argument("--source", default=None,
+                   help="binance (default: $QUANTLAB_SOURCE), demo (the built-in exchange simulator, "
+                        "offline), or a ws:// URL")
+    p.add_argument("--demo-rate", type=float, default=50.0, help="trades/s of the demo source (default 50)")
     p.add_argument("--label", default=None, help="source label shown in status (binance, demo, ...)")
     p.add_argument("--no-alerts", action="store_true", help="do not evaluate alert rules")
 
@@ -32,11 +36,22 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError("--duration: must be a positive number of seconds")
     if not 0 < args.flush_interval <= 1:
         raise ValueError("--flush-interval: must be in (0, 1] seconds")
-    label = args.label or ("binance" if "binance.com" in cfg.ws_url else cfg.ws_url)
+    source = (args.source or cfg.source or "binance").strip()
+    ws_url = cfg.ws_url
+    demo_rate = None
+    if source == "demo":
+        if not args.demo_rate > 0:
+            raise ValueError("--demo-rate: must be a positive number of trades per second")
+        demo_rate = args.demo_rate
+    elif source.startswith(("ws://", "wss://")):
+        ws_url = args.ws_url or source
+    elif source != "binance":
+        raise ValueError(f"--source: {source!r} is not 'binance', 'demo' or a ws:// URL")
+    label = args.label or ("demo" if demo_rate else "binance" if "binance.com" in ws_url else ws_url)
     rec = Recorder(RecorderConfig(
-        store=cfg.store, symbols=list(cfg.symbols), ws_url=cfg.ws_url, rest_url=cfg.rest_url,
+        store=cfg.store, symbols=list(cfg.symbols), ws_url=ws_url, rest_url=cfg.rest_url,
         label=label, duration_s=args.duration, flush_interval_s=args.flush_interval,
-        alerts=not args.no_alerts,
+        alerts=not args.no_alerts, demo_rate=demo_rate,
     ))
 
     async def main() -> int:

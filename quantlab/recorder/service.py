@@ -55,6 +55,9 @@ class RecorderConfig:
     #: instead of at the first live trade
     start_ids: dict[str, int] = field(default_factory=dict)
     stream_options: dict = field(default_factory=dict)
+    #: run the exchange simulator inside this process and record from it ("demo" source);
+    #: the value is its synthetic trade rate in trades/s
+    demo_rate: float | None = None
 
 
 class Recorder:
@@ -89,6 +92,29 @@ class Recorder:
 
     async def run(self) -> int:
         """Record until ``stop()`` or ``duration_s``; returns 0 on a clean stop."""
+        if self.cfg.demo_rate is None:
+            return await self._run()
+        from quantlab.sim import Exchange, Synthetic
+
+        last_ids, prices = {}, {}
+        with contextlib.suppress(Exception):  # a new or empty store: start from the defaults
+            probe = TickStore(self.cfg.store)
+            info = probe.info()
+            info = info[info["kind"] == "trades"].set_index("symbol")
+            last_ids = {s: int(info.loc[s, "last_id"]) for s in self.symbols if s in info.index}
+            prices = {s: float(info.loc[s, "last_price"]) for s in self.symbols if s in info.index}
+            probe.close()
+        # continue the store's ids and prices: no gap or jump between demo runs
+        source = Synthetic(self.symbols, rate=self.cfg.demo_rate, seed=int(time.time()),
+                           prices=prices if len(prices) == len(self.symbols) else None)
+        for s, last in last_ids.items():
+            source.first_ids[s] = last + 1
+        async with Exchange(source) as ex:
+            self.cfg.ws_url, self.cfg.rest_url = ex.ws_url, ex.rest_url
+            log.info("demo: %s on %s", source.describe(), ex.ws_url)
+            return await self._run()
+
+    async def _run(self) -> int:
         cfg = self.cfg
         self.store = TickStore(cfg.store, mode="a")
         try:
