@@ -116,3 +116,33 @@ def test_trade_statistics_conventions():
 def test_returns_of_a_bust_account_are_nan():
     r = m.returns(np.array([100.0, 0.0, 10.0]))
     assert r[0] == -1.0 and math.isnan(r[1])
+
+
+@pytest.mark.parametrize("curve", [
+    "walk", "flat", "bust", "rising", "short",
+])
+def test_one_pass_statistics_equal_the_definitions(curve):
+    from quantlab.backtest import kernels as k
+
+    rng = np.random.default_rng(5)
+    e = {
+        "walk": 1e4 * np.cumprod(1 + rng.normal(0, 0.01, 5000)),
+        "flat": np.full(50, 1e4),
+        "bust": np.array([100.0, 50.0, -10.0, 5.0, 20.0, 30.0]),
+        "rising": np.array([1.0, 2.0, 4.0, 8.0]),
+        "short": np.array([1e4]),
+    }[curve]
+    pnl = rng.normal(0, 1, 7)
+    args = dict(pnl=pnl, bars_held=np.arange(7), signal=np.ones(e.size), traded=np.ones(3),
+                fees=2.0, capital=1e4, risk_free=1e-5)
+    fast = m.compute_stats(e, 365.0, one_pass=True, **args)
+    slow = m.compute_stats(e, 365.0, one_pass=False, **args)
+    assert fast.keys() == slow.keys() == set(m.STAT_KEYS)
+    for key in m.STAT_KEYS:
+        a, b = fast[key], slow[key]
+        if isinstance(b, float) and math.isnan(b):
+            assert math.isnan(a), key
+        else:
+            assert a == pytest.approx(b, rel=1e-10), key
+    for a, b in zip(k.equity_stats_nb(e, 1e-5), k.equity_stats_py(e, 1e-5), strict=True):
+        assert a == b or (math.isnan(a) and math.isnan(b))

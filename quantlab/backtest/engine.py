@@ -226,8 +226,10 @@ def _simulate(yv: np.ndarray, xv: np.ndarray, z: np.ndarray, beta: np.ndarray,
     decide, execute, _ = _k.get_kernels(use_numba)
     entry, exit_, stop, hold = rules
     fee_rate, slip_rate, capital, notional = costs
-    target, reason = decide(z, entry, exit_, stop, hold)
-    return execute(yv, xv, target, reason, beta, capital, notional, fee_rate, slip_rate)
+    # plain floats and ints: one compiled specialisation whatever the caller passed
+    target, reason = decide(z, float(entry), float(exit_), float(stop), int(hold))
+    return execute(yv, xv, target, reason, beta, float(capital), float(notional),
+                   float(fee_rate), float(slip_rate))
 
 
 _COL = {name: i for i, name in enumerate(_k.TRADE_COLUMNS)}

@@ -20,6 +20,10 @@ Two kernels, applied in order:
     (notional traded at the bar), and a float64 trade table, one row per round trip, with
     the columns named in :data:`TRADE_COLUMNS`.
 
+``equity_stats(equity, risk_free)``
+    The equity-curve statistics of :func:`quantlab.backtest.metrics.compute_stats` in one
+    pass (mean, std and downside deviation of bar returns, max drawdown and its duration).
+
 ``expanding_ols(y, x, min_periods) -> (beta, alpha)``
     Expanding-window OLS of y on x with intercept (Welford updates; NaN before
     ``min_periods`` observations or when x has not varied yet).
@@ -226,6 +230,53 @@ def expanding_ols_py(y, x, min_periods):
     return beta, alpha
 
 
+def equity_stats_py(equity, risk_free):
+    """One pass over an equity curve for the sweep's statistics.
+
+    Returns ``(n, mean, std, downside, max_drawdown, max_drawdown_duration)`` of the excess
+    bar returns ``r - risk_free`` (returns from a non-positive equity skipped), with ``std``
+    of ddof=1 (NaN below two returns) and ``downside = sqrt(mean(min(r - rf, 0) ** 2))``;
+    drawdowns as defined in :mod:`quantlab.backtest.metrics`, which this equals.
+    """
+    m = equity.shape[0]
+    n = 0
+    total = 0.0
+    for t in range(1, m):
+        prev = equity[t - 1]
+        if prev > 0:
+            total += equity[t] / prev - 1.0 - risk_free
+            n += 1
+    mean = total / n if n > 0 else np.nan
+    ss = 0.0
+    down = 0.0
+    for t in range(1, m):
+        prev = equity[t - 1]
+        if prev > 0:
+            r = equity[t] / prev - 1.0 - risk_free
+            d = r - mean
+            ss += d * d
+            if r < 0:
+                down += r * r
+    std = math.sqrt(ss / (n - 1)) if n > 1 else np.nan
+    downside = math.sqrt(down / n) if n > 0 else np.nan
+    peak = -np.inf
+    mdd = 0.0
+    last_peak = 0
+    dur = 0
+    for t in range(m):
+        e = equity[t]
+        if e >= peak:
+            peak = e
+            last_peak = t
+        else:
+            dd = e / peak - 1.0
+            if dd < mdd:
+                mdd = dd
+            if t - last_peak > dur:
+                dur = t - last_peak
+    return n, mean, std, downside, mdd, dur
+
+
 try:  # numba is a hard dependency; the fallback keeps the module importable without it
     from numba import njit
 except ImportError:  # pragma: no cover
@@ -235,8 +286,10 @@ if njit is not None:
     decide_nb = njit(cache=True, nogil=True)(decide_py)
     execute_nb = njit(cache=True, nogil=True)(execute_py)
     expanding_ols_nb = njit(cache=True, nogil=True)(expanding_ols_py)
+    equity_stats_nb = njit(cache=True, nogil=True)(equity_stats_py)
 else:  # pragma: no cover
     decide_nb, execute_nb, expanding_ols_nb = decide_py, execute_py, expanding_ols_py
+    equity_stats_nb = equity_stats_py
 
 
 def get_kernels(use_numba: bool = True):

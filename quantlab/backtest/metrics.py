@@ -125,17 +125,21 @@ def sharpe(equity: ArrayLike, risk_free: float = 0.0,
            periods_per_year: float | None = None) -> float:
     """Annualised Sharpe ratio ``mean(r - rf) / std(r - rf, ddof=1) * sqrt(ppy)``.
 
-    With a zero standard deviation: NaN when the mean excess return is 0 too, else
-    ``±inf``. NaN with fewer than two returns. (vectorbt's convention: equity
+    With a zero standard deviation (or one below 1e-12 of the mean: summation rounding
+    on constant returns): NaN when the mean excess return is 0 too, else ``±inf``. NaN with fewer than two returns. (vectorbt's convention: equity
     [1, 2, 3, 4, 5] daily, ``risk_free=0.01``, ppy 365 -> 29.052280196490333.)
     """
     ppy = _ppy(equity, periods_per_year)
     ex = _excess(equity, risk_free)
     if ex.size < 2:
         return math.nan
-    mu = float(ex.mean())
-    sd = float(ex.std(ddof=1))
-    if sd == 0.0:
+    return _sharpe_ratio(float(ex.mean()), float(ex.std(ddof=1)), ppy)
+
+
+def _sharpe_ratio(mu: float, sd: float, ppy: float) -> float:
+    if math.isnan(sd) or math.isnan(mu):
+        return math.nan
+    if sd <= 1e-12 * abs(mu) or sd == 0.0:
         return math.nan if mu == 0.0 else math.copysign(math.inf, mu)
     return mu / sd * math.sqrt(ppy)
 
@@ -153,9 +157,13 @@ def sortino(equity: ArrayLike, risk_free: float = 0.0,
     ex = _excess(equity, risk_free)
     if ex.size < 1:
         return math.nan
-    mu = float(ex.mean())
     down = np.minimum(ex, 0.0)
-    dd = math.sqrt(float(np.dot(down, down)) / ex.size)
+    return _sortino_ratio(float(ex.mean()), math.sqrt(float(np.dot(down, down)) / ex.size), ppy)
+
+
+def _sortino_ratio(mu: float, dd: float, ppy: float) -> float:
+    if math.isnan(dd) or math.isnan(mu):
+        return math.nan
     if dd == 0.0:
         return math.inf if mu > 0 else math.nan
     return mu / dd * math.sqrt(ppy)
@@ -251,25 +259,40 @@ STAT_KEYS = (
 
 def compute_stats(equity: np.ndarray, periods_per_year: float, *, pnl: np.ndarray,
                   bars_held: np.ndarray, signal: np.ndarray, traded: np.ndarray,
-                  fees: float, capital: float, risk_free: float = 0.0) -> dict[str, float]:
+                  fees: float, capital: float, risk_free: float = 0.0,
+                  one_pass: bool = True) -> dict[str, float]:
     """Every statistic of a backtest, keyed as :data:`STAT_KEYS`.
 
     Beyond the functions above: ``n_trades`` round trips; ``avg_holding`` mean bars held
     per trade (NaN with none); ``exposure`` the share of bars with a position held
     (``signal != 0``); ``turnover`` total traded notional of both legs, all fills, over the
     initial ``capital``; ``fees`` total fees paid; ``final_equity`` the last equity value.
+
+    ``one_pass=True`` computes the equity statistics in one compiled pass
+    (``kernels.equity_stats``, equal to the functions above to rounding); ``False`` calls
+    the functions above.
     """
-    e = np.asarray(equity, dtype=float)
-    dd = max_drawdown(e)
-    c = cagr(e, periods_per_year)
+    e = np.ascontiguousarray(equity, dtype=float)
+    ppy = float(periods_per_year)
+    c = cagr(e, ppy)
+    if one_pass and e.size:
+        from .kernels import equity_stats_nb
+
+        nret, mu, sd, down, dd, dur = equity_stats_nb(e, float(risk_free))
+        sh = _sharpe_ratio(mu, sd, ppy) if nret >= 2 else math.nan
+        so = _sortino_ratio(mu, down, ppy) if nret >= 1 else math.nan
+        dur = int(dur)
+    else:
+        sh, so = sharpe(e, risk_free, ppy), sortino(e, risk_free, ppy)
+        dd, dur = max_drawdown(e), max_drawdown_duration(e)
     n = int(len(pnl))
     return {
         "total_return": total_return(e),
         "cagr": c,
-        "sharpe": sharpe(e, risk_free, periods_per_year),
-        "sortino": sortino(e, risk_free, periods_per_year),
+        "sharpe": sh,
+        "sortino": so,
         "max_drawdown": dd,
-        "max_drawdown_duration": max_drawdown_duration(e),
+        "max_drawdown_duration": dur,
         "calmar": c / -dd if dd < 0 and not math.isnan(c) else math.nan,
         "win_rate": win_rate(pnl),
         "profit_factor": profit_factor(pnl),
