@@ -225,6 +225,23 @@ def read_active(path: Path, schema: TableSchema) -> Batch:
         return read_active_file(f, schema)
 
 
+def read_active_tail(f: h5py.File, schema: TableSchema, lo: int) -> tuple[Batch, int]:
+    """Committed rows ``lo:`` of an active segment, and the committed count (for followers)."""
+    f["committed"].refresh()
+    committed = int(f["committed"][0])
+    for name, _ in schema.columns:
+        f[name].refresh()
+    rows = min([committed] + [f[name].shape[0] for name, _ in schema.columns])
+    lo = min(lo, rows)
+    out: Batch = {}
+    for name, dt in schema.columns:
+        col = np.empty(rows - lo, dtype=dt)
+        if rows > lo:
+            f[name].read_direct(col, np.s_[lo:rows])
+        out[name] = col
+    return out, rows
+
+
 def read_active_file(f: h5py.File, schema: TableSchema, start_ns=None, end_ns=None) -> Batch:
     f["committed"].refresh()
     committed = int(f["committed"][0])

@@ -131,6 +131,7 @@ class TickStore:
         self._info_cache: dict[tuple[str, int, int], seg.SegmentInfo] = {}
         self._active_handles: dict[Path, tuple[int, h5py.File]] = {}
         self.compression: str | None = compression
+        self._cursors: dict[Path, tuple[int, int, int | None]] = {}  # follower position per active file
         marker = self.path / "store.json"
         if mode == "r":
             if not self.path.exists():
@@ -311,7 +312,12 @@ class TickStore:
         return to_frame(self._read_batch(folder, schema, start_ns, end_ns), schema)
 
     def read_after(self, symbol: str, after_id: int | None, *, kind: str = "trades") -> Batch:
-        """Column batch of the rows with id > ``after_id`` (for followers polling new rows)."""
+        """Column batch of the rows with id > ``after_id``: what a follower polls for.
+
+        Cheap when called repeatedly with the last id it returned: the active segment is
+        read from the row after the previous call's last one, sealed segments only when a
+        roll-over sealed rows the follower has not seen.
+        """
         schema = self._schema(kind)
         folder = self._folder(kind, symbol.upper())
         if not folder.is_dir():
@@ -321,7 +327,7 @@ class TickStore:
             if after_id is not None and info.last_id <= after_id:
                 continue
             parts.append(seg.read_sealed(info, schema, None, None))
-        parts.append(self._active_batch(folder, schema, None, None))
+        parts.append(self._active_after(folder, schema, after_id))
         batch = concat(parts)
         if not batch:
             return batch
@@ -331,8 +337,29 @@ class TickStore:
             keep = np.r_[True, ids[order][1:] != ids[order][:-1]]
             batch = take(batch, order[keep])
             ids = batch[schema.id]
-        if after_id is not None:
+        if after_id is not None and len(ids) and ids[0] <= after_id:
             batch = take(batch, slice(int(np.searchsorted(ids, after_id, "right")), None))
+        return batch
+
+    def _active_after(self, folder: Path, schema: TableSchema, after_id: int | None) -> Batch:
+        if self._tables.get((schema.kind, folder.name)) is not None:
+            return self._active_batch(folder, schema, None, None)  # the writer's own segment
+        self._active_batch(folder, schema, 0, 0)  # opens or reopens the handle (inode check)
+        path = folder / seg.ACTIVE
+        cached = self._active_handles.get(path)
+        if cached is None:
+            return {}
+        ino, f = cached
+        cursor = self._cursors.get(path)
+        if cursor is not None and cursor[0] == ino and cursor[2] == after_id:
+            lo = cursor[1]
+        else:
+            f[schema.id].refresh()
+            ids = f[schema.id][:]
+            lo = 0 if after_id is None else int(np.searchsorted(ids, after_id, "right"))
+        batch, rows = seg.read_active_tail(f, schema, lo)
+        ids = batch[schema.id]
+        self._cursors[path] = (ino, rows, int(ids[-1]) if len(ids) else after_id)
         return batch
 
     def bars(self, symbol: str, timeframe: str = "1m", start=None, end=None) -> pd.DataFrame:

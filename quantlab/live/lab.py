@@ -1,0 +1,448 @@
+"""``Lab``: live pandas frames in a notebook kernel, following the store a recorder writes.
+
+    lab = Lab(["BTCUSDT", "ETHUSDT"], store="data/store", source="demo").start()
+    lab.ticks("BTCUSDT").tail()          # stored history + newest ticks, one frame
+    lab.bars("ETHUSDT", "1m")            # OHLCV, VWAP, trades; the last bar partial
+    lab.pair("ETHUSDT", "BTCUSDT", "1s", window=600)
+
+``start()`` returns at once: a follower thread loads recent history, then polls the store
+for new rows (every ``poll_s``) into bounded ring buffers and incremental bars. There is one
+recorder per store (the single writer); a Lab starts one only if none is alive, and
+``stop()`` ends only what this Lab started. Callbacks (``on_tick``, ``on_bar``,
+``on_alert``) run on the kernel's event loop when ``start()`` was called inside one, else on
+the follower thread; an exception in a callback is logged and counted, never fatal.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import contextlib
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from quantlab.config import parse_symbols, settings
+from quantlab.errors import QuantlabError, UnknownSymbolError
+from quantlab.live.align import align_closes
+from quantlab.live.bars import IncrementalBars
+from quantlab.live.process import spawn_recorder, stop_recorder
+from quantlab.live.ring import TickRing
+from quantlab.recorder.metrics import LatencyWindow
+from quantlab.status import read_status
+from quantlab.store import TickStore, timeframe_ns, writer_pid
+from quantlab.store.schema import to_frame
+
+log = logging.getLogger(__name__)
+
+TIMEFRAMES = ("1s", "1m", "5m", "15m", "1h")
+SOURCE_LABELS = {"binance": "LIVE Binance", "demo": "DEMO (simulated)"}
+
+
+@dataclass
+class _Callback:
+    fn: Callable
+    kind: str
+    throttle_s: float = 0.0
+    timeframe: str | None = None
+    last_call: float = 0.0
+    pending: set | None = None
+    lab: Lab | None = None
+
+    def remove(self) -> None:
+        if self.lab is not None:
+            with self.lab._lock:
+                if self in self.lab._callbacks:
+                    self.lab._callbacks.remove(self)
+
+
+class Lab:
+    """Live research session over one store; see the module docstring."""
+
+    def __init__(self, symbols=None, store: str | Path | None = None, source: str | None = None, *,
+                 ring_size: int = 200_000, history: str = "2h", poll_s: float = 0.1,
+                 max_bars: int = 20_000, progress: bool | None = None):
+        cfg = settings(symbols=symbols if symbols else None, store=str(store) if store else None,
+                       source=source)
+        self._symbols = list(parse_symbols(symbols) if symbols else cfg.symbols)
+        if not self._symbols:
+            raise ValueError("symbols: give at least one symbol, e.g. ['BTCUSDT', 'ETHUSDT']")
+        self.store_path = Path(cfg.store).expanduser()
+        self.source = (source or cfg.source or "binance").strip()
+        if self.source not in ("binance", "demo") and not self.source.startswith(("ws://", "wss://")):
+            raise ValueError(f"source: {self.source!r} is not 'binance', 'demo' or a ws:// URL")
+        if not (isinstance(poll_s, int | float) and 0 < poll_s <= 5):
+            raise ValueError(f"poll_s: must be in (0, 5] seconds, got {poll_s!r}")
+        self.ring_size = ring_size
+        self.history_ns = int(pd.Timedelta(history).value)
+        self.poll_s = float(poll_s)
+        self.max_bars = max_bars
+        self.progress = progress
+        self._rings = {s: TickRing(ring_size) for s in self._symbols}
+        self._bars = {s: {tf: IncrementalBars(timeframe_ns(tf), max_bars) for tf in TIMEFRAMES}
+                      for s in self._symbols}
+        self._last_id: dict[str, int | None] = dict.fromkeys(self._symbols)
+        self._lock = threading.RLock()
+        self._callbacks: list[_Callback] = []
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+        self._loaded = threading.Event()
+        self._proc = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._store: TickStore | None = None
+        self.follow_latency = LatencyWindow(5_000)
+        self.callback_errors = 0
+        self.last_error: str = ""
+        self._alert_cursor = None
+
+    # ------------------------------------------------------------------ lifecycle
+    @property
+    def symbols(self) -> list[str]:
+        return list(self._symbols)
+
+    @property
+    def source_label(self) -> str:
+        return SOURCE_LABELS.get(self.source, self.source)
+
+    @property
+    def store(self) -> TickStore:
+        if self._store is None:
+            self._store = TickStore(self.store_path)
+        return self._store
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def start(self) -> Lab:
+        """Start (or join) the recorder and follow the store; returns at once."""
+        if self.running:
+            return self
+        try:
+            self._loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self._loop = None
+        self._proc = spawn_recorder(self.store_path, self._symbols, self.source)
+        if self._proc is not None:
+            atexit.register(self.stop)
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._follow, name="quantlab-follower", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop following; stop the recorder only if this Lab started it."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(10)
+            self._thread = None
+        if self._proc is not None:
+            stop_recorder(self._proc)
+            self._proc = None
+        if self._store is not None:
+            self._store.close()
+            self._store = None
+
+    def wait_ready(self, timeout: float = 30.0, min_ticks: int = 1) -> Lab:
+        """Block (scripts, tests) until history is loaded and each symbol has ``min_ticks``."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self._loaded.is_set() and all(len(r) >= min_ticks for r in self._rings.values()):
+                return self
+            if self._proc is not None and self._proc.poll() is not None and writer_pid(self.store_path) is None:
+                raise QuantlabError(
+                    f"the recorder exited with code {self._proc.returncode}; see {self.store_path / 'recorder.log'}"
+                )
+            time.sleep(0.05)
+        raise TimeoutError(f"no data for {self._symbols} within {timeout:.0f}s; lab.status(): {self.status()}")
+
+    def __enter__(self) -> Lab:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    # ------------------------------------------------------------------ follower thread
+    def _follow(self) -> None:
+        try:
+            self._wait_for_store()
+            self._load_history()
+        except Exception as exc:  # noqa: BLE001 - shown in status, never raised in a thread
+            self.last_error = f"loading history failed: {exc}"
+            log.exception("loading history failed")
+        self._loaded.set()
+        alerts_next = 0.0
+        while not self._stop.is_set():
+            t0 = time.monotonic()
+            try:
+                self._poll_once()
+                if self._callbacks and t0 >= alerts_next:
+                    self._poll_alerts()
+                    alerts_next = t0 + 0.5
+                self._flush_throttled()
+            except Exception as exc:  # noqa: BLE001 - keep following
+                self.last_error = str(exc)
+                log.warning("follower: %s", exc)
+            self._stop.wait(max(0.0, self.poll_s - (time.monotonic() - t0)))
+
+    def _wait_for_store(self) -> None:
+        while not self._stop.is_set() and not (self.store_path / "store.json").exists():
+            if self._proc is not None and self._proc.poll() is not None:
+                raise QuantlabError(f"the recorder exited with code {self._proc.returncode}; "
+                                    f"see {self.store_path / 'recorder.log'}")
+            time.sleep(0.05)
+
+    def _load_history(self) -> None:
+        from tqdm.auto import tqdm
+
+        store = self.store
+        since = time.time_ns() - self.history_ns
+        for sym in tqdm(self._symbols, desc="loading history", disable=self.progress is not True):
+            try:
+                hist = store.read(sym, start=since)
+            except UnknownSymbolError:
+                continue
+            if len(hist):
+                self._ingest(sym, _frame_to_batch(hist), callbacks=False)
+
+    def _poll_once(self) -> None:
+        store = self.store
+        for sym in self._symbols:
+            batch = store.read_after(sym, self._last_id[sym])
+            if batch and len(batch["trade_id"]):
+                self._ingest(sym, batch, callbacks=True)
+
+    def _ingest(self, sym: str, batch: dict, callbacks: bool) -> None:
+        now = time.time_ns()
+        with self._lock:
+            self._rings[sym].append(batch)
+            self._last_id[sym] = int(batch["trade_id"][-1])
+            closed = {tf: b.update(batch["time"], batch["price"], batch["qty"])
+                      for tf, b in self._bars[sym].items()}
+        if not callbacks:
+            return
+        recv = batch.get("recv_time")
+        if recv is not None:
+            self.follow_latency.add(now - recv[recv != np.iinfo(np.int64).min])
+        for cb in list(self._callbacks):
+            if cb.kind == "tick":
+                cb.pending.add(sym)
+            elif cb.kind == "bar" and len(closed[cb.timeframe]):
+                self._dispatch(cb, sym, self.bars(sym, cb.timeframe))
+
+    def _flush_throttled(self) -> None:
+        now = time.monotonic()
+        for cb in list(self._callbacks):
+            if cb.kind == "tick" and cb.pending and now - cb.last_call >= cb.throttle_s:
+                syms, cb.pending = sorted(cb.pending), set()
+                cb.last_call = now
+                self._dispatch(cb, syms)
+
+    def _poll_alerts(self) -> None:
+        subs = [cb for cb in self._callbacks if cb.kind == "alert"]
+        if not subs:
+            return
+        from quantlab.alerts import AlertHistory
+
+        hist = AlertHistory(self.store_path)
+        if self._alert_cursor is None:
+            self._alert_cursor = hist.end()  # only alerts fired from now on
+            return
+        alerts, self._alert_cursor = hist.new_since(self._alert_cursor)
+        for alert in alerts:
+            payload = alert.to_dict() if hasattr(alert, "to_dict") else alert
+            for cb in subs:
+                self._dispatch(cb, payload)
+
+    def _dispatch(self, cb: _Callback, *args) -> None:
+        def call() -> None:
+            try:
+                cb.fn(*args)
+            except Exception as exc:  # noqa: BLE001 - a callback never kills the feed
+                self.callback_errors += 1
+                self.last_error = f"{getattr(cb.fn, '__name__', 'callback')}: {exc!r}"
+                log.exception("callback %r failed", cb.fn)
+
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            try:
+                loop.call_soon_threadsafe(call)
+                return
+            except RuntimeError:
+                pass
+        call()
+
+    # ------------------------------------------------------------------ observers
+    def on_tick(self, callback: Callable[[list[str]], None], throttle_s: float = 0.2) -> _Callback:
+        """``callback(symbols)`` with the symbols that got new ticks, at most every ``throttle_s``."""
+        cb = _Callback(callback, "tick", float(throttle_s), pending=set(), lab=self)
+        with self._lock:
+            self._callbacks.append(cb)
+        return cb
+
+    def on_bar(self, callback: Callable[[str, pd.DataFrame], None], timeframe: str = "1m") -> _Callback:
+        """``callback(symbol, bars)`` each time a ``timeframe`` bar closes."""
+        self._check_timeframe(timeframe)
+        cb = _Callback(callback, "bar", timeframe=timeframe, lab=self)
+        with self._lock:
+            self._callbacks.append(cb)
+        return cb
+
+    def on_alert(self, callback: Callable[[dict], None]) -> _Callback:
+        """``callback(alert)`` for each alert the recorder fires from now on."""
+        cb = _Callback(callback, "alert", lab=self)
+        with self._lock:
+            self._callbacks.append(cb)
+        return cb
+
+    # ------------------------------------------------------------------ frames
+    def _check_symbol(self, sym: str) -> str:
+        if not isinstance(sym, str):
+            raise TypeError(f"symbol: expected a name like 'BTCUSDT', got {sym!r}")
+        s = sym.upper()
+        if s not in self._rings:
+            raise UnknownSymbolError(f"unknown symbol {sym!r}; this Lab follows {', '.join(self._symbols)}")
+        return s
+
+    @staticmethod
+    def _check_timeframe(tf: str) -> str:
+        if tf not in TIMEFRAMES:
+            raise ValueError(f"timeframe: {tf!r} is not one of {', '.join(TIMEFRAMES)}")
+        return tf
+
+    def ticks(self, sym: str, last: int | None = None, since=None) -> pd.DataFrame:
+        """Ticks of ``sym``: the ring (newest ``ring_size``), joined with stored history when
+        ``since`` reaches further back. Frame as :meth:`TickStore.read`."""
+        s = self._check_symbol(sym)
+        if last is not None and (not isinstance(last, int) or last < 1):
+            raise ValueError(f"last: must be a positive int, got {last!r}")
+        with self._lock:
+            ring = self._rings[s]
+            batch = ring.snapshot(last)
+            first = ring.first_time
+        frame = to_frame(batch)
+        if since is not None:
+            from quantlab.store import to_ns
+
+            since_ns = to_ns(since, "since")
+            if first is None or since_ns < first:
+                try:
+                    older = self.store.read(s, start=since_ns, end=first)
+                except UnknownSymbolError:
+                    older = frame.iloc[0:0]
+                frame = pd.concat([older, frame]) if len(older) else frame
+            frame = frame[frame.index >= pd.Timestamp(since_ns, tz="UTC")]
+        if "event_time" in frame and frame["event_time"].isna().all() and frame["recv_time"].isna().all():
+            frame = frame.drop(columns=["event_time", "recv_time"])
+        return frame
+
+    def bars(self, sym: str, timeframe: str = "1m", last: int | None = None) -> pd.DataFrame:
+        """Bars of ``sym`` (``open high low close volume vwap trades partial``), last one partial."""
+        s = self._check_symbol(sym)
+        self._check_timeframe(timeframe)
+        with self._lock:
+            return self._bars[s][timeframe].frame(last)
+
+    def prices(self) -> pd.DataFrame:
+        """Latest price and trade time per symbol."""
+        rows = {}
+        with self._lock:
+            for s, ring in self._rings.items():
+                t = ring.last("time")
+                rows[s] = {"price": float(ring.last("price")) if len(ring) else np.nan,
+                           "time": pd.Timestamp(int(t), tz="UTC") if t is not None else pd.NaT}
+        frame = pd.DataFrame.from_dict(rows, orient="index")
+        frame.index.name = "symbol"
+        return frame
+
+    def status(self) -> dict:
+        """The recorder's published status plus ``alive`` and this Lab's own view."""
+        st = read_status(self.store_path)
+        alive = writer_pid(self.store_path) is not None
+        st.setdefault("state", "connecting" if alive else "stopped")
+        if not alive and st.get("state") not in ("stopped", "failed"):
+            st["state"] = "stopped"
+        st["alive"] = alive
+        st["source_label"] = self.source_label
+        st["follow_latency_ms"] = self.follow_latency.percentiles_ms()
+        st["follower_error"] = self.last_error
+        return st
+
+    def stats(self) -> pd.DataFrame:
+        """Per symbol: last price, 24 h change, ticks/s, counts, latency, gaps, reconnects, state."""
+        st = self.status()
+        per = st.get("per_symbol", {})
+        lat = st.get("latency_ms", {}).get("exchange_to_recv", {})
+        rows = {}
+        day_ago = time.time_ns() - 86_400 * 10**9
+        for s in self._symbols:
+            ring = self._rings[s]
+            last = float(ring.last("price")) if len(ring) else np.nan
+            ref = self._price_at(s, day_ago)
+            rows[s] = {
+                "last": last,
+                "change_24h_pct": (last / ref - 1) * 100 if ref and np.isfinite(last) else np.nan,
+                "ticks_per_s": per.get(s, {}).get("ticks_per_s", 0.0),
+                "ticks": ring.total,
+                "latency_p50_ms": lat.get("p50"), "latency_p99_ms": lat.get("p99"),
+                "gaps_repaired": st.get("gaps_repaired", 0), "reconnects": st.get("reconnects", 0),
+                "state": st.get("state", "stopped"),
+            }
+        frame = pd.DataFrame.from_dict(rows, orient="index")
+        frame.index.name = "symbol"
+        return frame
+
+    def _price_at(self, sym: str, t_ns: int) -> float | None:
+        """Price of the first stored trade at or after ``t_ns`` (None if nothing stored)."""
+        with contextlib.suppress(Exception):
+            first = self.store.read(sym, start=t_ns, end=t_ns + 3_600 * 10**9)
+            if len(first):
+                return float(first["price"].iloc[0])
+        return None
+
+    def pair(self, y: str, x: str, timeframe: str = "1m", window: int | None = None,
+             max_ffill: int = 5) -> pd.DataFrame:
+        """Closes of ``y`` and ``x`` on a common ``timeframe`` grid (bounded forward fill, never
+        a future value), the last ``window`` rows; columns ``[y, x]``."""
+        ys, xs = self._check_symbol(y), self._check_symbol(x)
+        if ys == xs:
+            raise ValueError(f"y and x are both {ys}; a pair needs two symbols")
+        self._check_timeframe(timeframe)
+        by, bx = self.bars(ys, timeframe), self.bars(xs, timeframe)
+        return align_closes(by["close"], bx["close"], timeframe, max_ffill=max_ffill, window=window,
+                            names=(ys, xs))
+
+    # ------------------------------------------------------------------ display
+    def __repr__(self) -> str:
+        st = self.status()
+        counts = ", ".join(f"{s}={len(r):,}" for s, r in self._rings.items())
+        return (f"Lab({self.source_label}, state={st.get('state')}, store={str(self.store_path)!r}, "
+                f"following={'yes' if self.running else 'no'}, ticks: {counts})")
+
+    def _repr_html_(self) -> str:
+        st = self.status()
+        rows = "".join(
+            f"<tr><td>{s}</td><td>{len(r):,}</td><td>{r.last('price') if len(r) else '–'}</td></tr>"
+            for s, r in self._rings.items())
+        color = "#b26a00" if self.source == "demo" else "#1a7f37"
+        return (f"<div><b>quantlab Lab</b> · <span style='color:{color}'>{self.source_label}</span> · "
+                f"state <b>{st.get('state')}</b> · store <code>{self.store_path}</code></div>"
+                f"<table><tr><th>symbol</th><th>ticks in memory</th><th>last price</th></tr>{rows}</table>")
+
+
+def _frame_to_batch(frame: pd.DataFrame) -> dict:
+    batch = {
+        "trade_id": frame["trade_id"].to_numpy(), "time": frame.index.asi8,
+        "price": frame["price"].to_numpy(), "qty": frame["qty"].to_numpy(),
+        "is_buyer_maker": frame["is_buyer_maker"].to_numpy().astype("u1"),
+    }
+    for col in ("event_time", "recv_time"):
+        if col in frame:
+            batch[col] = pd.DatetimeIndex(frame[col]).asi8
+    return batch
