@@ -30,7 +30,8 @@ sources:
                    y = hedge_ratio * x + mu + AR(1) spread; --rate is trades/s (default 50)
   replay:PATH      recorded captures (*.gz, '<recv_ns> <combined json>' lines) and/or official
                    trade CSVs; PATH is a file, a directory or a glob; times shifted to now;
-                   --rate is the speed factor (default 1; 'inf' = as fast as clients read)
+                   --rate is the speed factor (default 1; 'inf' = as fast as clients read);
+                   starts when the first client subscribes (or at once with --start-now)
 
 fault spec (--faults), comma-separated key=value items:
   drop=P                 withhold each trade frame with probability P (REST still has it)
@@ -87,6 +88,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="close connections older than S seconds (Binance: 86400; default never)")
     g.add_argument("--error-style", choices=("nested", "flat"), default="nested",
                    help="control error replies as {\"error\":{..},\"id\":..} (default) or flat {\"code\":..}")
+    g.add_argument("--start-now", action="store_true",
+                   help="replay: start at once instead of when the first client subscribes")
     g.add_argument("--duration", type=float, default=None, help="stop after S seconds (default: run until signalled)")
 
 
@@ -119,6 +122,7 @@ def run(args: argparse.Namespace) -> int:
         ping_interval=args.ping_interval if args.ping_interval and args.ping_interval > 0 else None,
         max_connection_age=args.max_age,
         error_style=args.error_style,
+        start_on_subscribe=False if args.start_now else None,
     )
     return asyncio.run(_serve(exchange, args.duration))
 

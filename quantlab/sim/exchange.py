@@ -33,6 +33,9 @@ REST, through ``websockets``' ``process_request`` hook):
   then 429 with ``Retry-After``), ``X-MBX-TIME-UNIT: MICROSECOND`` honoured, Binance's
   error bodies (``{"code":-1121,"msg":"Invalid symbol."}``).
 
+A :class:`~quantlab.sim.sources.Replay` starts making trades when the first client
+subscribes to a trade stream (``start_on_subscribe``), so a recorder started after the
+simulator still sees the whole recording; other sources start with the exchange.
 Every trade made stays available for backfill (per symbol, in the compact
 :class:`~quantlab.sim.tape.Tape`), including trades a fault kept off the stream.
 Faults: see :mod:`quantlab.sim.faults`.
@@ -61,7 +64,7 @@ from websockets.http11 import Request, Response
 from quantlab.errors import UnknownSymbolError
 from quantlab.sim import wire
 from quantlab.sim.faults import Faults, FaultState, malformed_frame, parse_faults
-from quantlab.sim.sources import Source, SymbolInfo, source_from_spec
+from quantlab.sim.sources import Replay, Source, SymbolInfo, source_from_spec
 from quantlab.sim.tape import Tape
 
 if TYPE_CHECKING:
@@ -142,6 +145,7 @@ class Exchange:
         max_pending: int = 2_000_000,
         throttle_pending: int = 20_000,
         announce_shutdown: bool = True,
+        start_on_subscribe: bool | None = None,
     ) -> None:
         self.source = source_from_spec(source) if isinstance(source, str) else source
         if not isinstance(self.source, Source):
@@ -167,6 +171,10 @@ class Exchange:
         self.max_pending = int(max_pending)
         self.throttle_pending = int(throttle_pending)
         self.announce_shutdown = announce_shutdown
+        # a replay starts when the first client subscribes, so it can be recorded whole
+        self.start_on_subscribe = (isinstance(self.source, Replay) if start_on_subscribe is None
+                                   else bool(start_on_subscribe))
+        self._source_started = False
         self._requested_port = port
         self.port: int | None = None
         self.symbols: tuple[str, ...] = tuple(self.source.symbols)
@@ -219,7 +227,8 @@ class Exchange:
         )
         self.port = self._server.sockets[0].getsockname()[1]
         self._t_start = time.monotonic()
-        self.source.start(_now_us())
+        if not self.start_on_subscribe:
+            self._start_source()
         self._pump_task = asyncio.create_task(self._pump(), name="quantlab-sim-pump")
         log.info("exchange simulator on %s: %s; faults: %s", self.ws_url, self.source.describe(), self.faults)
         return self
@@ -329,12 +338,20 @@ class Exchange:
 
     # ------------------------------------------------------------------ market
 
+    def _start_source(self) -> None:
+        self._source_started = True
+        self.source.start(_now_us())
+
     async def _pump(self) -> None:
         try:
             while True:
                 await asyncio.sleep(self.tick)
                 if self._paused:
                     continue
+                if not self._source_started:
+                    if not any(self._subs.values()):
+                        continue
+                    self._start_source()
                 if self.source.throttleable:
                     watchers = [c for subs in self._subs.values() for c in subs]
                     if not watchers or any(c.pending > self.throttle_pending for c in watchers):

@@ -388,12 +388,19 @@ class Replay(Source):
         self._cycle_len = self._span + max(int(mean_gap), 1000)
         self._next_id = {s: int(a["id"][-1]) + 1 for s, a in self._trades.items()}
         self._last_time = {s: 0 for s in self.symbols}
+        self._sched_cache: dict[str, tuple[int, np.ndarray]] = {}
 
     def _sched(self, symbol: str, cycle: int) -> np.ndarray:
+        cached = self._sched_cache.get(symbol)
+        if cached is not None and cached[0] == cycle:
+            return cached[1]
         rel = self._trades[symbol]["time"] - self._t_first + cycle * self._cycle_len
         if self.speed == 1.0:
-            return rel + self._t_first + self._shift
-        return self._t0 + (rel / self.speed).astype(np.int64)
+            sched = rel + self._t_first + self._shift
+        else:
+            sched = self._t0 + (rel / self.speed).astype(np.int64)
+        self._sched_cache[symbol] = (cycle, sched)
+        return sched
 
     @property
     def exhausted(self) -> bool:
