@@ -497,3 +497,33 @@ def test_microsecond_stream():
 
     (t,) = trades(run(main()))
     assert t.time_ns == 1735689600074095000 and t.event_time_ns == 1735689600074100000
+
+
+def test_subscribe_while_connecting_is_applied_by_a_rotation():
+    async def behaviour(ws, n):
+        for sym in ("BTCUSDT", "ETHUSDT"):
+            if sym.lower() + "@trade" in ws.request.path:
+                await ws.send(trade_frame(sym, 10 + n))
+        await ws.wait_closed()
+
+    class Slow(Exchange):
+        async def _http(self, connection, request):
+            if self.connections == 0:
+                await asyncio.sleep(0.3)  # the first handshake is slow
+            return super()._http(connection, request)
+
+    async def main():
+        async with Slow(behaviour) as ex:
+            async with BinanceStream(ex.ws_url, ["BTCUSDT"], validate_symbols=False, backoff=FAST,
+                                     handover_s=(0.05, 0.5)) as stream:
+                started = asyncio.create_task(collect(stream, lambda ev: any(
+                    isinstance(e, Trade) and e.symbol == "ETHUSDT" for e in ev)))
+                await asyncio.sleep(0.1)
+                assert await stream.subscribe(["ETHUSDT"]) is None  # nothing open yet
+                events = await started
+                return ex.paths, events, stream.counters
+
+    paths, events, counters = run(main())
+    assert paths == ["/stream?streams=btcusdt@trade", "/stream?streams=btcusdt@trade/ethusdt@trade"]
+    assert counters["rotations"] == 1
+    assert not any(isinstance(e, Disconnected) for e in events)

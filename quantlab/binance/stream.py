@@ -121,11 +121,12 @@ class _Link:
     """One open connection and what the stream knows about it."""
 
     __slots__ = ("ws", "url", "attempt", "active", "pending", "first_ids", "last_rx",
-                 "end_exc", "reader", "delivered", "opened", "retired")
+                 "end_exc", "reader", "delivered", "opened", "retired", "streams")
 
-    def __init__(self, ws: _Connection, url: str, attempt: int, now: float) -> None:
+    def __init__(self, ws: _Connection, url: str, streams: set[str], attempt: int, now: float) -> None:
         self.ws = ws
         self.url = url
+        self.streams = streams  # what this connection carries (URL + acknowledged SUBSCRIBEs)
         self.attempt = attempt
         self.active = False
         self.retired = False  # replaced by a rotation: its frames are ignored
@@ -330,7 +331,11 @@ class BinanceStream:
             return None
         await self._validate(new)
         self._symbols.extend(new)
-        return await self._control("SUBSCRIBE", stream_names(new, self.kinds))
+        try:
+            return await self._control("SUBSCRIBE", stream_names(new, self.kinds))
+        except ControlError:
+            self._symbols = [s for s in self._symbols if s not in new]  # refused: roll back
+            raise
 
     async def unsubscribe(self, symbols: Iterable[str] | str) -> Any:
         """Remove ``symbols`` from the open connection and from later ones."""
@@ -404,7 +409,11 @@ class BinanceStream:
 
     # ------------------------------------------------------------------ internals: connections
 
+    def _wanted(self) -> set[str]:
+        return set(stream_names(self._symbols, self.kinds))
+
     async def _open(self, url: str) -> _Link:
+        streams = self._wanted()
         self._attempt += 1
         ws = await connect(
             url,
@@ -415,7 +424,7 @@ class BinanceStream:
             max_queue=64,
             create_connection=self._make_connection,
         )
-        link = _Link(ws, url, self._attempt, asyncio.get_running_loop().time())
+        link = _Link(ws, url, streams, self._attempt, asyncio.get_running_loop().time())
         self._links.add(link)
         self._counters["connects"] += 1
         return link
@@ -597,6 +606,10 @@ class BinanceStream:
                 self._counters["watchdog_timeouts"] += 1
                 link.end_exc = WatchdogTimeout(f"no data for {self.watchdog_s:g} s")
                 return link, link.end_exc
+            if not self._replies and link.streams != self._wanted():
+                # symbols changed while no connection could take a SUBSCRIBE: reopen with them
+                log.info("subscriptions changed while connecting; rotating to apply them")
+                self._rotate_now = True
             if self._rotate_now or now >= rotate_at:
                 self._rotate_now = False
                 new = await self._rotate(link)
@@ -671,6 +684,7 @@ class BinanceStream:
                 await asyncio.sleep(delay)
             link = self._active
             if link is None:
+                self._wake.set()  # the supervisor reconciles subscriptions once connected
                 return None
             req_id = next(self._ids)
             fut = loop.create_future()
@@ -686,12 +700,17 @@ class BinanceStream:
                 self.control_sent_at.append(now)
                 self._counters["control_frames_sent"] += 1
         try:
-            return await asyncio.wait_for(fut, timeout=self.control_timeout_s)
+            result = await asyncio.wait_for(fut, timeout=self.control_timeout_s)
         except TimeoutError:
             self._replies.pop(req_id, None)
             raise ControlError(
                 f"no reply to {method} (id {req_id}) within {self.control_timeout_s:g} s"
             ) from None
+        if method == "SUBSCRIBE":
+            link.streams.update(params or ())
+        elif method == "UNSUBSCRIBE":
+            link.streams.difference_update(params or ())
+        return result
 
 
 def _listify(symbols: Iterable[str] | str) -> list[str] | str:
