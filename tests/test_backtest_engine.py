@@ -270,3 +270,16 @@ def test_degenerate_input_warns(pair):
         res = bt.run(flat * 2, flat, hedge=2.0, window=20)
     assert res.stats["n_trades"] == 0 and res.equity.iloc[-1] == 10_000.0
     assert math.isnan(res.stats["sharpe"])
+
+
+def test_max_holding_as_a_duration(pair):
+    y, x = pair
+    a = bt.run(y, x, entry=1.5, exit=0.3, window=60, max_holding=30)
+    b = bt.run(y, x, entry=1.5, exit=0.3, window=60, max_holding="30s")
+    c = bt.run(y, x, entry=1.5, exit=0.3, window=60, max_holding=pd.Timedelta(seconds=29.5))
+    assert (a.trades["reason"] == "time").any()
+    pd.testing.assert_frame_equal(a.trades, b.trades)
+    pd.testing.assert_frame_equal(a.trades, c.trades)
+    assert a.trades["bars"].max() <= 30
+    with pytest.raises(ValueError, match="max_holding"):
+        bt.run(y, x, max_holding="soon")

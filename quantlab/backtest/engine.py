@@ -143,6 +143,24 @@ def _check_hedge(hedge: Any) -> str | float:
                      f"got {hedge!r}")
 
 
+def _holding_bars(max_holding: Any, index: pd.Index) -> Any:
+    """``max_holding`` as bars: an int passes through; a Timedelta or a string like
+    ``"10min"`` is divided by the median bar length (rounded up)."""
+    if isinstance(max_holding, str | pd.Timedelta) or hasattr(max_holding, "total_seconds"):
+        try:
+            span = pd.Timedelta(max_holding)
+        except ValueError:
+            raise ValueError(f"max_holding must be a number of bars or a duration such as "
+                             f"'10min', got {max_holding!r}") from None
+        if not isinstance(index, pd.DatetimeIndex):
+            raise ValueError("max_holding as a duration needs a DatetimeIndex; give bars")
+        step = pd.Timedelta(int(np.median(np.diff(index.asi8))), unit=index.unit)
+        if span <= pd.Timedelta(0):
+            raise ValueError(f"max_holding must be a positive duration, got {max_holding!r}")
+        return max(1, math.ceil(span / step))
+    return max_holding
+
+
 def _ppy(index: pd.Index, periods_per_year: float | None) -> float:
     if periods_per_year is not None:
         p = _check_float("periods_per_year", periods_per_year)
@@ -333,8 +351,9 @@ def run(y: pd.Series, x: pd.Series, entry: float = 2.0, exit: float = 0.5,
         Cost per fill in basis points of traded notional (default: Binance spot taker fee).
     capital, notional : float
         Starting equity; notional of the y leg per trade (default ``capital``).
-    max_holding : int, optional
-        Close a trade after this many bars (reason ``time``).
+    max_holding : int or duration, optional
+        Close a trade after this many bars (reason ``time``); a ``Timedelta`` or a string
+        such as ``"10min"`` is converted to bars at the data's median bar length.
     risk_free_annual : float
         Annual risk-free rate for Sharpe and Sortino (converted to a per-bar rate).
 
@@ -346,6 +365,7 @@ def run(y: pd.Series, x: pd.Series, entry: float = 2.0, exit: float = 0.5,
         ``equity``, ``positions``, ``trades``, ``stats``, ``summary()``.
     """
     index, yv, xv = _check_pair(y, x)
+    max_holding = _holding_bars(max_holding, index)
     rules = _check_rules(entry, exit, stop, max_holding)
     costs = _check_costs(fee_bps, slippage_bps, capital, notional)
     hedge_v = _check_hedge(hedge)
@@ -376,6 +396,7 @@ def from_zscore(y: pd.Series, x: pd.Series, z: pd.Series, beta: pd.Series | floa
     signal at that bar. ``beta`` may be a single number.
     """
     index, yv, xv = _check_pair(y, x)
+    max_holding = _holding_bars(max_holding, index)
     rules = _check_rules(entry, exit, stop, max_holding)
     costs = _check_costs(fee_bps, slippage_bps, capital, notional)
     if not isinstance(z, pd.Series) or not z.index.equals(index):

@@ -9,6 +9,7 @@ stops x W windows costs W hedge estimations, not E*X*S*W.
 from __future__ import annotations
 
 import itertools
+import numbers
 import warnings
 from collections.abc import Iterable
 from typing import Any
@@ -22,7 +23,7 @@ from .metrics import STAT_KEYS
 
 
 def _as_list(name: str, v: Any) -> list[Any]:
-    if v is None or isinstance(v, (int, float, str)):
+    if v is None or isinstance(v, numbers.Number | str | pd.Timedelta):
         return [v]
     if isinstance(v, Iterable):
         out = list(v)
@@ -68,6 +69,7 @@ def sweep(y: pd.Series, x: pd.Series, entry: Any = (1.5, 2.0, 2.5),
     for en, ex, st, mh in itertools.product(_as_list("entry", entry), _as_list("exit", exit),
                                             _as_list("stop", stop),
                                             _as_list("max_holding", max_holding)):
+        mh = _e._holding_bars(mh, index)
         try:
             rules = _e._check_rules(en, ex, st, mh)
         except ValueError:
