@@ -10,13 +10,16 @@ Meaning of a backtest (the contract every test holds it to):
   ``kalman``: the filter's one-step forecast error over its predicted standard deviation
   (the first ``window`` bars are warm-up). A number is a fixed hedge ratio.
 * **Decision and execution.** The decision is taken at bar t's close and filled at bar
-  t+1's price. Short the spread when ``z > entry``, long when ``z < -entry``; a long is
-  closed once ``z > -exit`` (a short once ``z < exit``: back inside the exit band, or
-  overshot through it), and stopped out when ``z < -stop`` (a short when ``z > stop``).
+  t+1's price. Short the spread when ``entry < z <= stop``, long when ``-stop <= z <
+  -entry``; a long is closed once ``z > -exit`` (a short once ``z < exit``: back inside
+  the exit band, or overshot through it), and stopped out when ``z < -stop`` (a short
+  when ``z > stop``).
   After a stop (or a time exit, or a signal beyond the stop band while flat) nothing is
   entered until ``|z| <= entry`` again. ``max_holding`` bars (optional) closes a trade with
-  reason ``time``. A trade still open on the last bar is closed at the last price with
-  reason ``end``. Bars with an undefined z (warm-up) enter nothing and close nothing.
+  reason ``time``. A close may be followed by the opposite entry on the same fill bar
+  (z jumped through the whole band). A trade still open on the last bar is closed at the
+  last price with reason ``end`` (and nothing is opened on the last bar). Bars with an
+  undefined z (warm-up) enter nothing and close nothing.
 * **Legs.** Long spread = long ``notional / y`` units of y and short ``beta`` times as many
   units of x, with ``beta`` frozen at the decision bar for the life of the trade (short
   spread: the opposite). The exit decision keeps using the current z-score.
