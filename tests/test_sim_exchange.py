@@ -350,6 +350,14 @@ def test_cuts_duplicates_after_reconnect_and_rest_429_418():
 def test_stall_keeps_the_connection_open_without_data():
     async def scenario():
         async with Exchange(Synthetic(["BTCUSDT"], rate=200, seed=7), faults="stall=0.8@0.3") as ex:
+            async def newcomer():  # connects during the stall: silent too, until it ends
+                await asyncio.sleep(0.55)
+                async with websockets.connect(ex.ws_url + "/ws/btcusdt@trade") as ws2:
+                    with pytest.raises(TimeoutError):
+                        await asyncio.wait_for(ws2.recv(), 0.3)
+                    await asyncio.wait_for(ws2.recv(), 2)
+
+            late_task = asyncio.create_task(newcomer())
             async with websockets.connect(ex.ws_url + "/stream?streams=btcusdt@trade") as ws:
                 times, ids = [], []
                 t0 = time.monotonic()
@@ -362,6 +370,7 @@ def test_stall_keeps_the_connection_open_without_data():
                 assert ids[k + 1] - ids[k] > 50  # trades made meanwhile were withheld
                 late = await get(ex.rest_url + f"/api/v3/historicalTrades?symbol=BTCUSDT&fromId={ids[k] + 1}&limit=1000")
                 assert [r["id"] for r in late[2][: ids[k + 1] - ids[k] - 1]] == list(range(ids[k] + 1, ids[k + 1]))
+            await late_task
             return ex.counters
 
     counters = run(scenario())

@@ -37,13 +37,12 @@ def test_bad_fault_specs_name_the_item(spec, message):
         parse_faults(3)  # type: ignore[arg-type]
 
 
-def test_fault_state_is_deterministic_and_stalls_only_older_connections():
+def test_fault_state_is_deterministic_and_stalls_by_the_clock():
     f = parse_faults("drop=0.3,stall=2@10,seed=4")
     a, b = FaultState(f, 1), FaultState(f, 1)
     assert (a.drop_mask(1000) == b.drop_mask(1000)).all()
     assert 200 < a.drop_mask(1000).sum() < 400
-    assert a.stalled(10.5, connected_at_s=3.0) and not a.stalled(12.5, 3.0)
-    assert not a.stalled(10.5, connected_at_s=10.2)  # connected during the stall: not stalled
+    assert a.stalled(10.0) and a.stalled(11.9) and not a.stalled(12.0) and not a.stalled(9.9)
     kinds = [a.next_malformed_kind() for _ in range(3)]
     for kind in kinds:
         text = malformed_frame(kind, "btcusdt@trade", combined=True)

@@ -38,8 +38,8 @@ fault spec (--faults), comma-separated key=value items:
   cut_every=N            abort the TCP connection (no close frame) after every N data frames
   dup_after_reconnect=K  on a reconnect, send the last K trades of each symbol again first
   malformed=P            with probability P, send a malformed frame before a trade frame
-  stall=S@T              at T s after start, connections then open get no data for S s
-                         (repeat the key for several stalls)
+  stall=S@T              from T s after start, no data on any connection for S s
+                         (connections stay open; repeat the key for several stalls)
   rest429=N              the first N trade-history REST requests answer 429 + Retry-After
   rest418=N              the N requests after those answer 418 (banned) + Retry-After
   retry_after=S          Retry-After seconds for the two above (default 1)

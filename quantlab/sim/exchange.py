@@ -554,7 +554,7 @@ class Exchange:
             self._counters["messages_sent"] += len(frames)
             st.sent += len(frames)
             return False
-        if f.stalls and st.stalled(time.monotonic() - self._t_start, c.connected_at):
+        if f.stalls and st.stalled(time.monotonic() - self._t_start):
             self._counters["stalled"] += len(frames)
             return False
         n = len(frames)

@@ -21,11 +21,12 @@ key=value              effect
 ``malformed=P``        before each trade frame, with probability P, an extra malformed
                        text frame is sent (in turn: truncated JSON, non-JSON text, a
                        trade object missing its fields). No real trade is replaced.
-``stall=S@T``          T seconds after the exchange started, every connection open at
-                       that moment receives no data for S seconds (the connection
-                       stays open and keeps answering pings; trades made meanwhile
-                       are withheld from it, as with ``drop``). Repeat the key for
-                       several stalls: ``stall=5@30,stall=5@90``.
+``stall=S@T``          from T seconds after the exchange started, for S seconds, no
+                       connection receives data (connections stay open and keep
+                       answering pings; new connections are silent too; trades made
+                       meanwhile are withheld, as with ``drop``, and stay available
+                       over REST). Repeat the key for several stalls:
+                       ``stall=5@30,stall=5@90``.
 ``rest429=N``          the first N requests to the trade-history endpoints
                        (``trades``, ``historicalTrades``, ``aggTrades``) answer HTTP
                        429 with a ``Retry-After`` header.
@@ -212,9 +213,6 @@ class FaultState:
         self.malformed_sent += 1
         return kind
 
-    def stalled(self, elapsed_s: float, connected_at_s: float) -> bool:
-        """True while a stall window covers ``elapsed_s`` and began after the connection."""
-        for start, duration in self.faults.stalls:
-            if start <= elapsed_s < start + duration and connected_at_s <= start:
-                return True
-        return False
+    def stalled(self, elapsed_s: float) -> bool:
+        """True while a stall window covers ``elapsed_s`` (seconds since the exchange started)."""
+        return any(start <= elapsed_s < start + duration for start, duration in self.faults.stalls)
