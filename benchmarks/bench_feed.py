@@ -1,0 +1,106 @@
+"""Feed: recorder throughput vs a bare websockets receive loop on the same full-speed stream,
+and receipt-to-durable latency at 1k and 10k trades/s. The simulator runs in its own process."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from _table import Row
+from websockets.asyncio.client import connect
+
+from quantlab.recorder import Recorder, RecorderConfig
+
+ROOT = Path(__file__).resolve().parents[1]
+CAPTURES = ROOT.parent / "shared" / "data" / "binance_ws" / "spot"
+
+
+class Sim:
+    """``quantlab sim`` in a subprocess; URLs read from its stdout."""
+
+    def __init__(self, *args: str):
+        self.proc = subprocess.Popen([sys.executable, "-m", "quantlab", "sim", "--port", "0", *args],
+                                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        urls = dict(self.proc.stdout.readline().strip().split("=", 1) for _ in range(2))
+        self.ws_url, self.rest_url = urls["QUANTLAB_WS_URL"], urls["QUANTLAB_REST_URL"]
+
+    def close(self):
+        self.proc.terminate()
+        self.proc.wait(10)
+
+
+def _source_args() -> list[str]:
+    if CAPTURES.is_dir():
+        return ["--source", f"replay:{CAPTURES}", "--rate", "inf", "--loop"]
+    return ["--source", "synthetic", "--rate", "200000"]
+
+
+async def _bare(ws_url: str, n: int) -> float:
+    async with connect(f"{ws_url}/stream?streams=btcusdt@trade/ethusdt@trade", max_size=None) as ws:
+        await ws.recv()
+        t0 = time.perf_counter()
+        for _ in range(n):
+            await ws.recv()
+        return n / (time.perf_counter() - t0)
+
+
+async def _recorder(sim: Sim, store: Path, n: int, duration: float | None = None) -> tuple[float, dict]:
+    rec = Recorder(RecorderConfig(store=store, symbols=["BTCUSDT", "ETHUSDT"], ws_url=sim.ws_url,
+                                  rest_url=sim.rest_url, alerts=False, duration_s=duration))
+    task = asyncio.create_task(rec.run())
+    while rec.c["stored"] == 0:
+        await asyncio.sleep(0.01)
+    t0, s0 = time.perf_counter(), rec.c["stored"]
+    if duration is None:
+        while rec.c["stored"] - s0 < n:
+            await asyncio.sleep(0.02)
+        rate = (rec.c["stored"] - s0) / (time.perf_counter() - t0)
+        rec.stop()
+    else:
+        rate = 0.0
+    await task
+    return rate, rec.status()
+
+
+def run(quick: bool = False) -> list[Row]:
+    n = 50_000 if quick else 300_000
+    tmp = Path(tempfile.mkdtemp(prefix="qlfeed-"))
+    rows: list[Row] = []
+    try:
+        sim = Sim(*_source_args())
+        try:
+            bare = asyncio.run(_bare(sim.ws_url, n))
+        finally:
+            sim.close()
+        sim = Sim(*_source_args())
+        try:
+            ours, _ = asyncio.run(_recorder(sim, tmp / "thr", n))
+        finally:
+            sim.close()
+        rows.append(Row("feed", f"recorder throughput, full-speed stream ({n:,} trades; bare websockets loop = ref)",
+                        ours, "trades/s", reference=bare, ratio=ours / bare, goal=">= 0.5x"))
+        for rate in (1_000, 10_000):
+            sim = Sim("--source", "synthetic", "--rate", str(rate))
+            try:
+                _, status = asyncio.run(_recorder(sim, tmp / f"lat{rate}", 0, duration=5 if quick else 20))
+            finally:
+                sim.close()
+            lat = status["latency_ms"]["recv_to_durable"]
+            rows.append(Row("feed", f"receipt -> durable latency p50 at {rate:,} trades/s", lat["p50"], "ms"))
+            rows.append(Row("feed", f"receipt -> durable latency p99 at {rate:,} trades/s", lat["p99"], "ms",
+                            goal="< 1000 ms"))
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return rows
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("QUANTLAB_LOG_LEVEL", "WARNING")
+    for r in run(quick="--quick" in sys.argv):
+        print(r)
