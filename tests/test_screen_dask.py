@@ -14,12 +14,11 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from conftest import need
 
 from quantlab.errors import QuantlabError
 from quantlab.screen import SchedulerError, screen
 from quantlab.screen.synthetic import planted_universe
-
-from conftest import need
 
 BIN = Path(sys.executable).parent
 DASK = BIN / "dask"
