@@ -68,6 +68,8 @@ class Lab:
     def __init__(self, symbols=None, store: str | Path | None = None, source: str | None = None, *,
                  ring_size: int = 200_000, history: str = "2h", poll_s: float = 0.1,
                  max_bars: int = 20_000, progress: bool | None = None):
+        """``history``: how much stored history to load at start (a pandas duration);
+        ``progress``: a progress bar while loading it (default: when ``history`` >= 6h)."""
         cfg = settings(symbols=symbols if symbols else None, store=str(store) if store else None,
                        source=source)
         self._symbols = list(parse_symbols(symbols) if symbols else cfg.symbols)
@@ -203,7 +205,8 @@ class Lab:
 
         store = self.store
         since = time.time_ns() - self.history_ns
-        for sym in tqdm(self._symbols, desc="loading history", disable=self.progress is not True):
+        show = self.progress if self.progress is not None else self.history_ns >= 6 * 3_600 * 10**9
+        for sym in tqdm(self._symbols, desc="loading history", disable=not show):
             try:
                 hist = store.read(sym, start=since)
             except UnknownSymbolError:
