@@ -1,0 +1,218 @@
+"""``quantlab app [--store DIR] [--symbols ...] [--port 8866] [--demo] [--no-browser] [--ip ADDR]``.
+
+Starts the one recorder for the store (live Binance, the built-in simulator with ``--demo``,
+or a ``--source ws://…`` URL), waits until it holds the store's writer lock, then serves
+``notebooks/app.ipynb`` with Voilà. Every page view is a kernel that follows that recorder's
+store, so any number of visitors cost one exchange connection. Voilà's settings (kernel
+culling, the shutdown request of a closed tab) are in ``notebooks/voila.json``.
+
+The app listens on 127.0.0.1. ``--ip`` with another address serves it to the network and
+then requires a token (``--token``, ``$QUANTLAB_APP_TOKEN``, or a generated one printed at
+start): open ``http://HOST:PORT/?token=…``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import ipaddress
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+NAME = "app"
+HELP = "start the recorder (live Binance, or the simulator with --demo) and the Voilà app"
+
+NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
+APP_NOTEBOOK = "app.ipynb"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--store", default=None,
+                   help="store directory (default: $QUANTLAB_STORE or ./data/store; with --demo "
+                        "the sibling <store>-demo, so simulated trades never mix with real ones)")
+    p.add_argument("--symbols", default=None, help="comma-separated (default: $QUANTLAB_SYMBOLS)")
+    p.add_argument("--port", type=int, default=8866, help="HTTP port (default 8866; 0 picks a free one)")
+    p.add_argument("--demo", action="store_true", help="use the built-in exchange simulator (offline)")
+    p.add_argument("--source", default=None, help="binance (default), demo, or a ws:// URL of a compatible exchange")
+    p.add_argument("--ws-url", default=None, help="stream base URL for the recorder (default: Binance)")
+    p.add_argument("--rest-url", default=None, help="REST base URL for the recorder (default: Binance)")
+    p.add_argument("--demo-rate", type=float, default=50.0, help="demo trades/s over all symbols (default 50)")
+    p.add_argument("--no-browser", action="store_true", help="do not open a browser")
+    p.add_argument("--ip", default="127.0.0.1",
+                   help="address to listen on (default 127.0.0.1; any other requires a token)")
+    p.add_argument("--token", default=None,
+                   help="access token, required with a non-loopback --ip (default: $QUANTLAB_APP_TOKEN or generated)")
+
+
+def is_loopback(ip: str) -> bool:
+    if ip == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(ip).is_loopback
+    except ValueError:
+        raise ValueError(f"--ip: {ip!r} is not an IP address (e.g. 127.0.0.1 or 0.0.0.0)") from None
+
+
+def free_port(ip: str = "127.0.0.1") -> int:
+    with socket.socket() as s:
+        s.bind((ip, 0))
+        return s.getsockname()[1]
+
+
+def port_open(host: str, port: int) -> bool:
+    with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=0.5):
+        return True
+    return False
+
+
+def _check_port(ip: str, port: int) -> None:
+    with socket.socket() as s:
+        try:
+            s.bind((ip, port))
+        except OSError as exc:
+            raise ValueError(f"--port: {ip}:{port} is not free ({exc.strerror}); pick another with --port") from None
+
+
+def _tail(path: Path, n: int = 5) -> str:
+    with contextlib.suppress(OSError):
+        return "\n".join(path.read_text(errors="replace").splitlines()[-n:])
+    return ""
+
+
+def start_recorder(store: Path, symbols: list[str], source: str, *, ws_url: str | None,
+                   rest_url: str | None, demo_rate: float, timeout: float = 60.0) -> subprocess.Popen | None:
+    """``python -m quantlab record`` for ``store`` unless a recorder already writes it; returns
+    once the recorder holds the writer lock (so no kernel starts a second one)."""
+    from quantlab.store import writer_pid
+
+    if writer_pid(store) is not None:
+        print(f"quantlab app: a recorder (pid {writer_pid(store)}) already writes {store}; following it")
+        return None
+    store.mkdir(parents=True, exist_ok=True)
+    cmd = [sys.executable, "-m", "quantlab", "record", "--store", str(store), "--symbols", ",".join(symbols),
+           "--source", source]
+    if source == "demo":
+        cmd += ["--demo-rate", str(demo_rate)]
+    if ws_url:
+        cmd += ["--ws-url", ws_url]
+    if rest_url:
+        cmd += ["--rest-url", rest_url]
+    log = store / "recorder.log"
+    with open(log, "ab") as out:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                start_new_session=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    deadline = time.monotonic() + timeout
+    while writer_pid(store) is None:
+        if proc.poll() is not None:
+            raise RuntimeError(f"the recorder exited with code {proc.returncode}:\n{_tail(log)}")
+        if time.monotonic() > deadline:
+            stop(proc)
+            raise RuntimeError(f"the recorder did not open {store} within {timeout:.0f} s; see {log}")
+        time.sleep(0.05)
+    return proc
+
+
+def stop(proc: subprocess.Popen | None, timeout: float = 15.0) -> None:
+    if proc is None or proc.poll() is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(5)
+
+
+def voila_command(notebook: Path, ip: str, port: int, token: str | None) -> list[str]:
+    cmd = [sys.executable, "-m", "voila", str(notebook), "--no-browser", f"--port={port}",
+           f"--Voila.ip={ip}"]
+    cmd.append(f"--token={token}" if token else "--token=")
+    return cmd
+
+
+def run(args: argparse.Namespace) -> int:
+    from quantlab.config import settings
+    from quantlab.ui.app import demo_store_for
+    from quantlab.ui.demo import seed_demo_history
+
+    cfg = settings(symbols=args.symbols, store=args.store, ws_url=args.ws_url, rest_url=args.rest_url)
+    source = "demo" if args.demo else (args.source or cfg.source or "binance").strip()
+    if source not in ("binance", "demo") and not source.startswith(("ws://", "wss://")):
+        raise ValueError(f"--source: {source!r} is not 'binance', 'demo' or a ws:// URL")
+    if not 0 <= args.port <= 65535:
+        raise ValueError(f"--port: {args.port} is not a TCP port (0-65535)")
+    if not args.demo_rate > 0:
+        raise ValueError("--demo-rate: must be a positive number of trades per second")
+    store = Path(args.store or (demo_store_for(cfg.store) if source == "demo" else cfg.store)).expanduser().resolve()
+    symbols = list(cfg.symbols)
+    if len(symbols) < 2:
+        raise ValueError("--symbols: the app needs at least two symbols (a pair), e.g. BTCUSDT,ETHUSDT")
+    token = args.token or os.environ.get("QUANTLAB_APP_TOKEN") or None
+    if not is_loopback(args.ip) and not token:
+        token = secrets.token_urlsafe(24)
+    port = args.port or free_port(args.ip if args.ip != "0.0.0.0" else "127.0.0.1")
+    _check_port(args.ip, port)
+    notebook = NOTEBOOKS / APP_NOTEBOOK
+    if not notebook.is_file():
+        raise ValueError(f"{notebook} is missing: run the app from a source checkout of quantlab")
+
+    if source == "demo":
+        n = seed_demo_history(store, symbols)
+        if n:
+            print(f"quantlab app: wrote {n:,} simulated trades (2 h of history) into {store}")
+    rec = start_recorder(store, symbols, source, ws_url=args.ws_url, rest_url=args.rest_url,
+                         demo_rate=args.demo_rate)
+    env = {**os.environ, "QUANTLAB_STORE": str(store), "QUANTLAB_SYMBOLS": ",".join(symbols),
+           "QUANTLAB_SOURCE": source, "PYTHONUNBUFFERED": "1"}
+    if args.ws_url:
+        env["QUANTLAB_WS_URL"] = args.ws_url
+    if args.rest_url:
+        env["QUANTLAB_REST_URL"] = args.rest_url
+    voila = subprocess.Popen(voila_command(notebook, args.ip, port, token), cwd=NOTEBOOKS, env=env,
+                             stdin=subprocess.DEVNULL, start_new_session=True)
+    stopping = False
+
+    def on_signal(signum, _frame) -> None:
+        nonlocal stopping
+        stopping = True
+
+    old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        host = "127.0.0.1" if args.ip in ("0.0.0.0", "::") else args.ip
+        deadline = time.monotonic() + 60
+        while not port_open(host, port):
+            if voila.poll() is not None:
+                raise RuntimeError(f"Voilà exited with code {voila.returncode} before serving the app")
+            if time.monotonic() > deadline or stopping:
+                raise RuntimeError(f"Voilà did not listen on {host}:{port} within 60 s")
+            time.sleep(0.1)
+        url = f"http://{host if is_loopback(args.ip) else args.ip}:{port}/" + (f"?token={token}" if token else "")
+        label = {"demo": "DEMO (simulated)", "binance": "LIVE Binance"}.get(source, source)
+        print(f"quantlab app: {label} · store {store} · serving {url}", flush=True)
+        if not args.no_browser:
+            import webbrowser
+
+            webbrowser.open(url)
+        warned = False
+        while not stopping:
+            if voila.poll() is not None:
+                print(f"quantlab app: Voilà exited with code {voila.returncode}", file=sys.stderr)
+                return voila.returncode or 1
+            if rec is not None and rec.poll() is not None and not warned:
+                warned = True
+                print(f"quantlab app: the recorder exited with code {rec.returncode}; the app shows it stopped. "
+                      f"Last log lines:\n{_tail(store / 'recorder.log')}", file=sys.stderr)
+            time.sleep(0.2)
+        return 0
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+        stop(voila)
+        stop(rec)

@@ -1,0 +1,275 @@
+"""bqplot charts for live series: time axes in UTC, decimation, follow-live, batched updates.
+
+    chart = TimeChart("BTCUSDT close", ["BTCUSDT"], y_label="price (USDT)")
+    chart.update(bars.index, [bars["close"].to_numpy()])     # DatetimeIndex (UTC) + 1-D arrays
+    chart                                                   # a VBox: toolbar + bqplot Figure
+
+Every update sends at most ``max_points`` points per mark: longer series are reduced to the
+minimum and maximum of each of ``max_points // 2`` buckets (:func:`minmax_indices`), which keeps
+every spike visible. Times go to the browser as ``datetime64[ms]`` (bqplot casts int64 to int32,
+which would wreck epoch nanoseconds). Pan/zoom writes the scales' min/max and so stops the chart
+from following new data; the "Follow live" toggle (switched off by a pan) resets them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Sequence
+
+import bqplot as bq
+import ipywidgets as widgets
+import numpy as np
+import pandas as pd
+
+DEFAULT_MAX_POINTS = 2_000
+MAX_POINTS_PER_MARK = 10_000
+PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b")
+TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
+
+
+# --------------------------------------------------------------------------- decimation
+
+def minmax_indices(y: np.ndarray, n_out: int) -> np.ndarray:
+    """Indices of at most ``n_out`` (+2) points of ``y`` that keep its envelope.
+
+    The series is cut into ``n_out // 2`` buckets of (almost) equal length; each bucket keeps
+    the positions of its minimum and maximum (in time order), and the first and last points
+    are always kept. NaN values are never chosen. ``len(y) <= n_out`` returns every index.
+    """
+    y = np.asarray(y, dtype=np.float64)
+    n = y.size
+    if not isinstance(n_out, int | np.integer) or n_out < 4:
+        raise ValueError(f"n_out: need an int >= 4 points, got {n_out!r}")
+    if n <= n_out:
+        return np.arange(n)
+    finite = np.isfinite(y)
+    nb = n_out // 2
+    edges = np.linspace(0, n, nb + 1).astype(np.int64)
+    starts = edges[:-1]
+    bucket = np.repeat(np.arange(nb), np.diff(edges))
+    lo = np.where(finite, y, np.inf)
+    hi = np.where(finite, y, -np.inf)
+    mins = np.minimum.reduceat(lo, starts)
+    maxs = np.maximum.reduceat(hi, starts)
+    pos = np.arange(n)
+    is_min = (lo == mins[bucket]) & finite
+    is_max = (hi == maxs[bucket]) & finite
+    first_min = np.unique(bucket[is_min], return_index=True)[1]
+    first_max = np.unique(bucket[is_max], return_index=True)[1]
+    keep = np.concatenate([pos[is_min][first_min], pos[is_max][first_max], [0, n - 1]])
+    return np.unique(keep)
+
+
+def decimate(x: np.ndarray, ys: Sequence[np.ndarray], n_out: int) -> tuple[np.ndarray, list[np.ndarray]]:
+    """``x`` and each of ``ys`` reduced to the union of every series' min/max points.
+
+    The union can hold up to ``len(ys) * n_out`` points, so each series gets a share of
+    ``n_out // len(ys)`` buckets: the result never exceeds ``n_out + 2 * len(ys)`` points.
+    """
+    n = len(x)
+    if n <= n_out or not ys:
+        return x, [np.asarray(y) for y in ys]
+    share = max(4, n_out // len(ys))
+    idx = np.unique(np.concatenate([minmax_indices(y, share) for y in ys]))
+    return x[idx], [np.asarray(y)[idx] for y in ys]
+
+
+def to_datetime64(index) -> np.ndarray:
+    """UTC times as ``datetime64[ms]`` (naive, UTC) for bqplot's DateScale."""
+    idx = pd.DatetimeIndex(index)
+    if idx.tz is not None:
+        idx = idx.tz_convert("UTC").tz_localize(None)
+    return idx.to_numpy().astype("datetime64[ms]")
+
+
+def time_format(span: np.timedelta64) -> str:
+    """A 24-hour UTC tick format that fits the visible span."""
+    sec = span / np.timedelta64(1, "s")
+    if sec <= 3 * 3600:
+        return "%H:%M:%S" if sec <= 600 else "%H:%M"
+    return "%H:%M" if sec <= 2 * 86400 else "%m-%d %H:%M"
+
+
+# --------------------------------------------------------------------------- charts
+
+def _held(*ws: widgets.Widget) -> contextlib.ExitStack:
+    """One message per widget for everything changed inside the block."""
+    stack = contextlib.ExitStack()
+    for w in ws:
+        stack.enter_context(w.hold_sync())
+    return stack
+
+
+class TimeChart(widgets.VBox):
+    """Lines over a UTC ``DateScale`` with pan/zoom, hover tooltips and follow-live.
+
+    ``bands`` draws horizontal reference lines (e.g. z-score entry/exit/stop levels) given as
+    ``{label: value}`` and updated with :meth:`set_bands`.
+    """
+
+    def __init__(self, title: str, names: Sequence[str], *, y_label: str = "",
+                 y_format: str = ".2f", max_points: int = DEFAULT_MAX_POINTS,
+                 height: str = "260px", colors: Sequence[str] | None = None,
+                 bands: dict[str, float] | None = None, fill: bool = False, live: bool = True) -> None:
+        if not 4 <= max_points <= MAX_POINTS_PER_MARK:
+            raise ValueError(f"max_points: must be in [4, {MAX_POINTS_PER_MARK}], got {max_points!r}")
+        self.max_points = int(max_points)
+        self.names = list(names)
+        self.y_format = y_format
+        self.x_scale = bq.DateScale()
+        self.y_scale = bq.LinearScale()
+        scales = {"x": self.x_scale, "y": self.y_scale}
+        colors = list(colors or PALETTE[: max(1, len(self.names))])
+        self.lines = bq.Lines(x=np.array([], dtype="datetime64[ms]"), y=np.zeros((len(self.names), 0)),
+                              scales=scales, colors=colors, labels=self.names,
+                              display_legend=len(self.names) > 1, stroke_width=1.5,
+                              fill="bottom" if fill else "none", fill_opacities=[0.25] * len(colors))
+        self.points = bq.Scatter(
+            x=np.array([], dtype="datetime64[ms]"), y=np.array([]), scales=scales,
+            default_size=24, colors=["transparent"], stroke="transparent",
+            tooltip=bq.Tooltip(fields=["x", "y"], formats=[TIME_FORMAT, y_format],
+                               labels=["time (UTC)", y_label or "value"]),
+            interactions={"hover": "tooltip"})
+        self.band_lines = bq.Lines(x=np.array([], dtype="datetime64[ms]"), y=np.zeros((0, 0)),
+                                   scales=scales, colors=["#888888"], line_style="dashed",
+                                   stroke_width=1)
+        self._bands: dict[str, float] = dict(bands or {})
+        self.axis_x = bq.Axis(scale=self.x_scale, label="time (UTC)", grid_lines="none")
+        self.axis_y = bq.Axis(scale=self.y_scale, orientation="vertical", label=y_label,
+                              tick_format=y_format, grid_lines="dashed", label_offset="62px")
+        self.panzoom = bq.interacts.PanZoom(scales={"x": [self.x_scale], "y": [self.y_scale]})
+        self.figure = bq.Figure(
+            marks=[self.band_lines, self.lines, self.points], axes=[self.axis_x, self.axis_y],
+            title=title, interaction=self.panzoom, animation_duration=0,
+            fig_margin={"top": 36, "bottom": 40, "left": 84, "right": 16},
+            legend_location="top-left", layout=widgets.Layout(width="100%", height=height))
+        self.follow = widgets.ToggleButton(
+            value=True, description="Follow live" if live else "Whole range", icon="play" if live else "expand",
+            tooltip=("keep the newest data in view" if live else "show all the data")
+            + " (a pan or zoom switches this off)", layout=widgets.Layout(width="130px"))
+        self.follow.add_class("ql-follow")
+        self.follow.observe(self._on_follow, "value")
+        self.x_scale.observe(self._on_user_zoom, ["min", "max"])
+        self._signature: tuple | None = None
+        self.points_sent = 0
+        self.updates = 0
+        super().__init__([self.figure, widgets.HBox([self.follow])])
+        self.add_class("ql-chart")
+
+    # ---------------------------------------------------------------- follow live
+    def _on_follow(self, change) -> None:
+        if change["new"]:
+            self._reset_scales()
+
+    def _on_user_zoom(self, change) -> None:
+        if change["new"] is not None and self.follow.value:
+            self.follow.value = False
+
+    def _reset_scales(self) -> None:
+        with _held(self.x_scale, self.y_scale):
+            for s in (self.x_scale, self.y_scale):
+                if s.min is not None:
+                    s.min = None
+                if s.max is not None:
+                    s.max = None
+
+    # ---------------------------------------------------------------- data
+    @property
+    def title(self) -> str:
+        return self.figure.title
+
+    @title.setter
+    def title(self, value: str) -> None:
+        if self.figure.title != value:
+            self.figure.title = value
+
+    def set_bands(self, bands: dict[str, float]) -> None:
+        self._bands = dict(bands)
+        self._signature = None
+
+    def clear(self) -> None:
+        self.update(pd.DatetimeIndex([], tz="UTC"), [np.array([]) for _ in self.names])
+
+    def update(self, index, ys: Sequence[np.ndarray], *, force: bool = False) -> bool:
+        """Show ``ys`` (one array per name) against ``index``; False when nothing changed."""
+        if len(ys) != len(self.names):
+            raise ValueError(f"ys: expected {len(self.names)} series ({', '.join(self.names)}), got {len(ys)}")
+        x = to_datetime64(index)
+        ys = [np.asarray(y, dtype=np.float64) for y in ys]
+        for name, y in zip(self.names, ys, strict=True):
+            if y.shape != x.shape:
+                raise ValueError(f"{name}: {y.size} values for {x.size} times")
+        sig = (x.size, x[-1] if x.size else None, tuple(float(y[-1]) if y.size else None for y in ys),
+               tuple(sorted(self._bands.items())))
+        if not force and sig == self._signature:
+            return False
+        self._signature = sig
+        xd, yd = decimate(x, ys, self.max_points)
+        ok = np.isfinite(np.vstack(yd)).any(axis=0) if yd else np.zeros(0, bool)
+        tip_idx = np.flatnonzero(np.isfinite(yd[0])) if yd else np.zeros(0, int)
+        if tip_idx.size > 400:
+            tip_idx = tip_idx[np.linspace(0, tip_idx.size - 1, 400).astype(int)]
+        with _held(self.lines, self.points, self.band_lines):
+            self.lines.x = xd[ok] if ok.size else xd
+            self.lines.y = np.vstack([y[ok] for y in yd]) if yd else np.zeros((0, 0))
+            self.points.x = xd[tip_idx]
+            self.points.y = yd[0][tip_idx] if yd else np.array([])
+            if self._bands and xd.size:
+                self.band_lines.x = np.array([xd[0], xd[-1]])
+                self.band_lines.y = np.array([[v, v] for v in self._bands.values()])
+                self.band_lines.labels = list(self._bands)
+            else:
+                self.band_lines.y = np.zeros((0, 0))
+        if self.follow.value:
+            self._reset_scales()
+        if xd.size > 1:
+            fmt = time_format(xd[-1] - xd[0])
+            if self.axis_x.tick_format != fmt:
+                self.axis_x.tick_format = fmt
+        self.points_sent = int(xd[ok].size if ok.size else xd.size)
+        self.updates += 1
+        return True
+
+
+class HeatMap(widgets.VBox):
+    """A labelled grid of numbers (e.g. Sharpe by entry x window) with hover values."""
+
+    def __init__(self, title: str, *, row_label: str, column_label: str, value_label: str,
+                 scheme: str = "RdYlGn", height: str = "300px") -> None:
+        self.row_scale = bq.OrdinalScale(reverse=True)
+        self.col_scale = bq.OrdinalScale()
+        self.color_scale = bq.ColorScale(scheme=scheme)
+        self.grid = bq.GridHeatMap(
+            row=["", " "], column=["", " "], color=np.full((2, 2), np.nan),
+            scales={"row": self.row_scale, "column": self.col_scale, "color": self.color_scale},
+            tooltip=bq.Tooltip(fields=["row", "column", "color"], formats=["", "", ".3f"],
+                               labels=[row_label, column_label, value_label]),
+            interactions={"hover": "tooltip"}, null_color="#eeeeee")
+        axes = [bq.Axis(scale=self.row_scale, orientation="vertical", label=row_label),
+                bq.Axis(scale=self.col_scale, label=column_label),
+                bq.ColorAxis(scale=self.color_scale, orientation="vertical", side="right",
+                             label=value_label, tick_format=".3g")]
+        self.figure = bq.Figure(marks=[self.grid], axes=axes, title=title, animation_duration=0,
+                                fig_margin={"top": 36, "bottom": 44, "left": 70, "right": 110},
+                                layout=widgets.Layout(width="100%", height=height))
+        super().__init__([self.figure])
+        self.add_class("ql-heatmap")
+
+    def update(self, matrix: pd.DataFrame) -> None:
+        """``matrix``: rows x columns of values (NaN shown grey), at least 2 x 2."""
+        values = matrix.to_numpy(dtype=np.float64)
+        if values.ndim != 2 or min(values.shape) < 2:
+            raise ValueError(f"a heatmap needs at least 2 rows and 2 columns, got {values.shape[0]} x "
+                             f"{values.shape[1] if values.ndim == 2 else 1}: give more values to compare")
+        with _held(self.grid):
+            self.grid.color = values  # first: row and column are checked against its shape
+            self.grid.row = [str(r) for r in matrix.index]
+            self.grid.column = [str(c) for c in matrix.columns]
+
+    def close(self) -> None:
+        """Close the figure with its marks, axes and scales too (they are widgets of their own)."""
+        for w in (*self.figure.marks, *self.figure.axes, self.row_scale, self.col_scale, self.color_scale,
+                  self.grid.tooltip, self.figure):
+            if w is not None:
+                w.close()
+        super().close()

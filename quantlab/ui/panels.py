@@ -1,0 +1,921 @@
+"""The dashboard's panels, each usable alone in a notebook::
+
+    from quantlab import Lab
+    from quantlab.ui import Controls, MonitorPanel
+    lab = Lab(["BTCUSDT", "ETHUSDT"], source="demo").start()
+    controls = Controls(lab.symbols)
+    monitor = MonitorPanel(lab, controls)
+    display(controls, monitor); monitor.refresh()      # the Dashboard refreshes it 2x a second
+
+Every panel is a :class:`~quantlab.ui.base.Panel` (a VBox with an error area): ``refresh()``
+pulls the newest data from the ``Lab`` and updates its charts in one batch; long jobs
+(backtests, sweeps, screens, CSV files) run on a thread and report back on the kernel loop.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import ipywidgets as widgets
+import pandas as pd
+
+from quantlab.errors import InsufficientDataError
+from quantlab.ui.base import (
+    AMBER,
+    GREEN,
+    GREY,
+    RED,
+    Panel,
+    Poster,
+    fmt_bytes,
+    fmt_num,
+    fmt_pct,
+    fmt_price,
+    fmt_time,
+    price_decimals,
+    table_html,
+)
+from quantlab.ui.charts import HeatMap, TimeChart
+from quantlab.ui.compute import (
+    BACKTEST_HEDGE,
+    HEDGES,
+    analytics_frame,
+    drawdown,
+    pair_tests,
+    pair_view,
+)
+from quantlab.ui.downloads import DownloadLink
+
+TIMEFRAMES = ("1s", "1m", "5m")
+_QUOTES = ("FDUSD", "USDT", "USDC", "BUSD", "TUSD", "BTC", "ETH", "BNB", "EUR")
+
+
+def quote_of(symbol: str) -> str:
+    """The quote currency (the unit of the price): ``ETHUSDT -> USDT``."""
+    for q in _QUOTES:
+        if symbol.endswith(q) and len(symbol) > len(q):
+            return q
+    return ""
+
+
+def replace_child(box: widgets.Box, child: widgets.Widget) -> None:
+    """Show ``child`` as the only content of ``box`` and close what it showed before."""
+    old = list(box.children)
+    box.children = [child]
+    for w in old:
+        w.close()
+
+
+def note_html(text: str, color: str = GREY) -> str:
+    return f"<div style='color:{color};padding:4px 0'>{html.escape(text)}</div>"
+
+
+# --------------------------------------------------------------------------- controls
+
+class Controls(widgets.VBox):
+    """The left column: pair, timeframe, rolling window, hedge method, backtest thresholds."""
+
+    def __init__(self, symbols: list[str], *, y: str | None = None, x: str | None = None,
+                 timeframe: str = "1s", window: int = 300) -> None:
+        if len(symbols) < 2:
+            raise ValueError(f"symbols: a pair needs at least two symbols, got {symbols!r}")
+        if timeframe not in TIMEFRAMES:
+            raise ValueError(f"timeframe: {timeframe!r} is not one of {', '.join(TIMEFRAMES)}")
+        wide = {"description_width": "70px"}
+        lay = widgets.Layout(width="210px")
+        self.y = widgets.Dropdown(options=symbols, value=y or symbols[1], description="Pair",
+                                  style=wide, layout=lay)
+        self.x = widgets.Dropdown(options=symbols, value=x or symbols[0], description="vs",
+                                  style=wide, layout=lay)
+        self.y.add_class("ql-pair-y")
+        self.x.add_class("ql-pair-x")
+        self.timeframe = widgets.ToggleButtons(options=list(TIMEFRAMES), value=timeframe,
+                                               description="Timeframe", style={**wide, "button_width": "42px"})
+        self.timeframe.add_class("ql-timeframe")
+        self.window = widgets.BoundedIntText(value=window, min=10, max=20_000, step=10,
+                                             description="Window", style=wide, layout=lay,
+                                             tooltip="rolling window, in bars")
+        self.window.add_class("ql-window")
+        self.hedge = widgets.ToggleButtons(options=list(HEDGES), value="OLS", description="Hedge",
+                                           tooltips=["ordinary least squares, rolling window",
+                                                     "Kalman filter (dynamic beta)",
+                                                     "Huber robust regression", "Theil-Sen median slope"],
+                                           style={**wide, "button_width": "74px"})
+        self.hedge.add_class("ql-hedge")
+        self.entry = widgets.BoundedFloatText(value=2.0, min=0.1, max=20, step=0.1, description="Entry z",
+                                              style=wide, layout=lay)
+        self.exit = widgets.BoundedFloatText(value=0.5, min=0.0, max=20, step=0.1, description="Exit z",
+                                             style=wide, layout=lay)
+        self.stop = widgets.BoundedFloatText(value=4.0, min=0.2, max=50, step=0.1, description="Stop z",
+                                             style=wide, layout=lay)
+        self.fee = widgets.BoundedFloatText(value=10.0, min=0.0, max=500, step=0.5, description="Fee (bp)",
+                                            style=wide, layout=lay)
+        self.run_backtest = widgets.Button(description="Run backtest", button_style="primary",
+                                           icon="play", layout=widgets.Layout(width="200px"))
+        self.run_backtest.add_class("ql-run-backtest")
+        unit = widgets.HTML(f"<span style='color:{GREY};font-size:12px'>window in bars of the timeframe; "
+                            "fee per fill, in basis points</span>")
+        super().__init__([self.y, self.x, self.timeframe, self.window, self.hedge, self.entry,
+                          self.exit, self.stop, self.fee, self.run_backtest, unit],
+                         layout=widgets.Layout(width="240px", min_width="240px", padding="4px"))
+        self.add_class("ql-controls")
+
+    @property
+    def pair(self) -> tuple[str, str]:
+        y, x = self.y.value, self.x.value
+        if y == x:
+            raise ValueError(f"Pick two different symbols for the pair (both are {y})")
+        return y, x
+
+    @property
+    def hedge_method(self) -> str:
+        return HEDGES[self.hedge.value]
+
+    def thresholds(self) -> dict[str, float]:
+        entry, exit_, stop = float(self.entry.value), float(self.exit.value), float(self.stop.value)
+        if not 0 <= exit_ < entry < stop:
+            raise ValueError(f"Thresholds must satisfy 0 <= exit < entry < stop; got exit {exit_:g}, "
+                             f"entry {entry:g}, stop {stop:g}")
+        return {"entry": entry, "exit": exit_, "stop": stop}
+
+    def bands(self) -> dict[str, float]:
+        try:
+            t = self.thresholds()
+        except ValueError:
+            return {}
+        return {"+stop": t["stop"], "+entry": t["entry"], "+exit": t["exit"],
+                "-exit": -t["exit"], "-entry": -t["entry"], "-stop": -t["stop"]}
+
+    def observe_all(self, callback) -> None:
+        for w in (self.y, self.x, self.timeframe, self.window, self.hedge, self.entry, self.exit, self.stop):
+            w.observe(callback, "value")
+
+
+# --------------------------------------------------------------------------- status bar
+
+STATE_COLORS = {"live": GREEN, "connecting": AMBER, "reconnecting": AMBER, "unreachable": RED,
+                "stopped": RED, "failed": RED}
+
+
+def store_size(path: Path) -> int:
+    total = 0
+    for root, _dirs, files in os.walk(path):
+        for f in files:
+            try:
+                total += os.path.getsize(os.path.join(root, f))
+            except OSError:
+                pass
+    return total
+
+
+class StatusBar(Panel):
+    """Source (LIVE Binance in green, DEMO in amber), connection state and reason, ticks/s,
+    latency, last trade time (UTC), gaps repaired and store size. When Binance cannot be
+    reached it says so and offers a one-click switch to the demo source."""
+
+    def __init__(self, lab, *, on_switch_to_demo=None, poster: Poster | None = None) -> None:
+        self.lab = lab
+        self.html = widgets.HTML()
+        self.html.add_class("ql-status")
+        self.switch = widgets.Button(description="Switch to demo data", button_style="warning",
+                                     icon="exchange", layout=widgets.Layout(display="none", width="200px"))
+        self.switch.add_class("ql-switch-demo")
+        self.message = widgets.HTML()
+        self._on_switch = on_switch_to_demo
+        self._size = (0.0, 0)
+        super().__init__([widgets.HBox([self.html]), widgets.HBox([self.message, self.switch])],
+                         poster=poster, css="ql-statusbar")
+        self.switch.on_click(self.guarded("Switching to demo data", lambda _b: self._switch()))
+        self.state = "connecting"
+
+    def _switch(self) -> None:
+        if self._on_switch is None:
+            raise RuntimeError("no demo source is available in this view; start `quantlab app --demo`")
+        self.message.value = note_html("Starting the demo source…", AMBER)
+        self._on_switch()
+
+    def _store_size(self) -> int:
+        t, size = self._size
+        if time.monotonic() - t > 10:
+            size = store_size(self.lab.store_path)
+            self._size = (time.monotonic(), size)
+        return size
+
+    def refresh(self) -> None:
+        st = self.lab.status()
+        state = str(st.get("state") or "connecting")
+        self.state = state
+        source = self.lab.source
+        label = self.lab.source_label
+        src_color = AMBER if source == "demo" else GREEN if source == "binance" else GREY
+        prices = self.lab.prices()
+        last_t = prices["time"].max() if len(prices) and prices["time"].notna().any() else None
+        lat = (st.get("latency_ms") or {}).get("exchange_to_recv") or {}
+        p99 = lat.get("p99")
+        reason = st.get("reason") or ""
+        color = STATE_COLORS.get(state, GREY)
+        state_txt = state if not (reason and state in ("reconnecting", "unreachable", "failed")) \
+            else f"{state}: {reason}"
+        items = [
+            "<b style='font-size:15px'>quantlab</b>",
+            f"SOURCE: <b style='color:{src_color}'>{html.escape(label)}</b>",
+            f"<b style='color:{color}'>● {html.escape(state_txt)}</b>",
+            f"ticks/s <b>{fmt_num(st.get('ticks_per_s', 0), 0)}</b>",
+            f"latency p99 <b>{fmt_num(p99, 0, 'ms') if p99 is not None else '–'}</b>",
+            f"last trade <b class='ql-last-trade'>{fmt_time(last_t)}</b>",
+            f"gaps repaired <b>{int(st.get('gaps_repaired') or 0)}</b>",
+            f"store <b>{fmt_bytes(self._store_size())}</b>",
+        ]
+        err = st.get("follower_error")
+        if err:
+            items.append(f"<span style='color:{RED}'>{html.escape(str(err))}</span>")
+        value = ("<div style='display:flex;flex-wrap:wrap;gap:6px 18px;align-items:baseline;"
+                 "padding:4px 8px;border-bottom:1px solid #ddd'>"
+                 + "".join(f"<span>{i}</span>" for i in items) + "</div>")
+        if self.html.value != value:
+            self.html.value = value
+        down = source == "binance" and state in ("unreachable", "stopped", "failed")
+        if down:
+            msg = ("Live Binance cannot be reached"
+                   + (f" ({reason})" if reason else "")
+                   + ". The recorder keeps retrying; you can look at the simulated demo market meanwhile.")
+            self.message.value = note_html(msg, RED)
+            self.switch.layout.display = None
+        elif self.switch.layout.display != "none":
+            self.switch.layout.display = "none"
+            self.message.value = ""
+
+
+# --------------------------------------------------------------------------- monitor
+
+class MonitorPanel(Panel):
+    """A price table (symbol, last, 24 h %, ticks/s, ticks) and a live chart per pair leg."""
+
+    def __init__(self, lab, controls: Controls, *, poster: Poster | None = None,
+                 max_points: int = 2_000) -> None:
+        self.lab, self.controls = lab, controls
+        self.table = widgets.HTML()
+        self.table.add_class("ql-price-table")
+        self.charts = [TimeChart("", ["close"], y_label="price", max_points=max_points),
+                       TimeChart("", ["close"], y_label="price", max_points=max_points)]
+        self._decimals: dict[str, int] = {}
+        self._stats_at = 0.0
+        self._stats: pd.DataFrame | None = None
+        super().__init__([self.table, *self.charts], poster=poster, css="ql-monitor")
+
+    def decimals(self, sym: str, prices) -> int:
+        if sym not in self._decimals and len(prices):
+            self._decimals[sym] = price_decimals(prices)
+        return self._decimals.get(sym, 2)
+
+    def refresh(self, force: bool = False) -> None:
+        now = time.monotonic()
+        if self._stats is None or now - self._stats_at > 2.0 or force:
+            self._stats = self.lab.stats()
+            self._stats_at = now
+        prices = self.lab.prices()
+        rows = []
+        for sym in self.lab.symbols:
+            st = self._stats.loc[sym] if sym in self._stats.index else {}
+            last = prices.loc[sym, "price"] if sym in prices.index else float("nan")
+            d = self._decimals.get(sym, 2)
+            rows.append([sym, f"{fmt_price(last, d)} {quote_of(sym)}", fmt_pct(st.get("change_24h_pct")),
+                         fmt_num(st.get("ticks_per_s"), 1), f"{int(st.get('ticks', 0) or 0):,}",
+                         fmt_time(prices.loc[sym, "time"] if sym in prices.index else None)])
+        value = table_html(rows, ["symbol", "last", "24h", "ticks/s", "ticks in memory", "last trade"],
+                           css="ql-prices")
+        if self.table.value != value:
+            self.table.value = value
+        tf = self.controls.timeframe.value
+        for chart, sym in zip(self.charts, (self.controls.y.value, self.controls.x.value), strict=True):
+            bars = self.lab.bars(sym, tf)
+            close = bars["close"].to_numpy()
+            d = self.decimals(sym, close)
+            q = quote_of(sym)
+            last = fmt_price(close[-1], d) + f" {q}" if len(close) else "no trades yet"
+            chart.title = f"{sym} · {tf} close · {last}"
+            chart.axis_y.label = f"price ({q})" if q else "price"
+            chart.update(bars.index, [close], force=force)
+
+
+# --------------------------------------------------------------------------- pair
+
+def _tests_html(t, y: str, x: str, tf: str) -> str:
+    comp = t.comparison
+    rows = []
+    for method, r in comp.iterrows():
+        name = {"ols": "OLS", "kalman": "Kalman (last)", "huber": "Huber", "theilsen": "Theil-Sen"}.get(method, method)
+        rows.append([name, fmt_num(r["beta"], 6), fmt_num(r["alpha"], 4), fmt_num(r["spread_std"], 4),
+                     fmt_num(r["adf_stat"], 2), fmt_num(r["adf_pvalue"], 4), fmt_num(r["half_life"], 1, "bars")])
+    table = table_html(rows, ["method", "beta", "alpha", "spread std", "ADF stat", "ADF p", "half-life"],
+                       css="ql-hedge-table")
+    eg = t.eg
+    lines = [
+        f"Engle-Granger {eg.y_on_x.y_name} ~ {eg.y_on_x.x_name}: stat {fmt_num(eg.y_on_x.stat, 3)}, "
+        f"p {fmt_num(eg.y_on_x.pvalue, 4)}",
+        f"Engle-Granger {eg.x_on_y.y_name} ~ {eg.x_on_y.x_name}: stat {fmt_num(eg.x_on_y.stat, 3)}, "
+        f"p {fmt_num(eg.x_on_y.pvalue, 4)}",
+        f"ADF of the OLS spread: stat {fmt_num(t.adf.stat, 3)}, p {fmt_num(t.adf.pvalue, 4)}, "
+        f"{'stationary' if t.adf.is_stationary() else 'not stationary'} at 5 %",
+        f"Half-life of mean reversion: {fmt_num(t.half_life, 1, 'bars')} of {tf}",
+    ]
+    body = "".join(f"<li>{html.escape(s)}</li>" for s in lines)
+    return (f"<div><b>{html.escape(y)} vs {html.escape(x)}</b> · last {t.nobs:,} bars of {tf}"
+            f"{table}<ul style='margin:4px 0'>{body}</ul></div>")
+
+
+class PairPanel(Panel):
+    """z-score with entry/exit/stop bands, the spread, rolling correlation of returns, the
+    hedge-ratio comparison (OLS, Kalman, Huber, Theil-Sen) and cointegration tests."""
+
+    def __init__(self, lab, controls: Controls, *, poster: Poster | None = None,
+                 max_points: int = 2_000, tests_every_s: float = 15.0) -> None:
+        self.lab, self.controls = lab, controls
+        self.headline = widgets.HTML()
+        self.headline.add_class("ql-pair-headline")
+        self.z_chart = TimeChart("z-score of the spread", ["z"], y_label="z (σ)", max_points=max_points,
+                                 colors=["#6f42c1"], bands=controls.bands())
+        self.spread_chart = TimeChart("spread", ["spread"], y_label="spread", max_points=max_points,
+                                      height="200px", colors=["#1f77b4"])
+        self.corr_chart = TimeChart("rolling correlation of 1-bar log returns", ["corr"], y_label="ρ",
+                                    max_points=max_points, height="180px", colors=["#2ca02c"])
+        self.tests = widgets.HTML(note_html("Cointegration tests appear once there are enough bars."))
+        self.tests.add_class("ql-pair-tests")
+        self.view = None
+        self.tests_every_s = tests_every_s
+        self._tests_at = -1e9
+        self._tests_key = None
+        self._tests_running = False
+        super().__init__([self.headline, self.z_chart, self.spread_chart, self.corr_chart, self.tests],
+                         poster=poster, css="ql-pair")
+
+    def compute(self):
+        y, x = self.controls.pair
+        tf = self.controls.timeframe.value
+        pair = self.lab.pair(y, x, tf)
+        return pair_view(pair, int(self.controls.window.value), self.controls.hedge_method), pair
+
+    def refresh(self, force: bool = False) -> None:
+        try:
+            view, pair = self.compute()
+        except InsufficientDataError as exc:
+            self.headline.value = note_html(str(exc), AMBER)
+            return
+        self.view = view
+        self.clear_error()
+        f = view.frame
+        last = view.last
+        tf = self.controls.timeframe.value
+        self.headline.value = (
+            f"<div style='padding:4px 0'><b>{html.escape(view.y)}</b> − β·<b>{html.escape(view.x)}</b> · "
+            f"{tf} bars · window {view.window} · hedge {html.escape(self.controls.hedge.value)} · "
+            f"β = {fmt_num(last['beta'], 6)} · z = <b>{fmt_num(last['z'], 2)}</b> · "
+            f"ρ = {fmt_num(last['corr'], 3)} · as of {fmt_time(f.index[-1])}</div>")
+        self.z_chart.set_bands(self.controls.bands())
+        self.z_chart.update(f.index, [f["z"].to_numpy()], force=force)
+        self.spread_chart.axis_y.label = f"spread ({quote_of(view.y) or 'price units'})"
+        self.spread_chart.update(f.index, [f["spread"].to_numpy()], force=force)
+        self.corr_chart.update(f.index, [f["corr"].to_numpy()], force=force)
+        key = (view.y, view.x, tf)
+        if not self._tests_running and (key != self._tests_key
+                                        or time.monotonic() - self._tests_at > self.tests_every_s):
+            self._run_tests(pair, key)
+
+    def _run_tests(self, pair: pd.DataFrame, key) -> None:
+        self._tests_running = True
+        self._tests_at = time.monotonic()
+        self._tests_key = key
+
+        def done(t) -> None:
+            self.tests.value = _tests_html(t, key[0], key[1], key[2])
+
+        def finish() -> None:
+            self._tests_running = False
+
+        self.in_background("Cointegration tests", lambda: pair_tests(pair), done, finish)
+
+
+# --------------------------------------------------------------------------- backtest
+
+_METRICS = (
+    ("total_return", "total return", "pct"), ("cagr", "CAGR", "pct"), ("sharpe", "Sharpe (annual)", "num"),
+    ("sortino", "Sortino (annual)", "num"), ("max_drawdown", "max drawdown", "pct"),
+    ("max_drawdown_duration", "max drawdown duration", "bars"), ("calmar", "Calmar", "num"),
+    ("n_trades", "trades", "int"), ("win_rate", "win rate", "pct"), ("profit_factor", "profit factor", "num"),
+    ("expectancy", "expectancy per trade", "money"), ("avg_holding", "average holding", "bars"),
+    ("exposure", "exposure", "pct"), ("fees", "fees paid", "money"), ("final_equity", "final equity", "money"),
+)
+
+
+def metrics_html(stats: dict, quote: str) -> str:
+    rows = []
+    for key, label, kind in _METRICS:
+        v = stats.get(key)
+        if kind == "pct":
+            text = fmt_num(float(v) * 100 if v is not None else None, 2, "%")
+        elif kind == "int":
+            text = f"{int(v):,}" if v is not None and math.isfinite(float(v)) else "–"
+        elif kind == "bars":
+            text = fmt_num(v, 1, "bars")
+        elif kind == "money":
+            text = fmt_num(v, 2, quote)
+        else:
+            text = fmt_num(v, 3)
+        rows.append([label, text])
+    return table_html(rows, ["metric", "value"], css="ql-metrics")
+
+
+def trades_html(trades: pd.DataFrame, quote: str, limit: int = 20) -> str:
+    if not len(trades):
+        return note_html("No trades: the z-score never crossed the entry band.")
+    shown = trades.tail(limit).iloc[::-1]
+    rows = [[fmt_time(r.entry_time).replace(" UTC", ""), fmt_time(r.exit_time).replace(" UTC", ""),
+             "long spread" if r.side > 0 else "short spread", fmt_num(r.entry_z, 2), fmt_num(r.exit_z, 2),
+             r.reason, fmt_num(r.pnl, 2), fmt_num(r.fees, 2)] for r in shown.itertuples()]
+    head = f"<div style='padding:4px 0'><b>Trades</b> (newest {len(shown)} of {len(trades):,}; times UTC)</div>"
+    return head + table_html(rows, ["entry", "exit", "side", "entry z", "exit z", "reason",
+                                    f"P&L ({quote})", f"fees ({quote})"], css="ql-trades", align_right_from=3)
+
+
+def _float_list(text: str, name: str) -> list[float]:
+    try:
+        vals = [float(v) for v in text.replace(";", ",").split(",") if v.strip()]
+    except ValueError:
+        raise ValueError(f"{name}: write numbers separated by commas, e.g. 1.5, 2, 2.5 (got {text!r})") from None
+    if not vals:
+        raise ValueError(f"{name}: give at least one number")
+    return vals
+
+
+class BacktestPanel(Panel):
+    """Runs :func:`quantlab.backtest.run` on the current pair in a thread: equity and drawdown
+    charts, metrics and the trade list; a parameter sweep draws a heatmap (entry x window)."""
+
+    def __init__(self, lab, controls: Controls, *, poster: Poster | None = None) -> None:
+        self.lab, self.controls = lab, controls
+        self.result = None
+        self.progress = widgets.IntProgress(value=0, min=0, max=1, bar_style="info",
+                                            layout=widgets.Layout(width="300px", visibility="hidden"))
+        self.status = widgets.HTML(note_html("Press “Run backtest” in the left column."))
+        self.status.add_class("ql-backtest-status")
+        self.metrics = widgets.HTML(layout=widgets.Layout(min_width="300px"))
+        self.metrics.add_class("ql-backtest-metrics")
+        self.equity_chart = TimeChart("equity", ["equity"], y_label="equity", height="220px",
+                                      colors=["#1a7f37"], live=False)
+        self.dd_chart = TimeChart("drawdown", ["drawdown"], y_label="drawdown (%)", height="160px",
+                                  colors=["#b42318"], fill=True, live=False)
+        self.trades = widgets.HTML()
+        self.trades.add_class("ql-trades")
+        self.sweep_entries = widgets.Text(value="1.0, 1.5, 2.0, 2.5, 3.0", description="entries",
+                                          layout=widgets.Layout(width="260px"))
+        self.sweep_windows = widgets.Text(value="60, 120, 300, 600", description="windows",
+                                          layout=widgets.Layout(width="260px"))
+        self.sweep_metric = widgets.Dropdown(options=[("Sharpe", "sharpe"), ("total return", "total_return"),
+                                                      ("max drawdown", "max_drawdown"), ("trades", "n_trades")],
+                                             value="sharpe", description="colour", layout=widgets.Layout(width="220px"))
+        self.sweep_button = widgets.Button(description="Run sweep", icon="th", layout=widgets.Layout(width="140px"))
+        self.sweep_button.add_class("ql-run-sweep")
+        self.sweep_progress = widgets.IntProgress(value=0, min=0, max=1, layout=widgets.Layout(width="300px",
+                                                                                             visibility="hidden"))
+        self.sweep_status = widgets.HTML()
+        self.heatmap: HeatMap | None = None   # drawn when a sweep is done (a figure first laid
+        self.heat_box = widgets.VBox(layout=widgets.Layout(width="100%"))  # out in a hidden tab keeps a zero size)
+        self.sweep_frame: pd.DataFrame | None = None
+        self._running = False
+        self._sweeping = False
+        sweep_box = widgets.VBox([
+            widgets.HTML("<b>Parameter sweep</b> (exit, stop, fee and hedge from the left column)"),
+            widgets.HBox([self.sweep_entries, self.sweep_windows, self.sweep_metric, self.sweep_button]),
+            widgets.HBox([self.sweep_progress, self.sweep_status]), self.heat_box])
+        super().__init__([widgets.HBox([self.progress, self.status]),
+                          widgets.HBox([self.metrics, widgets.VBox(
+                              [self.equity_chart, self.dd_chart],
+                              layout=widgets.Layout(flex="1 1 auto", min_width="420px", width="100%"))],
+                              layout=widgets.Layout(width="100%")),
+                          sweep_box, self.trades], poster=poster, css="ql-backtest")
+        controls.run_backtest.on_click(self.guarded("Backtest", lambda _b: self.run()))
+        self.sweep_button.on_click(self.guarded("Sweep", lambda _b: self.sweep()))
+        self.sweep_metric.observe(self.guarded("Sweep", lambda _c: self._draw_sweep()), "value")
+
+    def _inputs(self) -> dict[str, Any]:
+        y, x = self.controls.pair
+        hedge = self.controls.hedge_method
+        return {"y": y, "x": x, "tf": self.controls.timeframe.value, "window": int(self.controls.window.value),
+                "hedge": hedge, "fee": float(self.controls.fee.value), **self.controls.thresholds()}
+
+    @staticmethod
+    def _hedge_arg(p: dict, yv: pd.Series, xv: pd.Series) -> tuple[Any, str]:
+        if p["hedge"] in BACKTEST_HEDGE:
+            return BACKTEST_HEDGE[p["hedge"]], p["hedge"]
+        # Huber / Theil-Sen: one ratio fitted on the first window bars (the warm-up) only
+        from quantlab import analytics as qa
+
+        w = p["window"]
+        h = qa.hedge_ratio(yv.iloc[:w], xv.iloc[:w], method=p["hedge"])
+        return float(h.beta), f"{p['hedge']} fixed β={h.beta:.6g} fitted on the first {w} bars"
+
+    def run(self) -> None:
+        """Start a backtest of the current pair and settings (returns at once)."""
+        if self._running:
+            return
+        p = self._inputs()
+        self.clear_error()
+        self._running = True
+        self.controls.run_backtest.disabled = True
+        self.progress.layout.visibility = "visible"
+        self.progress.bar_style = "info"
+        self.progress.value, self.progress.max = 0, 1
+        self.status.value = note_html(f"Running the backtest of {p['y']} vs {p['x']} on {p['tf']} bars…")
+        t0 = time.monotonic()
+
+        def work():
+            from quantlab import backtest
+
+            pair = self.lab.pair(p["y"], p["x"], p["tf"]).dropna()
+            if len(pair) < p["window"] + 10:
+                raise InsufficientDataError(
+                    f"the backtest needs more than {p['window'] + 10} bars of {p['tf']}; {len(pair)} so far "
+                    f"(wait, or pick a shorter window or timeframe)")
+            yv, xv = pair[p["y"]], pair[p["x"]]
+            hedge, hedge_txt = self._hedge_arg(p, yv, xv)
+            res = backtest.run(yv, xv, entry=p["entry"], exit=p["exit"], stop=p["stop"], window=p["window"],
+                               hedge=hedge, fee_bps=p["fee"])
+            return res, hedge_txt
+
+        def done(out) -> None:
+            res, hedge_txt = out
+            self.result = res
+            q = quote_of(p["y"]) or "quote units"
+            eq = res.equity
+            self.metrics.value = metrics_html(res.stats, q)
+            self.equity_chart.axis_y.label = f"equity ({q})"
+            self.equity_chart.update(eq.index, [eq.to_numpy()], force=True)
+            dd = drawdown(eq)
+            self.dd_chart.update(dd.index, [dd.to_numpy()], force=True)
+            self.trades.value = trades_html(res.trades, q)
+            self.status.value = note_html(
+                f"{p['y']} vs {p['x']} · {p['tf']} bars {fmt_time(eq.index[0])} → {fmt_time(eq.index[-1])} "
+                f"({len(eq):,} bars) · hedge {hedge_txt} · entry {p['entry']:g} exit {p['exit']:g} "
+                f"stop {p['stop']:g} · fee {p['fee']:g} bp · ran in {time.monotonic() - t0:.2f} s", GREEN)
+
+        def finish() -> None:
+            self._running = False
+            self.controls.run_backtest.disabled = False
+            self.progress.layout.visibility = "hidden"
+
+        self.in_background("Backtest", work, done, finish)
+
+    def sweep(self) -> None:
+        """Sweep entry x window (in a thread, one window at a time, with progress)."""
+        if self._sweeping:
+            return
+        p = self._inputs()
+        entries = _float_list(self.sweep_entries.value, "entries")
+        windows = [int(w) for w in _float_list(self.sweep_windows.value, "windows")]
+        self.clear_error()
+        self._sweeping = True
+        self.sweep_button.disabled = True
+        self.sweep_progress.max, self.sweep_progress.value = len(windows), 0
+        self.sweep_progress.layout.visibility = "visible"
+        self.sweep_status.value = note_html(f"Sweeping {len(entries)} entries × {len(windows)} windows…")
+
+        def work():
+            import warnings
+
+            from quantlab import backtest
+
+            pair = self.lab.pair(p["y"], p["x"], p["tf"]).dropna()
+            yv, xv = pair[p["y"]], pair[p["x"]]
+            hedge = BACKTEST_HEDGE.get(p["hedge"], "rolling_ols")
+            frames, skipped = [], []
+            for i, w in enumerate(windows):
+                if len(pair) < w + 10:
+                    skipped.append(w)
+                else:
+                    with warnings.catch_warnings():
+                        warnings.simplefilter("ignore", UserWarning)
+                        frames.append(backtest.sweep(yv, xv, entry=entries, exit=[p["exit"]], window=[w],
+                                                     stop=[p["stop"]], hedge=hedge, fee_bps=p["fee"],
+                                                     progress=False))
+                self.post(setattr, self.sweep_progress, "value", i + 1)
+            if not frames:
+                raise InsufficientDataError(f"every window is longer than the {len(pair)} bars available")
+            return pd.concat(frames, ignore_index=True), skipped, hedge
+
+        def done(out) -> None:
+            frame, skipped, hedge = out
+            self.sweep_frame = frame
+            self._draw_sweep()
+            extra = f" · skipped windows {skipped} (not enough bars)" if skipped else ""
+            self.sweep_status.value = note_html(f"{len(frame)} runs · hedge {hedge}{extra}", GREEN)
+
+        def finish() -> None:
+            self._sweeping = False
+            self.sweep_button.disabled = False
+            self.sweep_progress.layout.visibility = "hidden"
+
+        self.in_background("Sweep", work, done, finish)
+
+    def _draw_sweep(self) -> None:
+        if self.sweep_frame is None:
+            return
+        metric = self.sweep_metric.value
+        m = self.sweep_frame.pivot_table(index="entry", columns="window", values=metric, aggfunc="first")
+        label = self.sweep_metric.label
+        hm = HeatMap(f"{label} by entry z and window", row_label="entry z", column_label="window (bars)",
+                     value_label=label, scheme="RdYlGn_r" if metric == "max_drawdown" else "RdYlGn")
+        hm.update(m.sort_index())
+        replace_child(self.heat_box, hm)
+        self.heatmap = hm
+
+
+# --------------------------------------------------------------------------- alerts
+
+class AlertsPanel(Panel):
+    """Add and remove alert rules (price above/below, z-score beyond ±k), the fired-alert
+    history, and a toast (``toast``, placed by the dashboard) for each new alert."""
+
+    KINDS = (("price above", "above"), ("price below", "below"), ("z-score of the pair beyond ±k", "zscore"))
+
+    def __init__(self, lab, controls: Controls, *, poster: Poster | None = None, toast_s: float = 8.0) -> None:
+        from quantlab.alerts import AlertHistory
+
+        self.lab, self.controls = lab, controls
+        self.history = AlertHistory(lab.store_path)
+        self.toast = widgets.HTML()
+        self.toast.add_class("ql-toast")
+        self.toast_s = toast_s
+        self.kind = widgets.Dropdown(options=self.KINDS, value="above", description="when",
+                                     layout=widgets.Layout(width="330px"))
+        self.symbol = widgets.Dropdown(options=lab.symbols, value=controls.y.value, description="symbol",
+                                       layout=widgets.Layout(width="220px"))
+        self.level = widgets.FloatText(value=0.0, description="level", layout=widgets.Layout(width="220px"))
+        self.level.add_class("ql-alert-level")
+        self.k = widgets.BoundedFloatText(value=2.0, min=0.1, max=20, step=0.1, description="k (σ)",
+                                          layout=widgets.Layout(width="160px", display="none"))
+        self.add = widgets.Button(description="Add alert", button_style="success", icon="bell")
+        self.add.add_class("ql-add-alert")
+        self.rules_box = widgets.VBox()
+        self.rules_box.add_class("ql-rules")
+        self.fired = widgets.HTML()
+        self.fired.add_class("ql-fired")
+        self._fired_sig = None
+        self._hide_handle = None
+        super().__init__([
+            widgets.HTML("<b>New rule</b> (evaluated by the recorder, even with no page open)"),
+            widgets.HBox([self.kind, self.symbol, self.level, self.k, self.add]),
+            widgets.HTML("<b>Rules</b>"), self.rules_box,
+            widgets.HTML("<b>Fired alerts</b> (newest first, times UTC)"), self.fired,
+        ], poster=poster, css="ql-alerts")
+        self.kind.observe(self.guarded("Alert form", lambda _c: self._on_kind()), "value")
+        self.symbol.observe(self.guarded("Alert form", lambda _c: self._prefill()), "value")
+        self.add.on_click(self.guarded("Adding the alert", lambda _b: self.add_rule()))
+        self._callback = lab.on_alert(self.guarded("New alert", self.on_alert))
+
+    def _on_kind(self) -> None:
+        z = self.kind.value == "zscore"
+        self.symbol.layout.display = "none" if z else None
+        self.level.layout.display = "none" if z else None
+        self.k.layout.display = None if z else "none"
+        self._prefill()
+
+    def _prefill(self) -> None:
+        prices = self.lab.prices()
+        sym = self.symbol.value
+        if sym in prices.index and math.isfinite(prices.loc[sym, "price"]):
+            self.level.value = float(prices.loc[sym, "price"])
+
+    def make_rule(self):
+        from quantlab.alerts import PriceRule, ZScoreRule
+
+        kind = self.kind.value
+        if kind == "zscore":
+            y, x = self.controls.pair
+            tf = self.controls.timeframe.value
+            return ZScoreRule(y=y, x=x, k=float(self.k.value), timeframe=tf,
+                              window=int(self.controls.window.value), method="ols")
+        level = float(self.level.value)
+        if not level > 0:
+            raise ValueError(f"Level must be a positive price in {quote_of(self.symbol.value) or 'quote units'}, "
+                             f"got {level:g}")
+        return PriceRule(symbol=self.symbol.value, op=kind, level=level)
+
+    def add_rule(self):
+        from quantlab.alerts import add_rule
+
+        rule = add_rule(self.lab.store_path, self.make_rule(), symbols=self.lab.symbols)
+        self.clear_error()
+        self.refresh_rules()
+        return rule
+
+    def remove(self, rule_id: str) -> None:
+        from quantlab.alerts import remove_rule
+
+        remove_rule(self.lab.store_path, rule_id)
+        self.refresh_rules()
+
+    def refresh_rules(self) -> None:
+        from quantlab.alerts import list_rules
+
+        rules = list_rules(self.lab.store_path)
+        rows = []
+        for r in rules:
+            b = widgets.Button(description="Remove", icon="trash", layout=widgets.Layout(width="100px"))
+            b.add_class("ql-remove-rule")
+            b.on_click(self.guarded("Removing the alert", lambda _b, rid=r.id: self.remove(rid)))
+            label = widgets.HTML(f"<code>{html.escape(r.id)}</code> {html.escape(r.describe())}")
+            label.add_class("ql-rule")
+            rows.append(widgets.HBox([b, label]))
+        if not rows:
+            rows = [widgets.HTML(note_html("No rules yet."))]
+        self.rules_box.children = rows
+
+    def refresh(self, force: bool = False) -> None:
+        if not self.rules_box.children or force:
+            self.refresh_rules()
+            if not self.level.value:
+                self._prefill()
+        frame = self.history.read()
+        sig = (len(frame), frame.index[-1] if len(frame) else None)
+        if sig == self._fired_sig and not force:
+            return
+        self._fired_sig = sig
+        if not len(frame):
+            self.fired.value = note_html("No alert has fired yet.")
+            return
+        shown = frame.tail(30).iloc[::-1]
+        rows = [[fmt_time(t), r.rule_id, r.message, fmt_num(r.value, 4), fmt_num(r.latency_ms, 1, "ms")]
+                for t, r in zip(shown.index, shown.itertuples(), strict=True)]
+        self.fired.value = table_html(rows, ["time", "rule", "message", "value", "latency"],
+                                      css="ql-fired-table", align_right_from=3)
+
+    def on_alert(self, alert: dict) -> None:
+        msg = alert.get("message") or str(alert)
+        t = fmt_time(alert.get("time"))
+        self.toast.value = (f"<div style='padding:6px 10px;border-radius:4px;background:#fff3cd;"
+                            f"border:1px solid #e0b400;font-weight:600'>🔔 {html.escape(t)} · "
+                            f"{html.escape(str(msg))}</div>")
+        self.refresh(force=False)
+        loop = self.poster.loop
+        if loop is not None:
+            if self._hide_handle is not None:
+                self._hide_handle.cancel()
+            self._hide_handle = loop.call_later(self.toast_s, self._hide_toast)
+
+    def _hide_toast(self) -> None:
+        self.toast.value = ""
+
+    def close_feed(self) -> None:
+        self._callback.remove()
+
+
+# --------------------------------------------------------------------------- screener
+
+class ScreenerPanel(Panel):
+    """All-pairs Engle-Granger screen of the Lab's symbols (ranked, BH q-values, heatmap)."""
+
+    def __init__(self, lab, controls: Controls, *, poster: Poster | None = None) -> None:
+        self.lab, self.controls = lab, controls
+        self.button = widgets.Button(description="Run screen", icon="search", button_style="primary")
+        self.button.add_class("ql-run-screen")
+        self.status = widgets.HTML(note_html("Screens every pair of the followed symbols on the selected timeframe."))
+        self.table = widgets.HTML()
+        self.table.add_class("ql-screen-table")
+        self.heatmap: HeatMap | None = None
+        self.heat_box = widgets.VBox(layout=widgets.Layout(width="100%"))
+        self.result: pd.DataFrame | None = None
+        self._running = False
+        super().__init__([widgets.HBox([self.button, self.status]), self.table, self.heat_box],
+                         poster=poster, css="ql-screener")
+        self.button.on_click(self.guarded("Screen", lambda _b: self.run()))
+
+    def run(self) -> None:
+        if self._running:
+            return
+        tf = self.controls.timeframe.value
+        self._running = True
+        self.button.disabled = True
+        self.clear_error()
+        self.status.value = note_html(f"Screening {len(self.lab.symbols)} symbols on {tf} bars…")
+        t0 = time.monotonic()
+
+        def work():
+            import warnings
+
+            from quantlab.screen import panel_data, screen
+
+            closes = pd.DataFrame({s: self.lab.bars(s, tf)["close"] for s in self.lab.symbols})
+            n = int(closes.notna().sum().min())
+            if n < 40:
+                raise InsufficientDataError(f"the screen needs at least 40 bars of {tf} for every symbol; "
+                                            f"{n} so far")
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                res = screen(closes, timeframe=tf, min_overlap=min(500, max(30, n // 2)), progress=False)
+            return res, panel_data(res)
+
+        def done(out) -> None:
+            res, (table, heat) = out
+            self.result = res
+            rows = [[int(r["rank"]), r["y"], r["x"], fmt_num(r["stat"], 2), fmt_num(r["pvalue_pair"], 4),
+                     fmt_num(r["qvalue"], 4), "yes" if r["selected"] else "no", fmt_num(r["hedge_ratio"], 4),
+                     fmt_num(r["half_life"], 1, "bars"), fmt_num(r["ret_corr"], 3), f"{int(r['n_obs']):,}"]
+                    for _, r in table.iterrows()]
+            self.table.value = table_html(rows, ["rank", "y", "x", "EG stat", "p (pair)", "q (BH)",
+                                                 "selected", "hedge ratio (log)", "half-life", "ret ρ", "bars"],
+                                          css="ql-screen", align_right_from=3)
+            if min(heat.shape) >= 2:
+                hm = HeatMap("pair p-value (Engle-Granger, better direction, Bonferroni ×2)",
+                             row_label="y", column_label="x", value_label="p-value", scheme="RdYlGn_r")
+                hm.update(heat)
+                replace_child(self.heat_box, hm)
+                self.heatmap = hm
+            self.status.value = note_html(
+                f"{len(res)} pairs on {tf} bars · {int(res['selected'].sum())} selected at FDR "
+                f"{res.attrs.get('alpha', 0.05):g} · {time.monotonic() - t0:.1f} s", GREEN)
+
+        def finish() -> None:
+            self._running = False
+            self.button.disabled = False
+
+        self.in_background("Screen", work, done, finish)
+
+
+# --------------------------------------------------------------------------- export
+
+def _stamp() -> str:
+    return pd.Timestamp.now(tz="UTC").strftime("%Y%m%dT%H%M%SZ")
+
+
+class ExportPanel(Panel):
+    """“Ticks CSV”, “Bars CSV”, “Analytics CSV” and “Trades CSV”: each prepares the file on a
+    thread, then a link downloads it in the browser (times ISO-8601 UTC)."""
+
+    def __init__(self, lab, controls: Controls, *, pair_panel: PairPanel | None = None,
+                 backtest_panel: BacktestPanel | None = None, poster: Poster | None = None,
+                 max_ticks: int = 200_000) -> None:
+        self.lab, self.controls = lab, controls
+        self.pair_panel, self.backtest_panel = pair_panel, backtest_panel
+        self.max_ticks = max_ticks
+        self.buttons: dict[str, widgets.Button] = {}
+        self.links: dict[str, DownloadLink] = {}
+        rows = []
+        for kind, label, what in (("ticks", "Ticks CSV", "trades of the pair's first leg"),
+                                  ("bars", "Bars CSV", "OHLCV bars of the first leg, selected timeframe"),
+                                  ("analytics", "Analytics CSV", "prices, hedge ratio, spread, z-score, correlation"),
+                                  ("trades", "Trades CSV", "the last backtest's trade list")):
+            b = widgets.Button(description=label, icon="download", layout=widgets.Layout(width="150px"))
+            b.add_class(f"ql-export-{kind}")
+            link = DownloadLink()
+            link.add_class(f"ql-link-{kind}")
+            b.on_click(self.guarded(label, lambda _b, k=kind: self.prepare(k)))
+            self.buttons[kind], self.links[kind] = b, link
+            rows.append(widgets.HBox([b, widgets.HTML(f"<span style='color:{GREY}'>{html.escape(what)}</span>",
+                                                      layout=widgets.Layout(width="330px")), link]))
+        super().__init__([widgets.HTML("<b>Export</b> — click a button, then the link to download the file"),
+                          *rows], poster=poster, css="ql-export")
+
+    def make(self, kind: str) -> tuple[str, str, int]:
+        """(filename, CSV text, rows) for ``kind`` in ticks | bars | analytics | trades."""
+        from quantlab.export import bars_csv, frame_csv, ticks_csv
+
+        y, x = self.controls.pair
+        tf = self.controls.timeframe.value
+        if kind == "ticks":
+            f = self.lab.ticks(y, last=self.max_ticks)
+            return f"ticks_{y}_{_stamp()}.csv", ticks_csv(f), len(f)
+        if kind == "bars":
+            f = self.lab.bars(y, tf)
+            return f"bars_{y}_{tf}_{_stamp()}.csv", bars_csv(f), len(f)
+        if kind == "analytics":
+            view = pair_view(self.lab.pair(y, x, tf), int(self.controls.window.value), self.controls.hedge_method)
+            f = analytics_frame(view)
+            return f"analytics_{y}_{x}_{tf}_{_stamp()}.csv", frame_csv(f, "time"), len(f)
+        if kind == "trades":
+            res = self.backtest_panel.result if self.backtest_panel is not None else None
+            if res is None:
+                raise ValueError("Run a backtest first: the trades CSV holds the last backtest's trades")
+            return f"trades_{_stamp()}.csv", frame_csv(res.trades, "trade"), len(res.trades)
+        raise ValueError(f"kind: {kind!r} is not ticks, bars, analytics or trades")
+
+    def prepare(self, kind: str) -> None:
+        button, link = self.buttons[kind], self.links[kind]
+        button.disabled = True
+        link.value = note_html("preparing…")
+        self.clear_error()
+
+        def done(out) -> None:
+            name, text, rows = out
+            link.set_csv(name, text, rows)
+
+        def finish() -> None:
+            button.disabled = False
+            if "preparing" in link.value:
+                link.clear()
+
+        self.in_background(button.description, lambda: self.make(kind), done, finish)
