@@ -186,6 +186,16 @@ def clean(batch: Batch, schema: TableSchema = TRADES, symbol: str = "?") -> tupl
     return batch, rejected
 
 
+def sort_unique(batch: Batch, id_name: str) -> Batch:
+    """``batch`` sorted by ``id_name`` with repeated ids dropped (a no-op when already so)."""
+    ids = batch.get(id_name)
+    if ids is None or len(ids) < 2 or np.all(ids[1:] > ids[:-1]):
+        return batch
+    order = np.argsort(ids, kind="stable")
+    keep = np.r_[True, ids[order][1:] != ids[order][:-1]]
+    return take(batch, order[keep])
+
+
 def to_frame(batch: Batch, schema: TableSchema = TRADES) -> pd.DataFrame:
     """Column batch -> the public tick frame: UTC DatetimeIndex ``time`` + typed columns."""
     n = batch_len(batch)

@@ -44,6 +44,7 @@ from quantlab.store.schema import (
     batch_len,
     clean,
     concat,
+    sort_unique,
     take,
     to_batch,
     to_frame,
@@ -288,14 +289,8 @@ class TickStore:
                 if attempt == 4:
                     raise
                 time.sleep(0.01)
-        batch = concat(parts)
-        ids = batch.get(schema.id)
-        if ids is not None and len(ids) > 1 and not np.all(ids[1:] > ids[:-1]):
-            # a writer was between writing a sealed copy and removing its source
-            order = np.argsort(ids, kind="stable")
-            keep = np.r_[True, ids[order][1:] != ids[order][:-1]]
-            batch = take(batch, order[keep])
-        return batch
+        # repeated ids: a writer was between writing a sealed copy and removing its source
+        return sort_unique(concat(parts), schema.id)
 
     def read(self, symbol: str, start=None, end=None, *, kind: str = "trades") -> pd.DataFrame:
         """Ticks of ``symbol`` with ``start <= time < end`` (UTC; None = unbounded).
@@ -328,15 +323,10 @@ class TickStore:
                 continue
             parts.append(seg.read_sealed(info, schema, None, None))
         parts.append(self._active_after(folder, schema, after_id))
-        batch = concat(parts)
+        batch = sort_unique(concat(parts), schema.id)
         if not batch:
             return batch
         ids = batch[schema.id]
-        if len(ids) > 1 and not np.all(ids[1:] > ids[:-1]):
-            order = np.argsort(ids, kind="stable")
-            keep = np.r_[True, ids[order][1:] != ids[order][:-1]]
-            batch = take(batch, order[keep])
-            ids = batch[schema.id]
         if after_id is not None and len(ids) and ids[0] <= after_id:
             batch = take(batch, slice(int(np.searchsorted(ids, after_id, "right")), None))
         return batch
