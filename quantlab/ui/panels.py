@@ -758,7 +758,7 @@ class AlertsPanel(Panel):
         msg = alert.get("message") or str(alert)
         t = fmt_time(alert.get("time"))
         self.toast.value = (f"<div style='padding:6px 10px;border-radius:4px;background:#fff3cd;"
-                            f"border:1px solid #e0b400;font-weight:600'>🔔 {html.escape(t)} · "
+                            f"border:1px solid #e0b400;font-weight:600'>ALERT · {html.escape(t)} · "
                             f"{html.escape(str(msg))}</div>")
         self.refresh(force=False)
         loop = self.poster.loop

@@ -1,0 +1,219 @@
+"""The app in a real browser: ``quantlab app --demo`` driven by Playwright (headless Chromium).
+
+Marked ``browser``; needs /usr/bin/chromium (the ``chromium`` fixture skips on a laptop without
+it and fails in CI). Budget: about 3 minutes for the module, most of it waiting for a tab
+closed without its shutdown request to be reclaimed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from types import SimpleNamespace
+from urllib.parse import urlparse
+
+import psutil
+import pytest
+
+from quantlab.commands.app import free_port, port_open
+from quantlab.store import writer_pid
+
+pytestmark = pytest.mark.browser
+
+ROOT = Path(__file__).resolve().parents[1]
+SCREENSHOT = ROOT / "docs" / "app.png"
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+        "--disable-sync"]
+SYMBOLS = "BTCUSDT,ETHUSDT,SOLUSDT"
+
+
+@pytest.fixture(scope="module")
+def app(tmp_path_factory, chromium):
+    base = tmp_path_factory.mktemp("app")
+    store = base / "store"
+    port = free_port()
+    log = open(base / "app.log", "wb")  # noqa: SIM115 - closed below
+    env = {**os.environ, "QUANTLAB_SOURCE": "demo", "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "quantlab", "app", "--demo", "--no-browser", "--port", str(port),
+                             "--store", str(store), "--symbols", SYMBOLS],
+                            stdout=log, stderr=subprocess.STDOUT, env=env, cwd=base)
+    deadline = time.monotonic() + 90
+    while not port_open("127.0.0.1", port):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            log.close()
+            pytest.fail(f"quantlab app did not serve on {port}:\n{(base / 'app.log').read_text()[-3000:]}")
+        time.sleep(0.2)
+    yield SimpleNamespace(url=f"http://127.0.0.1:{port}/", proc=proc, store=store, port=port, log=base / "app.log")
+    proc.send_signal(signal.SIGINT)
+    try:
+        proc.wait(40)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(10)
+    log.close()
+    assert writer_pid(store) is None, "the recorder outlived `quantlab app`"
+
+
+@pytest.fixture(scope="module")
+def browser(chromium):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=str(chromium), args=ARGS)
+        yield b
+        b.close()
+
+
+def kernels(app) -> list[psutil.Process]:
+    out = []
+    for p in psutil.Process(app.proc.pid).children(recursive=True):
+        with contextlib.suppress(psutil.Error):
+            if "ipykernel" in " ".join(p.cmdline()):
+                out.append(p)
+    return out
+
+
+def wait_for(predicate, timeout: float, what: str, every: float = 0.25):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(every)
+    pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+def open_app(context, url: str):
+    page = context.new_page()
+    page.goto(url)
+    page.wait_for_selector(".bqplot.figure", timeout=90_000)
+    page.wait_for_selector(".ql-prices td", timeout=30_000)
+    return page
+
+
+def test_dashboard_live_pair_backtest_alert_csv_and_screenshot(app, browser, tmp_path):
+    context = browser.new_context(viewport={"width": 1400, "height": 950}, accept_downloads=True)
+    page = open_app(context, app.url)
+    status = page.inner_text(".ql-status")
+    assert "DEMO (simulated)" in status
+
+    # the price table and the last-trade time change by themselves
+    before = page.inner_text(".ql-prices") + page.inner_text(".ql-last-trade")
+    wait_for(lambda: page.inner_text(".ql-prices") + page.inner_text(".ql-last-trade") != before, 20,
+             "the prices to change")
+    wait_for(lambda: "● live" in page.inner_text(".ql-status"), 30, "the live state")
+
+    # switch the pair and the timeframe: the charts follow
+    page.select_option(".ql-pair-y select", "SOLUSDT")
+    page.click(".ql-timeframe button:has-text('1m')")
+    page.wait_for_selector("text=SOLUSDT · 1m close", timeout=15_000)
+    page.click(".ql-timeframe button:has-text('1s')")
+    page.wait_for_selector("text=SOLUSDT · 1s close", timeout=15_000)
+
+    page.click(".lm-TabBar-tab:has-text('Pair')")
+    page.wait_for_selector(".ql-pair-headline >> text=SOLUSDT", timeout=20_000)
+    page.wait_for_selector(".ql-hedge-table", timeout=30_000)
+    table = page.inner_text(".ql-hedge-table")
+    for method in ("OLS", "Kalman", "Huber", "Theil-Sen"):
+        assert method in table
+
+    # a backtest runs in the background and shows its metrics and trades
+    page.click(".lm-TabBar-tab:has-text('Backtest')")
+    page.click(".ql-run-backtest")
+    page.wait_for_selector(".ql-backtest-metrics table", timeout=60_000)
+    metrics = page.inner_text(".ql-backtest-metrics")
+    for label in ("total return", "Sharpe (annual)", "max drawdown", "trades", "final equity"):
+        assert label in metrics
+    assert "USDT" in metrics and "%" in metrics
+    assert "SOLUSDT vs BTCUSDT" in page.inner_text(".ql-backtest-status")
+
+    # an alert rule is added, listed, fires (its level is below the price) and toasts
+    page.click(".lm-TabBar-tab:has-text('Alerts')")
+    wait_for(lambda: page.input_value(".ql-alert-level input") not in ("", "0"), 15, "the level to be prefilled")
+    page.fill(".ql-alert-level input", "1")
+    page.press(".ql-alert-level input", "Tab")
+    page.click(".ql-add-alert")
+    page.wait_for_selector(".ql-rules .ql-rule", timeout=15_000)
+    assert "price above 1" in page.inner_text(".ql-rules")
+    page.wait_for_selector(".ql-toast div", timeout=30_000)
+    assert "(r1)" in page.inner_text(".ql-toast")
+    page.wait_for_selector(".ql-fired-table", timeout=15_000)
+
+    # a CSV download: the link's file has the header and rows of the bars
+    page.click(".lm-TabBar-tab:has-text('Export')")
+    page.click(".ql-export-bars")
+    link = page.wait_for_selector(".ql-link-bars a.ql-download", timeout=30_000)
+    with page.expect_download() as dl:
+        link.click()
+    download = dl.value
+    assert download.suggested_filename.startswith("bars_SOLUSDT_1s_") and download.suggested_filename.endswith(".csv")
+    text = Path(download.path()).read_text()
+    rows = list(csv.reader(io.StringIO(text)))
+    assert rows[0] == ["time", "open", "high", "low", "close", "volume", "vwap", "trades", "partial"]
+    assert len(rows) > 1000  # 2 h of 1 s bars of demo history
+    assert rows[1][0].endswith("Z") and float(rows[1][4]) > 0
+
+    page.click(".ql-export-ticks")
+    link = page.wait_for_selector(".ql-link-ticks a.ql-download", timeout=30_000)
+    with page.expect_download() as dl:
+        link.click()
+    head = Path(dl.value.path()).read_text().splitlines()[:2]
+    assert head[0].startswith("time,trade_id,price,qty,is_buyer_maker")
+
+    assert "Traceback" not in page.content()
+    page.click(".lm-TabBar-tab:has-text('Monitor')")
+    page.wait_for_timeout(1500)
+    SCREENSHOT.parent.mkdir(exist_ok=True)
+    page.screenshot(path=str(SCREENSHOT))
+    assert SCREENSHOT.stat().st_size > 10_000
+    page.close(run_before_unload=True)
+    context.close()
+
+
+def test_three_tabs_one_recorder_one_connection_and_kernels_freed(app, browser):
+    # a tab closed by the previous test frees its kernel within seconds
+    wait_for(lambda: not kernels(app), 60, "no kernel before opening the tabs", every=1)
+    base = 0
+    contexts = [browser.new_context(viewport={"width": 1200, "height": 800}) for _ in range(3)]
+    pages = [c.new_page() for c in contexts]
+    for p in pages:
+        p.goto(app.url, wait_until="commit")
+    for p in pages:
+        p.wait_for_selector(".bqplot.figure", timeout=120_000)
+        p.wait_for_selector(".ql-prices td", timeout=30_000)
+    firsts = [p.inner_text(".ql-last-trade") for p in pages]
+    for p, first in zip(pages, firsts, strict=True):  # every tab is live on its own
+        wait_for(lambda p=p, first=first: p.inner_text(".ql-last-trade") != first, 20, "a tab to update")
+    assert len(kernels(app)) == base + 3
+
+    # one recorder for the store, and it holds the only connection to the exchange
+    status = json.loads((app.store / "status.json").read_text())
+    recorders = [p for p in psutil.process_iter(["cmdline"])
+                 if p.info["cmdline"] and "record" in p.info["cmdline"] and str(app.store) in p.info["cmdline"]]
+    assert [p.pid for p in recorders] == [status["pid"]] == [writer_pid(app.store)]
+    assert status["state"] == "live" and status["reconnects"] == 0
+    sim_port = urlparse(status["ws_url"]).port
+    clients = [c for c in psutil.Process(status["pid"]).net_connections("tcp")
+               if c.raddr and c.raddr.port == sim_port and c.status == psutil.CONN_ESTABLISHED]
+    assert len(clients) == 1
+    for k in kernels(app):
+        assert not [c for c in k.net_connections("tcp") if c.raddr and c.raddr.port == sim_port]
+
+    # two tabs close normally (the page asks Voilà to shut its kernel down); the third vanishes
+    # without that request and is reclaimed by the heartbeat watchdog and the culler
+    pages[0].close(run_before_unload=True)
+    pages[1].close(run_before_unload=True)
+    contexts[2].close()
+    t0 = time.monotonic()
+    wait_for(lambda: len(kernels(app)) <= base, 120, "the three kernels to be gone", every=2)
+    print(f"kernels freed in {time.monotonic() - t0:.0f} s")
+    for c in contexts[:2]:
+        c.close()
