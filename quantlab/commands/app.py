@@ -25,6 +25,8 @@ import sys
 import time
 from pathlib import Path
 
+from quantlab.errors import QuantlabError
+
 NAME = "app"
 HELP = "start the recorder (live Binance, or the simulator with --demo) and the Voilà app"
 
@@ -57,6 +59,17 @@ def is_loopback(ip: str) -> bool:
         return ipaddress.ip_address(ip).is_loopback
     except ValueError:
         raise ValueError(f"--ip: {ip!r} is not an IP address (e.g. 127.0.0.1 or 0.0.0.0)") from None
+
+
+def access_token(ip: str, given: str | None) -> str | None:
+    """The token the app requires: the given one, else ``$QUANTLAB_APP_TOKEN``; a non-loopback
+    address without either gets a generated one (never an open app on the network)."""
+    token = given or os.environ.get("QUANTLAB_APP_TOKEN") or None
+    if token is not None and (len(token) < 8 or not token.isprintable() or " " in token):
+        raise ValueError("--token: use at least 8 printable characters without spaces")
+    if token is None and not is_loopback(ip):
+        token = secrets.token_urlsafe(24)
+    return token
 
 
 def free_port(ip: str = "127.0.0.1") -> int:
@@ -110,10 +123,10 @@ def start_recorder(store: Path, symbols: list[str], source: str, *, ws_url: str 
     deadline = time.monotonic() + timeout
     while writer_pid(store) is None:
         if proc.poll() is not None:
-            raise RuntimeError(f"the recorder exited with code {proc.returncode}:\n{_tail(log)}")
+            raise QuantlabError(f"the recorder exited with code {proc.returncode}:\n{_tail(log)}")
         if time.monotonic() > deadline:
             stop(proc)
-            raise RuntimeError(f"the recorder did not open {store} within {timeout:.0f} s; see {log}")
+            raise QuantlabError(f"the recorder did not open {store} within {timeout:.0f} s; see {log}")
         time.sleep(0.05)
     return proc
 
@@ -154,9 +167,7 @@ def run(args: argparse.Namespace) -> int:
     symbols = list(cfg.symbols)
     if len(symbols) < 2:
         raise ValueError("--symbols: the app needs at least two symbols (a pair), e.g. BTCUSDT,ETHUSDT")
-    token = args.token or os.environ.get("QUANTLAB_APP_TOKEN") or None
-    if not is_loopback(args.ip) and not token:
-        token = secrets.token_urlsafe(24)
+    token = access_token(args.ip, args.token)
     port = args.port or free_port(args.ip if args.ip != "0.0.0.0" else "127.0.0.1")
     _check_port(args.ip, port)
     notebook = NOTEBOOKS / APP_NOTEBOOK
@@ -189,9 +200,9 @@ def run(args: argparse.Namespace) -> int:
         deadline = time.monotonic() + 60
         while not port_open(host, port):
             if voila.poll() is not None:
-                raise RuntimeError(f"Voilà exited with code {voila.returncode} before serving the app")
+                raise QuantlabError(f"Voilà exited with code {voila.returncode} before serving the app")
             if time.monotonic() > deadline or stopping:
-                raise RuntimeError(f"Voilà did not listen on {host}:{port} within 60 s")
+                raise QuantlabError(f"Voilà did not listen on {host}:{port} within 60 s")
             time.sleep(0.1)
         url = f"http://{host if is_loopback(args.ip) else args.ip}:{port}/" + (f"?token={token}" if token else "")
         label = {"demo": "DEMO (simulated)", "binance": "LIVE Binance"}.get(source, source)

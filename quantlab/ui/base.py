@@ -140,8 +140,8 @@ def price_decimals(prices) -> int:
         return 2
     for d in range(0, 9):
         scaled = p * 10**d
-        if np.all(np.abs(scaled - np.round(scaled)) < 1e-6 * np.maximum(1.0, np.abs(scaled)) + 1e-9):
-            return max(d, 0)
+        if np.all(np.abs(scaled - np.round(scaled)) < 1e-3):  # within 0.1 % of a tick
+            return d
     return 8
 
 

@@ -135,7 +135,7 @@ class TimeChart(widgets.VBox):
                                    stroke_width=1)
         self._bands: dict[str, float] = dict(bands or {})
         self.axis_x = bq.Axis(scale=self.x_scale, label="time (UTC)", grid_lines="none")
-        self.axis_y = bq.Axis(scale=self.y_scale, orientation="vertical", label=y_label,
+        self.axis_y = bq.Axis(scale=self.y_scale, side="left", label=y_label,
                               tick_format=y_format, grid_lines="dashed", label_offset="62px")
         self.panzoom = bq.interacts.PanZoom(scales={"x": [self.x_scale], "y": [self.y_scale]})
         self.figure = bq.Figure(
@@ -184,8 +184,9 @@ class TimeChart(widgets.VBox):
             self.figure.title = value
 
     def set_bands(self, bands: dict[str, float]) -> None:
-        self._bands = dict(bands)
-        self._signature = None
+        if dict(bands) != self._bands:
+            self._bands = dict(bands)
+            self._signature = None
 
     def clear(self) -> None:
         self.update(pd.DatetimeIndex([], tz="UTC"), [np.array([]) for _ in self.names])
@@ -245,9 +246,9 @@ class HeatMap(widgets.VBox):
             tooltip=bq.Tooltip(fields=["row", "column", "color"], formats=["", "", ".3f"],
                                labels=[row_label, column_label, value_label]),
             interactions={"hover": "tooltip"}, null_color="#eeeeee")
-        axes = [bq.Axis(scale=self.row_scale, orientation="vertical", label=row_label),
+        axes = [bq.Axis(scale=self.row_scale, side="left", label=row_label),
                 bq.Axis(scale=self.col_scale, label=column_label),
-                bq.ColorAxis(scale=self.color_scale, orientation="vertical", side="right",
+                bq.ColorAxis(scale=self.color_scale, side="right",
                              label=value_label, tick_format=".3g")]
         self.figure = bq.Figure(marks=[self.grid], axes=axes, title=title, animation_duration=0,
                                 fig_margin={"top": 36, "bottom": 44, "left": 70, "right": 110},

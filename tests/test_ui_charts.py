@@ -1,0 +1,127 @@
+"""Chart building blocks: decimation keeps the envelope, times reach bqplot as datetime64,
+updates are bounded, batched and skipped when nothing changed, follow-live resets pan/zoom."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from quantlab.ui.charts import (
+    HeatMap,
+    TimeChart,
+    decimate,
+    minmax_indices,
+    time_format,
+    to_datetime64,
+)
+
+
+def test_minmax_keeps_every_bucket_extreme_and_the_ends():
+    rng = np.random.default_rng(3)
+    y = rng.normal(size=100_003).cumsum()
+    y[54_321] = 1e6  # a one-point spike must survive
+    idx = minmax_indices(y, 2_000)
+    assert len(idx) <= 2_002 and np.all(np.diff(idx) > 0)
+    assert idx[0] == 0 and idx[-1] == len(y) - 1
+    assert 54_321 in idx and y[idx].min() == y.min()
+    # brute force: each bucket's min and max are kept
+    edges = np.linspace(0, len(y), 1_001).astype(int)
+    for a, b in zip(edges[:-1], edges[1:], strict=True):
+        seg = y[a:b]
+        assert a + int(np.argmin(seg)) in idx and a + int(np.argmax(seg)) in idx
+
+
+def test_minmax_small_input_nan_and_bad_arguments():
+    assert list(minmax_indices(np.arange(5.0), 10)) == [0, 1, 2, 3, 4]
+    y = np.arange(1000.0)
+    y[:400] = np.nan
+    idx = minmax_indices(y, 100)
+    assert np.isfinite(y[idx[1:]]).all()  # NaN only ever as the forced first point
+    with pytest.raises(ValueError, match="n_out"):
+        minmax_indices(y, 2)
+
+
+def test_decimate_shares_points_between_series():
+    x = np.arange(50_000)
+    a = np.sin(x / 300.0)
+    b = np.cos(x / 77.0)
+    xd, (ad, bd) = decimate(x, [a, b], 3_000)
+    assert len(xd) <= 3_000 + 4 and len(ad) == len(bd) == len(xd)
+    assert ad.max() == a.max() and bd.min() == b.min()
+
+
+def test_times_go_to_bqplot_as_utc_datetime64_ms():
+    idx = pd.DatetimeIndex(["2024-08-09 00:00:01.234", "2024-08-09 00:00:02"], tz="UTC")
+    out = to_datetime64(idx.tz_convert("Europe/Paris"))
+    assert out.dtype == np.dtype("datetime64[ms]")
+    assert str(out[0]) == "2024-08-09T00:00:01.234"
+
+
+def test_time_format_fits_the_span():
+    assert time_format(np.timedelta64(300, "s")) == "%H:%M:%S"
+    assert time_format(np.timedelta64(2, "h")) == "%H:%M"
+    assert time_format(np.timedelta64(10, "D")) == "%m-%d %H:%M"
+
+
+def _series(n: int):
+    idx = pd.date_range("2024-08-09", periods=n, freq="s", tz="UTC")
+    return idx, np.random.default_rng(0).normal(size=n).cumsum() + 100
+
+
+def test_update_is_bounded_typed_and_skipped_when_unchanged():
+    chart = TimeChart("t", ["close"], max_points=1_000)
+    idx, y = _series(86_400)  # a day of 1 s bars
+    assert chart.update(idx, [y])
+    assert chart.lines.x.dtype == np.dtype("datetime64[ms]")
+    assert chart.lines.y.shape[-1] == len(chart.lines.x) <= 1_002
+    assert chart.points_sent <= 1_002 and len(chart.points.x) <= 400
+    assert chart.lines.y.max() == pytest.approx(y.max())
+    assert not chart.update(idx, [y])  # same data: no message
+    assert chart.update(idx, [y], force=True)
+    with pytest.raises(ValueError, match="expected 1 series"):
+        chart.update(idx, [y, y])
+    with pytest.raises(ValueError, match="values for"):
+        chart.update(idx, [y[:-1]])
+    with pytest.raises(ValueError, match="max_points"):
+        TimeChart("t", ["a"], max_points=20_000)
+
+
+def test_one_message_per_widget_per_update():
+    chart = TimeChart("t", ["close"], bands={"+entry": 2.0, "-entry": -2.0})
+    idx, y = _series(5_000)
+    sent = []
+    for w in (chart.lines, chart.points, chart.band_lines):
+        w.send_state = (lambda key=None, w=w: sent.append(w))  # type: ignore[method-assign]
+    chart.update(idx, [y])
+    assert len(sent) == 3
+
+
+def test_pan_switches_follow_live_off_and_follow_resets_the_scales():
+    chart = TimeChart("t", ["close"])
+    idx, y = _series(100)
+    chart.update(idx, [y])
+    chart.x_scale.min = np.datetime64("2024-08-09T00:00:10")  # what PanZoom writes
+    assert chart.follow.value is False
+    chart.update(idx[:-1], [y[:-1]])
+    assert chart.x_scale.min is not None  # the user's view is kept
+    chart.follow.value = True
+    assert chart.x_scale.min is None and chart.x_scale.max is None
+
+
+def test_bands_are_horizontal_lines_over_the_data():
+    chart = TimeChart("z", ["z"], bands={"+entry": 2.0, "-entry": -2.0})
+    idx, y = _series(50)
+    chart.update(idx, [y])
+    assert chart.band_lines.y.tolist() == [[2.0, 2.0], [-2.0, -2.0]]
+    assert chart.band_lines.x[0] == chart.lines.x[0]
+
+
+def test_heatmap_needs_two_by_two():
+    hm = HeatMap("h", row_label="entry", column_label="window", value_label="Sharpe")
+    m = pd.DataFrame([[1.0, 2.0], [3.0, np.nan], [5.0, 6.0]], index=[1.5, 2.0, 2.5], columns=[60, 120])
+    hm.update(m)
+    assert hm.grid.row.tolist() == ["1.5", "2.0", "2.5"] and hm.grid.color.shape == (3, 2)
+    with pytest.raises(ValueError, match="at least 2 rows"):
+        hm.update(pd.DataFrame([[1.0]]))
+    hm.close()

@@ -1,0 +1,356 @@
+"""Panels against a stand-in Lab (the same methods, fixed frames): what they show, that long
+work runs off the loop, and that every failure lands in the panel's error area in words."""
+
+from __future__ import annotations
+
+import csv
+import io
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from quantlab.errors import InsufficientDataError
+from quantlab.ui import (
+    AlertsPanel,
+    BacktestPanel,
+    Controls,
+    Dashboard,
+    ExportPanel,
+    Heartbeat,
+    MonitorPanel,
+    PairPanel,
+    ScreenerPanel,
+    StatusBar,
+)
+from quantlab.ui.base import Panel, fmt_time, in_words, price_decimals
+from quantlab.ui.compute import pair_view
+from quantlab.ui.downloads import MAX_BYTES, DownloadLink, anchor_html
+
+SYMS = ["BTCUSDT", "ETHUSDT", "SOLUSDT"]
+
+
+class Handle:
+    def __init__(self, owner, cb):
+        self.owner, self.cb = owner, cb
+
+    def remove(self):
+        self.owner.alert_callbacks.remove(self.cb)
+
+
+class FakeLab:
+    """A Lab with fixed history: BTC a random walk, ETH and SOL cointegrated with it."""
+
+    def __init__(self, store: Path, n: int = 3_000, source: str = "demo", state: str = "live"):
+        rng = np.random.default_rng(11)
+        self.store_path = store
+        self.source = source
+        self.source_label = {"demo": "DEMO (simulated)", "binance": "LIVE Binance"}[source]
+        self.state, self.reason = state, ""
+        self.symbols = list(SYMS)
+        self.index = pd.date_range("2024-08-09", periods=n, freq="s", tz="UTC", name="time")
+        btc = 60_000 * np.exp(np.cumsum(rng.normal(0, 2e-4, n)))
+        s = np.zeros(n)
+        for t in range(1, n):
+            s[t] = 0.97 * s[t - 1] + rng.normal(0, 1.0)
+        self.close = {"BTCUSDT": np.round(btc, 2), "ETHUSDT": np.round(0.043 * btc + s, 2),
+                      "SOLUSDT": np.round(0.0025 * btc + s / 20, 2)}
+        self.alert_callbacks = []
+
+    def bars(self, sym, timeframe="1m"):
+        c = pd.Series(self.close[sym], index=self.index)
+        if timeframe != "1s":
+            c = c.resample({"1m": "1min", "5m": "5min"}[timeframe]).last()
+        f = pd.DataFrame({"open": c, "high": c + 0.5, "low": c - 0.5, "close": c, "volume": 1.0,
+                          "vwap": c, "trades": 3, "partial": False})
+        f.iloc[-1, f.columns.get_loc("partial")] = True
+        return f
+
+    def ticks(self, sym, last=None, since=None):
+        c = self.close[sym][-(last or len(self.index)):]
+        idx = self.index[-len(c):]
+        return pd.DataFrame({"trade_id": np.arange(len(c), dtype=np.int64) + 1, "price": c, "qty": 0.5,
+                             "is_buyer_maker": False}, index=idx)
+
+    def pair(self, y, x, timeframe="1m", window=None):
+        return pd.DataFrame({y: self.bars(y, timeframe)["close"], x: self.bars(x, timeframe)["close"]})
+
+    def prices(self):
+        f = pd.DataFrame({"price": [self.close[s][-1] for s in SYMS], "time": [self.index[-1]] * 3},
+                         index=pd.Index(SYMS, name="symbol"))
+        return f
+
+    def stats(self):
+        return pd.DataFrame({"last": [self.close[s][-1] for s in SYMS], "change_24h_pct": np.nan,
+                             "ticks_per_s": 12.5, "ticks": len(self.index)}, index=pd.Index(SYMS, name="symbol"))
+
+    def status(self):
+        return {"state": self.state, "reason": self.reason, "ticks_per_s": 37.5, "gaps_repaired": 2,
+                "latency_ms": {"exchange_to_recv": {"p50": 12.0, "p99": 41.0}}, "alive": True}
+
+    def on_alert(self, cb):
+        self.alert_callbacks.append(cb)
+        return Handle(self, cb)
+
+
+@pytest.fixture
+def lab(tmp_path):
+    return FakeLab(tmp_path)
+
+
+def wait_until(cond, timeout=20.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if cond():
+            return
+        time.sleep(0.02)
+    raise AssertionError("timed out")
+
+
+# --------------------------------------------------------------------------- formatting
+
+def test_formatting_helpers():
+    assert price_decimals([60_000.12, 60_000.1, 60_001.0]) == 2
+    assert price_decimals([0.5123, 0.5124]) == 4
+    assert fmt_time(pd.Timestamp("2024-08-09 12:04:31.2071", tz="UTC")) == "12:04:31.207 UTC"
+    assert fmt_time(None) == "–"
+    assert in_words(ValueError("window: must be >= 3")) == "Window: must be >= 3"
+    assert in_words(ZeroDivisionError("division by zero")) == "ZeroDivisionError: division by zero"
+
+
+def test_download_link_is_a_data_url_with_the_csv():
+    import base64
+
+    link = DownloadLink()
+    link.set_csv("bars.csv", "time,close\n2024-08-09T00:00:00.000000Z,1.5\n", rows=1)
+    assert 'download="bars.csv"' in link.value and "1 rows" in link.value
+    payload = link.value.split("base64,", 1)[1].split('"', 1)[0]
+    assert base64.b64decode(payload).decode().startswith("time,close\n")
+    with pytest.raises(ValueError, match="quantlab export"):
+        anchor_html("big.csv", "x" * (MAX_BYTES + 1), "big")
+
+
+# --------------------------------------------------------------------------- controls, status
+
+def test_controls_validate_pair_and_thresholds():
+    c = Controls(SYMS)
+    assert c.pair == ("ETHUSDT", "BTCUSDT")
+    c.y.value = "BTCUSDT"
+    with pytest.raises(ValueError, match="two different symbols"):
+        _ = c.pair
+    c.exit.value = 3.0
+    with pytest.raises(ValueError, match="exit < entry < stop"):
+        c.thresholds()
+    assert c.bands() == {}
+    with pytest.raises(ValueError, match="at least two symbols"):
+        Controls(["BTCUSDT"])
+
+
+def test_status_bar_demo_in_amber_and_units(lab):
+    bar = StatusBar(lab)
+    bar.refresh()
+    v = bar.html.value
+    assert "DEMO (simulated)" in v and "#b26a00" in v
+    assert "41 ms" in v and "UTC" in v and "gaps repaired <b>2</b>" in v and "● live" in v
+    assert bar.switch.layout.display == "none"
+
+
+def test_status_bar_offers_demo_when_binance_is_unreachable(tmp_path):
+    lab = FakeLab(tmp_path, source="binance", state="unreachable")
+    lab.reason = "https://api.binance.com: connection refused"
+    switched = []
+    bar = StatusBar(lab, on_switch_to_demo=lambda: switched.append(1))
+    bar.refresh()
+    assert "LIVE Binance" in bar.html.value and "unreachable: https://api.binance.com" in bar.html.value
+    assert "cannot be reached" in bar.message.value and bar.switch.layout.display is None
+    bar.switch.click()
+    assert switched == [1]
+
+
+# --------------------------------------------------------------------------- monitor, pair
+
+def test_monitor_shows_prices_with_units_and_bounded_charts(lab):
+    c = Controls(SYMS)
+    m = MonitorPanel(lab, c, max_points=500)
+    m.refresh()
+    assert "ETHUSDT" in m.table.value and "USDT" in m.table.value
+    assert m.charts[0].title.startswith("ETHUSDT · 1s close · ")
+    assert m.charts[0].axis_y.label == "price (USDT)"
+    assert 0 < m.charts[0].points_sent <= 502
+    c.timeframe.value = "1m"
+    m.refresh()
+    assert m.charts[1].title.startswith("BTCUSDT · 1m close")
+    assert m.charts[1].points_sent == 50
+
+
+def test_pair_panel_charts_and_tests(lab):
+    c = Controls(SYMS, window=120)
+    p = PairPanel(lab, c)
+    p.refresh()
+    assert "β =" in p.headline.value and p.error.value == ""
+    assert len(p.z_chart.band_lines.y) == 6
+    wait_until(lambda: "ql-hedge-table" in p.tests.value)
+    for name in ("OLS", "Kalman", "Huber", "Theil-Sen", "Engle-Granger", "Half-life"):
+        assert name in p.tests.value
+    c.timeframe.value = "5m"  # 10 bars of 5m: not enough, said in words
+    p.refresh()
+    assert "needs more than 121 bars" in p.headline.value
+
+
+def test_pair_view_has_no_look_ahead(lab):
+    pair = lab.pair("ETHUSDT", "BTCUSDT", "1s")
+    for hedge in ("ols", "kalman"):
+        full = pair_view(pair, 100, hedge).frame
+        cut = pair_view(pair.iloc[:2_000], 100, hedge).frame
+        pd.testing.assert_frame_equal(full.iloc[:2_000], cut, rtol=1e-9)
+    with pytest.raises(InsufficientDataError, match="needs more than"):
+        pair_view(pair.iloc[:50], 100, "ols")
+    with pytest.raises(ValueError, match="hedge"):
+        pair_view(pair, 100, "lasso")
+
+
+# --------------------------------------------------------------------------- backtest
+
+def test_backtest_runs_in_a_thread_and_shows_metrics(lab):
+    c = Controls(SYMS, window=120)
+    b = BacktestPanel(lab, c)
+    c.run_backtest.click()
+    assert b._running or b.result is not None
+    wait_until(lambda: not b._running)
+    assert b.error.value == "" and b.result is not None
+    assert "total return" in b.metrics.value and "USDT" in b.metrics.value
+    assert len(b.equity_chart.lines.x) > 0 and "hedge ols" in b.status.value
+    if len(b.result.trades):
+        assert "long spread" in b.trades.value or "short spread" in b.trades.value
+
+
+def test_backtest_and_sweep_errors_show_in_words(lab):
+    c = Controls(SYMS, window=5_000)
+    b = BacktestPanel(lab, c)
+    b.run()
+    wait_until(lambda: not b._running)
+    assert "needs more than 5010 bars" in b.error.value and "Traceback" not in b.error.value
+    c.window.value = 120
+    b.sweep_entries.value = "1.5, two"
+    b.sweep_button.click()
+    assert "write numbers separated by commas" in b.error.value
+
+
+def test_sweep_draws_a_heatmap(lab):
+    c = Controls(SYMS, window=120)
+    b = BacktestPanel(lab, c)
+    b.sweep_entries.value = "1.5, 2.0, 2.5"
+    b.sweep_windows.value = "60, 120, 9000"
+    b.sweep()
+    wait_until(lambda: not b._sweeping)
+    assert b.error.value == ""
+    assert b.heatmap is not None and b.heatmap.grid.color.shape == (3, 2)
+    assert "skipped windows [9000]" in b.sweep_status.value
+    assert b.sweep_progress.value == 3
+
+
+# --------------------------------------------------------------------------- alerts, screener, export
+
+def test_alert_rules_add_list_remove_and_toast(lab):
+    c = Controls(SYMS)
+    a = AlertsPanel(lab, c)
+    a.refresh(force=True)
+    assert a.level.value == pytest.approx(lab.close["ETHUSDT"][-1])
+    assert "No alert has fired yet" in a.fired.value
+    a.level.value = 1_000.0
+    rule = a.add_rule()
+    assert rule.id == "r1" and "ETHUSDT price above 1000" in a.rules_box.children[0].children[1].value
+    a.kind.value = "zscore"
+    z = a.add_rule()
+    assert z.kind == "zscore" and z.y == "ETHUSDT" and z.x == "BTCUSDT"
+    a.remove("r1")
+    assert len(a.rules_box.children) == 1
+    a.level.value = -5.0
+    a.kind.value = "below"
+    a.level.value = -5.0
+    a.add.click()
+    assert "Level must be a positive price in USDT" in a.error.value
+    lab.alert_callbacks[0]({"message": "ETHUSDT 2600 at or above 1000 (r1)", "time": "2024-08-09T00:00:00Z"})
+    assert "ALERT" in a.toast.value and "(r1)" in a.toast.value
+
+
+def test_screener_ranks_pairs(lab):
+    s = ScreenerPanel(lab, Controls(SYMS))
+    s.run()
+    wait_until(lambda: not s._running)
+    assert s.error.value == ""
+    assert "ETHUSDT" in s.table.value and "q (BH)" in s.table.value
+    assert s.heatmap.grid.color.shape == (3, 3)
+
+
+def test_exports_are_csv_with_iso_utc_times(lab):
+    c = Controls(SYMS, window=120)
+    bt = BacktestPanel(lab, c)
+    e = ExportPanel(lab, c, backtest_panel=bt)
+    name, text, rows = e.make("bars")
+    assert name.startswith("bars_ETHUSDT_1s_") and rows == 3_000
+    table = list(csv.reader(io.StringIO(text)))
+    assert table[0][:5] == ["time", "open", "high", "low", "close"] and table[1][0].endswith("Z")
+    name, text, rows = e.make("analytics")
+    assert text.splitlines()[0] == "time,ETHUSDT,BTCUSDT,beta,alpha,spread,zscore,corr"
+    name, text, rows = e.make("ticks")
+    assert text.startswith("time,trade_id,price,qty,is_buyer_maker\n")
+    with pytest.raises(ValueError, match="Run a backtest first"):
+        e.make("trades")
+    e.buttons["trades"].click()
+    wait_until(lambda: e.error.value != "")
+    assert "Run a backtest first" in e.error.value
+    e.buttons["bars"].click()
+    wait_until(lambda: e.links["bars"].filename.startswith("bars_"))
+    assert "3,000 rows" in e.links["bars"].value
+
+
+# --------------------------------------------------------------------------- the dashboard
+
+def test_panel_guarded_callbacks_never_raise():
+    p = Panel([])
+
+    def boom():
+        raise RuntimeError("the store went away")
+
+    p.guarded("Refresh", boom)()
+    assert "Refresh:" in p.error.value and "RuntimeError: the store went away" in p.error.value
+    p.clear_error()
+    assert p.error.value == "" and p.error.layout.display == "none"
+
+
+def test_dashboard_refreshes_the_visible_panel_and_contains_errors(lab):
+    d = Dashboard(lab, autostart=False, window=120)
+    d.refresh()
+    assert d.monitor.charts[0].updates == 1 and d.pair.z_chart.updates == 0
+    d.tabs.selected_index = 1  # redrawn at once, not at the next tick
+    assert d.pair.z_chart.updates == 1
+    d.refresh()  # no new data: nothing is sent
+    assert d.pair.z_chart.updates == 1
+
+    def broken(force=False):
+        raise KeyError("ETHUSDT")
+
+    d.pair.refresh = broken
+    d.refresh()
+    assert d.refresh_errors == 1 and "Live update" in d.pair.error.value
+    assert len(lab.alert_callbacks) == 1
+    d.stop()
+    assert lab.alert_callbacks == []
+    with pytest.raises(ValueError, match="rate_hz"):
+        Dashboard(lab, rate_hz=50, autostart=False)
+
+
+def test_heartbeat_goes_quiet_after_the_page_stops_beating():
+    hb = Heartbeat(timeout_s=0.2, kick_for_s=0.3)
+    assert hb.alive  # grace period before the first beat
+    hb.tick()
+    assert hb.widget.playing is True
+    hb.widget.value = 1
+    assert hb.beats == 1 and hb.alive
+    time.sleep(0.3)
+    assert not hb.alive
+    hb.widget.value = 2
+    assert hb.alive
