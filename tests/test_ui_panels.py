@@ -354,3 +354,24 @@ def test_heartbeat_goes_quiet_after_the_page_stops_beating():
     assert not hb.alive
     hb.widget.value = 2
     assert hb.alive
+
+
+def test_background_results_come_back_on_the_kernel_loop(lab):
+    """As in a kernel: a thread's result is applied on the loop's thread, and ``await
+    panel.idle()`` (not a busy wait) lets it arrive."""
+    import asyncio
+    import threading
+
+    async def scenario():
+        c = Controls(SYMS, window=120)
+        b = BacktestPanel(lab, c)
+        applied_on = []
+        b.metrics.observe(lambda _ch: applied_on.append(threading.get_ident()), "value")
+        b.run()
+        assert b.jobs == 1
+        await b.idle(timeout=30)
+        return b, applied_on
+
+    b, applied_on = asyncio.run(scenario())
+    assert b.result is not None and b.jobs == 0
+    assert applied_on == [threading.get_ident()]  # the loop ran on this thread

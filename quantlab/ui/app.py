@@ -6,7 +6,7 @@
     Dashboard(lab)            # displays itself; refreshes the visible panel a few times a second
 
 One refresh loop on the kernel's event loop updates the status bar (1 Hz) and the visible
-panel (``rate_hz``, 2 by default): each chart update is one batched message per widget and
+panel (``rate_hz``, 4 by default): each chart update is one batched message per widget and
 only the panel on screen is redrawn. A hidden ``Play`` widget ticks in the browser as a
 heartbeat; when it stops (the tab is gone) the loop stops sending updates, so the kernel goes
 idle and the server's culler can reclaim it even if the page's shutdown request never came.
@@ -89,7 +89,7 @@ class Heartbeat:
 class Dashboard(widgets.VBox):
     """The whole app for one ``Lab``; see the module docstring."""
 
-    def __init__(self, lab, *, rate_hz: float = 2.0, demo_store: str | Path | None = None,
+    def __init__(self, lab, *, rate_hz: float = 4.0, demo_store: str | Path | None = None,
                  autostart: bool = True, y: str | None = None, x: str | None = None,
                  timeframe: str = "1s", window: int = 300) -> None:
         if not 0.5 <= rate_hz <= 10:
@@ -109,7 +109,10 @@ class Dashboard(widgets.VBox):
         self.export = ExportPanel(lab, self.controls, pair_panel=self.pair, backtest_panel=self.backtest,
                                   poster=p)
         self.panels = [self.monitor, self.pair, self.backtest, self.alerts, self.screener, self.export]
-        self.tabs = widgets.Tab(children=self.panels, titles=TAB_NAMES,
+        # a panel enters the page when its tab is first opened: the first paint draws only the
+        # monitor, and charts are never laid out while hidden (bqplot then keeps a zero size)
+        self._slots = [widgets.VBox([self.monitor] if i == 0 else []) for i in range(len(self.panels))]
+        self.tabs = widgets.Tab(children=self._slots, titles=TAB_NAMES,
                                 layout=widgets.Layout(flex="1", min_width="600px"))
         self.tabs.add_class("ql-tabs")
         self.heartbeat = Heartbeat()
@@ -126,7 +129,7 @@ class Dashboard(widgets.VBox):
                          layout=widgets.Layout(width="100%"))
         self.add_class("ql-dashboard")
         self.controls.observe_all(lambda _c: self._mark_dirty())
-        self.tabs.observe(lambda _c: self._mark_dirty(), "selected_index")
+        self.tabs.observe(lambda _c: self._on_tab(), "selected_index")
         if autostart:
             self.start()
 
@@ -135,6 +138,16 @@ class Dashboard(widgets.VBox):
         self._dirty = True
         # controls change on a comm thread: redraw on the loop now rather than at the next tick
         self.poster.post(self.refresh)
+
+    def _on_tab(self) -> None:
+        def show() -> None:
+            panel = self.visible
+            if panel is not None:
+                slot = self._slots[self.panels.index(panel)]
+                if not slot.children:
+                    slot.children = [panel]
+            self._mark_dirty()
+        self.poster.post(show)
 
     @property
     def visible(self):
@@ -180,6 +193,7 @@ class Dashboard(widgets.VBox):
     def start(self) -> Dashboard:
         """Start the refresh loop on the kernel's event loop (or a thread in a plain script)."""
         self._stop.clear()
+        threading.Thread(target=_warm_up, name="quantlab-warm-up", daemon=True).start()
         loop = self.poster.loop
         if loop is not None and loop.is_running():
             self._task = loop.create_task(self._run())
@@ -214,6 +228,17 @@ class Dashboard(widgets.VBox):
         new.status.message.value = (f"<div style='color:{AMBER}'>Showing the simulated demo market "
                                     f"(store {html.escape(str(store))}).</div>")
         self.children = [new]
+
+
+def _warm_up() -> None:
+    """Import the analytics and backtest stacks off the loop, before the first click needs them."""
+    import importlib
+
+    for name in ("quantlab.analytics", "quantlab.backtest", "quantlab.screen"):
+        try:
+            importlib.import_module(name)
+        except Exception:  # noqa: BLE001 - the panel that needs it will say what is wrong
+            log.exception("importing %s failed", name)
 
 
 def demo_store_for(store: str | Path) -> Path:

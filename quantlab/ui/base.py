@@ -72,7 +72,7 @@ class Panel(widgets.VBox):
         self.error = widgets.HTML(value="", layout=widgets.Layout(display="none"))
         self.error.add_class("ql-error")
         self.poster = poster or Poster()
-        self.busy_count = 0
+        self.jobs = 0  # background jobs not yet reported back
         super().__init__([*children, self.error])
         if css:
             self.add_class(css)
@@ -106,9 +106,26 @@ class Panel(widgets.VBox):
         self.poster.post(fn, *args)
 
     # ---------------------------------------------------------------- background work
+    def _job_done(self) -> None:
+        self.jobs -= 1
+
+    async def idle(self, timeout: float = 120.0) -> None:
+        """Wait (``await panel.idle()`` in a notebook cell) until background jobs have reported
+        back. A busy loop in a cell would wait forever: the reports arrive on the kernel loop."""
+        import asyncio
+        import time
+
+        deadline = time.monotonic() + timeout
+        while self.jobs:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{type(self).__name__}: still busy after {timeout:.0f} s")
+            await asyncio.sleep(0.05)
+
     def in_background(self, where: str, work: Callable[[], Any], done: Callable[[Any], None],
                       finally_: Callable[[], None] | None = None) -> threading.Thread:
         """Run ``work()`` on a thread; ``done(result)`` (or the error) back on the loop."""
+        self.jobs += 1
+
         def target() -> None:
             try:
                 result = work()
@@ -124,6 +141,7 @@ class Panel(widgets.VBox):
             finally:
                 if finally_ is not None:
                     self.post(finally_)
+                self.post(self._job_done)
 
         t = threading.Thread(target=target, name=f"quantlab-ui-{where}", daemon=True)
         t.start()

@@ -15,7 +15,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from quantlab import analytics as qa
 from quantlab.errors import InsufficientDataError
 
 HEDGES = {"OLS": "ols", "Kalman": "kalman", "Huber": "huber", "T-S": "theilsen"}  # label -> method
@@ -55,6 +54,8 @@ def pair_view(pair: pd.DataFrame, window: int, hedge: str = "ols") -> PairView:
     ``ols``/``kalman``; ``huber``/``theilsen`` fit one static ratio on the bars shown)."""
     if hedge not in HEDGES.values():
         raise ValueError(f"hedge: {hedge!r} is not one of {', '.join(HEDGES.values())}")
+    from quantlab import analytics as qa  # imported on first use: the page appears sooner
+
     y, x = _check_pair(pair, window, "the spread")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", qa.AnalyticsWarning)
@@ -99,6 +100,8 @@ class PairTests:
 def pair_tests(pair: pd.DataFrame, max_bars: int = 3_000) -> PairTests:
     """The 4-method hedge comparison, Engle-Granger both ways, ADF and half-life of the
     static OLS spread, on the last ``max_bars`` bars."""
+    from quantlab import analytics as qa
+
     y, x = _check_pair(pair.iloc[-max_bars:], 30, "the cointegration tests")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", qa.AnalyticsWarning)
