@@ -111,6 +111,29 @@ def test_dashboard_live_pair_backtest_alert_csv_and_screenshot(app, browser, tmp
              "the prices to change")
     wait_for(lambda: "● live" in page.inner_text(".ql-status"), 30, "the live state")
 
+    # hovering the chart reads out the time (UTC) and price under the mouse
+    dot = page.query_selector_all(".ql-monitor .bqplot.figure .dot")[100]
+    dot.hover(force=True)
+    page.wait_for_selector(".ql-readout >> text=UTC", timeout=10_000)
+    assert "price (USDT)" in page.inner_text(".ql-readout")
+
+    # in pan/zoom mode a drag moves the view, which stops following the live edge
+    follow = page.query_selector_all(".ql-follow")[0]
+    assert "mod-active" in (follow.get_attribute("class") or "")
+    page.query_selector_all(".ql-chart-mode")[0].query_selector("button:has-text('pan/zoom')").click()
+    box = page.query_selector_all(".ql-monitor .bqplot.figure")[0].bounding_box()
+    cx, cy = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    # the pan/zoom layer is in place once it, not a mark, is under the mouse
+    page.wait_for_function(f"() => document.elementFromPoint({cx}, {cy}).style.cursor === 'move'",
+                           timeout=10_000)
+    page.mouse.move(cx, cy)
+    page.mouse.down()
+    page.mouse.move(cx + 200, cy, steps=8)
+    page.mouse.up()
+    wait_for(lambda: "mod-active" not in (follow.get_attribute("class") or ""), 10, "follow-live to switch off")
+    follow.click()
+    wait_for(lambda: "mod-active" in (follow.get_attribute("class") or ""), 10, "follow-live to switch on")
+
     # switch the pair and the timeframe: the charts follow
     page.select_option(".ql-pair-y select", "SOLUSDT")
     page.click(".ql-timeframe button:has-text('1m')")
@@ -217,3 +240,47 @@ def test_three_tabs_one_recorder_one_connection_and_kernels_freed(app, browser):
     print(f"kernels freed in {time.monotonic() - t0:.0f} s")
     for c in contexts[:2]:
         c.close()
+
+
+def test_unreachable_binance_says_so_and_switches_to_demo_in_one_click(browser, tmp_path):
+    """Live Binance down (here: its endpoints point at a closed local port, never the
+    internet): the page says so in words and one click follows the simulated market instead."""
+    closed = free_port()
+    port = free_port()
+    store = tmp_path / "store"
+    log = open(tmp_path / "app.log", "wb")  # noqa: SIM115 - closed below
+    env = {**os.environ, "QUANTLAB_SOURCE": "binance", "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "quantlab", "app", "--no-browser", "--port", str(port),
+                             "--store", str(store), "--symbols", SYMBOLS,
+                             "--ws-url", f"ws://127.0.0.1:{closed}", "--rest-url", f"http://127.0.0.1:{closed}"],
+                            stdout=log, stderr=subprocess.STDOUT, env=env, cwd=tmp_path)
+    demo = store.with_name("store-demo")
+    try:
+        wait_for(lambda: port_open("127.0.0.1", port) or proc.poll() is not None, 90, "the app to serve")
+        assert proc.poll() is None, (tmp_path / "app.log").read_text()[-2000:]
+        context = browser.new_context(viewport={"width": 1300, "height": 900})
+        page = context.new_page()
+        page.goto(f"http://127.0.0.1:{port}/")
+        page.wait_for_selector(".ql-status", timeout=90_000)
+        page.wait_for_selector("text=Live Binance cannot be reached", timeout=30_000)
+        assert "LIVE Binance" in page.inner_text(".ql-status")
+        assert "unreachable" in page.inner_text(".ql-status")
+        page.click(".ql-switch-demo")
+        page.wait_for_selector(".ql-status >> text=DEMO (simulated)", timeout=60_000)
+        page.wait_for_selector(".ql-monitor .bqplot.figure path.line", timeout=60_000)
+        wait_for(lambda: "● live" in page.inner_text(".ql-status"), 30, "the demo feed to be live")
+        assert writer_pid(demo) is not None  # the demo recorder writes its own store
+        assert "Traceback" not in page.content()
+        page.close(run_before_unload=True)
+        context.close()
+        # the kernel that started the demo recorder ended, and took it along
+        wait_for(lambda: writer_pid(demo) is None, 60, "the demo recorder to stop with its kernel", every=1)
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(40)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)
+        log.close()
+    assert writer_pid(store) is None

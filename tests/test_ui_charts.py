@@ -125,3 +125,32 @@ def test_heatmap_needs_two_by_two():
     with pytest.raises(ValueError, match="at least 2 rows"):
         hm.update(pd.DataFrame([[1.0]]))
     hm.close()
+
+
+def test_hovered_point_is_written_out_with_time_and_value():
+    chart = TimeChart("t", ["close"], y_label="price (USDT)")
+    idx, y = _series(100)
+    chart.update(idx, [y])
+    chart.points.hovered_point = 10  # what the page sets under the mouse
+    t = pd.Timestamp(chart.points.x[10]).tz_localize("UTC")
+    assert f"{t:%Y-%m-%d %H:%M:%S}.000 UTC" in chart.readout.value
+    assert f"price (USDT) <b>{chart.points.y[10]:.2f}</b>" in chart.readout.value
+
+
+def test_pan_zoom_and_hover_are_modes():
+    chart = TimeChart("t", ["close"])
+    assert chart.figure.interaction is None  # hover: the marks get the mouse
+    chart.mode.value = "pan/zoom"
+    assert chart.figure.interaction is chart.panzoom
+    chart.mode.value = "hover"
+    assert chart.figure.interaction is None
+
+
+def test_scale_limits_from_the_page_are_understood():
+    """After a pan the page sends ISO times with a trailing Z (bqscales alone fails on them)."""
+    chart = TimeChart("t", ["close"])
+    chart.x_scale.set_state({"min": "2024-08-09T00:00:10.000Z", "max": "2024-08-09T00:01:00.000Z"})
+    assert chart.x_scale.min == pd.Timestamp("2024-08-09 00:00:10").to_pydatetime()
+    assert chart.follow.value is False
+    chart.x_scale.set_state({"min": "2024-08-09T00:00:10.000000"})  # bqplot's own format
+    assert chart.x_scale.min.second == 10

@@ -55,7 +55,7 @@ class Heartbeat:
     first beat the play state is re-sent every few seconds (the view must exist to start).
     """
 
-    def __init__(self, interval_ms: int = 2000, timeout_s: float = 20.0, kick_for_s: float = 60.0) -> None:
+    def __init__(self, interval_ms: int = 2000, timeout_s: float = 15.0, kick_for_s: float = 60.0) -> None:
         self.widget = widgets.Play(value=0, min=0, max=10**9, step=1, interval=interval_ms, repeat=True,
                                    playing=False, layout=widgets.Layout(display="none"))
         self.widget.add_class("ql-heartbeat")

@@ -8,7 +8,8 @@ Every update sends at most ``max_points`` points per mark: longer series are red
 minimum and maximum of each of ``max_points // 2`` buckets (:func:`minmax_indices`), which keeps
 every spike visible. Times go to the browser as ``datetime64[ms]`` (bqplot casts int64 to int32,
 which would wreck epoch nanoseconds). Pan/zoom writes the scales' min/max and so stops the chart
-from following new data; the "Follow live" toggle (switched off by a pan) resets them.
+from following new data; the "Follow live" toggle (switched off by a pan) resets them. Hover
+read-out and pan/zoom are two modes, since bqplot's pan/zoom layer takes the mouse.
 """
 
 from __future__ import annotations
@@ -20,11 +21,11 @@ import bqplot as bq
 import ipywidgets as widgets
 import numpy as np
 import pandas as pd
+from bqscales.traits import Date, date_to_json
 
 DEFAULT_MAX_POINTS = 2_000
 MAX_POINTS_PER_MARK = 10_000
 PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b")
-TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
 
 
 # --------------------------------------------------------------------------- decimation
@@ -92,6 +93,26 @@ def time_format(span: np.timedelta64) -> str:
 
 # --------------------------------------------------------------------------- charts
 
+def _date_from_json(value, obj):
+    """bqscales parses ``%Y-%m-%dT%H:%M:%S.%f`` only, but the page sends ISO times ending in
+    ``Z`` after a pan or zoom (the kernel then fails on every such message). Accept both."""
+    if not value:
+        return None
+    t = pd.Timestamp(value)
+    if t.tzinfo is not None:
+        t = t.tz_convert("UTC").tz_localize(None)
+    return t.to_pydatetime()
+
+
+class UTCDateScale(bq.DateScale):
+    """``bqplot.DateScale`` whose ``min``/``max`` survive a round trip through the page."""
+
+    min = Date(default_value=None, allow_none=True).tag(sync=True, to_json=date_to_json,
+                                                         from_json=_date_from_json)
+    max = Date(default_value=None, allow_none=True).tag(sync=True, to_json=date_to_json,
+                                                         from_json=_date_from_json)
+
+
 def _held(*ws: widgets.Widget) -> contextlib.ExitStack:
     """One message per widget for everything changed inside the block."""
     stack = contextlib.ExitStack()
@@ -116,7 +137,7 @@ class TimeChart(widgets.VBox):
         self.max_points = int(max_points)
         self.names = list(names)
         self.y_format = y_format
-        self.x_scale = bq.DateScale()
+        self.x_scale = UTCDateScale()
         self.y_scale = bq.LinearScale()
         scales = {"x": self.x_scale, "y": self.y_scale}
         colors = list(colors or PALETTE[: max(1, len(self.names))])
@@ -126,10 +147,12 @@ class TimeChart(widgets.VBox):
                               fill="bottom" if fill else "none", fill_opacities=[0.25] * len(colors))
         self.points = bq.Scatter(
             x=np.array([], dtype="datetime64[ms]"), y=np.array([]), scales=scales,
-            default_size=24, colors=["transparent"], stroke="transparent",
-            tooltip=bq.Tooltip(fields=["x", "y"], formats=[TIME_FORMAT, y_format],
-                               labels=["time (UTC)", y_label or "value"]),
-            interactions={"hover": "tooltip"})
+            default_size=24, colors=["transparent"], stroke="transparent")
+        # bqplot 0.13's Tooltip fails to render with `formats` and shows dates as epoch ms:
+        # the hovered point comes back as ``hovered_point`` and is written out here instead
+        self.readout = widgets.HTML(layout=widgets.Layout(margin="0 0 0 12px"))
+        self.readout.add_class("ql-readout")
+        self.points.observe(self._on_hover, "hovered_point")
         self.band_lines = bq.Lines(x=np.array([], dtype="datetime64[ms]"), y=np.zeros((0, 0)),
                                    scales=scales, colors=["#888888"], line_style="dashed",
                                    stroke_width=1)
@@ -140,7 +163,7 @@ class TimeChart(widgets.VBox):
         self.panzoom = bq.interacts.PanZoom(scales={"x": [self.x_scale], "y": [self.y_scale]})
         self.figure = bq.Figure(
             marks=[self.band_lines, self.lines, self.points], axes=[self.axis_x, self.axis_y],
-            title=title, interaction=self.panzoom, animation_duration=0,
+            title=title, interaction=None, animation_duration=0,
             fig_margin={"top": 36, "bottom": 40, "left": 84, "right": 16},
             legend_location="top-left", layout=widgets.Layout(width="100%", height=height))
         self.follow = widgets.ToggleButton(
@@ -153,7 +176,14 @@ class TimeChart(widgets.VBox):
         self._signature: tuple | None = None
         self.points_sent = 0
         self.updates = 0
-        super().__init__([self.figure, widgets.HBox([self.follow])])
+        # bqplot's pan/zoom layer sits above the marks and takes the mouse: one mode at a time
+        self.mode = widgets.ToggleButtons(options=["hover", "pan/zoom"], value="hover",
+                                          tooltips=["read time and value under the mouse",
+                                                    "drag to pan, wheel to zoom"],
+                                          style={"button_width": "80px"})
+        self.mode.add_class("ql-chart-mode")
+        self.mode.observe(self._on_mode, "value")
+        super().__init__([self.figure, widgets.HBox([self.follow, self.mode, self.readout])])
         self.add_class("ql-chart")
 
     # ---------------------------------------------------------------- follow live
@@ -172,6 +202,19 @@ class TimeChart(widgets.VBox):
                     s.min = None
                 if s.max is not None:
                     s.max = None
+
+    def _on_mode(self, change) -> None:
+        self.figure.interaction = self.panzoom if change["new"] == "pan/zoom" else None
+
+    def _on_hover(self, change) -> None:
+        i = change["new"]
+        if i is None or not 0 <= i < len(self.points.x):
+            return
+        t = pd.Timestamp(self.points.x[i]).tz_localize("UTC")
+        v = float(self.points.y[i])
+        label = self.axis_y.label or "value"
+        self.readout.value = (f"<span style='font-variant-numeric:tabular-nums'>{t:%Y-%m-%d %H:%M:%S}"
+                              f".{t.microsecond // 1000:03d} UTC · {label} <b>{v:{self.y_format}}</b></span>")
 
     # ---------------------------------------------------------------- data
     @property
@@ -243,7 +286,7 @@ class HeatMap(widgets.VBox):
         self.grid = bq.GridHeatMap(
             row=["", " "], column=["", " "], color=np.full((2, 2), np.nan),
             scales={"row": self.row_scale, "column": self.col_scale, "color": self.color_scale},
-            tooltip=bq.Tooltip(fields=["row", "column", "color"], formats=["", "", ".3f"],
+            tooltip=bq.Tooltip(fields=["row", "column", "color"],  # no `formats`: see TimeChart
                                labels=[row_label, column_label, value_label]),
             interactions={"hover": "tooltip"}, null_color="#eeeeee")
         axes = [bq.Axis(scale=self.row_scale, side="left", label=row_label),
