@@ -375,3 +375,13 @@ def test_background_results_come_back_on_the_kernel_loop(lab):
     b, applied_on = asyncio.run(scenario())
     assert b.result is not None and b.jobs == 0
     assert applied_on == [threading.get_ident()]  # the loop ran on this thread
+
+
+def test_prices_use_each_symbols_tick_size(lab):
+    lab.close["SOLUSDT"] = np.round(lab.close["SOLUSDT"] / 100, 4)  # a 0.0001 tick, like XRPUSDT
+    c = Controls(SYMS, y="SOLUSDT")
+    m = MonitorPanel(lab, c)
+    m.refresh()
+    last = lab.close["SOLUSDT"][-1]
+    assert f"{last:,.4f} USDT" in m.table.value
+    assert m.charts[0].axis_y.tick_format == ",.4f" and m.charts[1].axis_y.tick_format == ",.2f"

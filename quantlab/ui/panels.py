@@ -268,10 +268,14 @@ class MonitorPanel(Panel):
         self._stats: pd.DataFrame | None = None
         super().__init__([self.table, *self.charts], poster=poster, css="ql-monitor")
 
-    def decimals(self, sym: str, prices) -> int:
-        if sym not in self._decimals and len(prices):
+    def decimals(self, sym: str) -> int:
+        """The symbol's price decimals (its tick size), read once from its last trades."""
+        if sym not in self._decimals:
+            prices = self.lab.ticks(sym, last=500)["price"].to_numpy()
+            if len(prices) < 50:
+                return 2
             self._decimals[sym] = price_decimals(prices)
-        return self._decimals.get(sym, 2)
+        return self._decimals[sym]
 
     def refresh(self, force: bool = False) -> None:
         now = time.monotonic()
@@ -283,7 +287,7 @@ class MonitorPanel(Panel):
         for sym in self.lab.symbols:
             st = self._stats.loc[sym] if sym in self._stats.index else {}
             last = prices.loc[sym, "price"] if sym in prices.index else float("nan")
-            d = self._decimals.get(sym, 2)
+            d = self.decimals(sym)
             rows.append([sym, f"{fmt_price(last, d)} {quote_of(sym)}", fmt_pct(st.get("change_24h_pct")),
                          fmt_num(st.get("ticks_per_s"), 1), f"{int(st.get('ticks', 0) or 0):,}",
                          fmt_time(prices.loc[sym, "time"] if sym in prices.index else None)])
@@ -295,8 +299,11 @@ class MonitorPanel(Panel):
         for chart, sym in zip(self.charts, (self.controls.y.value, self.controls.x.value), strict=True):
             bars = self.lab.bars(sym, tf)
             close = bars["close"].to_numpy()
-            d = self.decimals(sym, close)
+            d = self.decimals(sym)
             q = quote_of(sym)
+            if chart.y_format != f",.{d}f":
+                chart.y_format = f",.{d}f"
+                chart.axis_y.tick_format = chart.y_format
             last = fmt_price(close[-1], d) + f" {q}" if len(close) else "no trades yet"
             chart.title = f"{sym} · {tf} close · {last}"
             chart.axis_y.label = f"price ({q})" if q else "price"
