@@ -12,6 +12,7 @@ in headless Chromium and measures
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -106,6 +107,7 @@ def _browser_rows(quick: bool) -> list[Row]:
             cpu = kernel.cpu_percent(None)
             stamps = page.evaluate("() => window.__qlUpdates")
             elapsed = time.perf_counter() - c0
+            fed = json.loads((tmp / "store" / "status.json").read_text()).get("ticks_per_s", float("nan"))
             page.close(run_before_unload=True)
             browser.close()
         # one update may touch the path more than once (data, then the rescaled axis): count
@@ -121,6 +123,7 @@ def _browser_rows(quick: bool) -> list[Row]:
             Row("app", "time to first chart after page load", first, "s", None, None, "< 5 s"),
             Row("app", "price chart updates at 1,000 ticks/s", rate, "updates/s", None, None, ">= 2 updates/s"),
             Row("app", "page kernel CPU at 1,000 ticks/s", cpu / 100, "cores", None, None, "< 1 core"),
+            Row("app", "ticks/s recorded meanwhile (the load)", fed, "ticks/s", 1000.0, fed / 1000, "~1,000"),
         ]
     finally:
         proc.send_signal(signal.SIGINT)

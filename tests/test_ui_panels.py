@@ -385,3 +385,16 @@ def test_prices_use_each_symbols_tick_size(lab):
     last = lab.close["SOLUSDT"][-1]
     assert f"{last:,.4f} USDT" in m.table.value
     assert m.charts[0].axis_y.tick_format == ",.4f" and m.charts[1].axis_y.tick_format == ",.2f"
+
+
+def test_dashboard_builds_panels_on_first_use_and_runs_backtests_from_the_left_column(lab):
+    d = Dashboard(lab, autostart=False, window=120)
+    assert d.panels[1] is None and d.panels[2] is None  # only what the page shows is sent
+    assert [len(s.children) for s in d._slots] == [1, 0, 0, 0, 0, 0]
+    d.controls.run_backtest.click()
+    assert d.tabs.selected_index == 2 and d.panels[2] is not None
+    wait_until(lambda: d.backtest.jobs == 0)
+    assert d.backtest.result is not None
+    name, text, rows = d.export.make("trades")  # the export panel finds that backtest
+    assert text.startswith("trade,") and rows == len(d.backtest.result.trades)
+    d.stop()

@@ -102,16 +102,19 @@ class Dashboard(widgets.VBox):
         self.controls = Controls(lab.symbols, y=y, x=x, timeframe=timeframe, window=window)
         self.status = StatusBar(lab, poster=p, on_switch_to_demo=self.switch_to_demo)
         self.monitor = MonitorPanel(lab, self.controls, poster=p)
-        self.pair = PairPanel(lab, self.controls, poster=p)
-        self.backtest = BacktestPanel(lab, self.controls, poster=p)
-        self.alerts = AlertsPanel(lab, self.controls, poster=p)
-        self.screener = ScreenerPanel(lab, self.controls, poster=p)
-        self.export = ExportPanel(lab, self.controls, pair_panel=self.pair, backtest_panel=self.backtest,
-                                  poster=p)
-        self.panels = [self.monitor, self.pair, self.backtest, self.alerts, self.screener, self.export]
-        # a panel enters the page when its tab is first opened: the first paint draws only the
-        # monitor, and charts are never laid out while hidden (bqplot then keeps a zero size)
-        self._slots = [widgets.VBox([self.monitor] if i == 0 else []) for i in range(len(self.panels))]
+        self.alerts = AlertsPanel(lab, self.controls, poster=p)  # its toast shows on every tab
+        # the other panels are built when their tab is first opened: the page loads only the
+        # widgets it shows (a faster first chart), and no chart is laid out while hidden
+        # (bqplot then keeps a zero size)
+        self._factories: dict[int, object] = {
+            1: lambda: PairPanel(lab, self.controls, poster=p),
+            2: lambda: BacktestPanel(lab, self.controls, poster=p, bind_run_button=False),
+            4: lambda: ScreenerPanel(lab, self.controls, poster=p),
+            5: lambda: ExportPanel(lab, self.controls, backtest_panel=lambda: self.panels[2], poster=p),
+        }
+        self.panels: list = [self.monitor, None, None, self.alerts, None, None]
+        self._slots = [widgets.VBox() for _ in TAB_NAMES]
+        self._slots[0].children = [self.monitor]
         self.tabs = widgets.Tab(children=self._slots, titles=TAB_NAMES,
                                 layout=widgets.Layout(flex="1", min_width="600px"))
         self.tabs.add_class("ql-tabs")
@@ -129,6 +132,7 @@ class Dashboard(widgets.VBox):
                          layout=widgets.Layout(width="100%"))
         self.add_class("ql-dashboard")
         self.controls.observe_all(lambda _c: self._mark_dirty())
+        self.controls.run_backtest.on_click(self.monitor.guarded("Backtest", lambda _b: self._run_backtest()))
         self.tabs.observe(lambda _c: self._on_tab(), "selected_index")
         if autostart:
             self.start()
@@ -139,20 +143,33 @@ class Dashboard(widgets.VBox):
         # controls change on a comm thread: redraw on the loop now rather than at the next tick
         self.poster.post(self.refresh)
 
+    def panel(self, i: int):
+        """Panel ``i`` (in tab order), built and put in its tab on first use."""
+        if self.panels[i] is None:
+            self.panels[i] = self._factories[i]()
+        if not self._slots[i].children:
+            self._slots[i].children = [self.panels[i]]
+        return self.panels[i]
+
+    pair = property(lambda self: self.panel(1))
+    backtest = property(lambda self: self.panel(2))
+    screener = property(lambda self: self.panel(4))
+    export = property(lambda self: self.panel(5))
+
     def _on_tab(self) -> None:
         def show() -> None:
-            panel = self.visible
-            if panel is not None:
-                slot = self._slots[self.panels.index(panel)]
-                if not slot.children:
-                    slot.children = [panel]
+            _ = self.visible
             self._mark_dirty()
         self.poster.post(show)
+
+    def _run_backtest(self) -> None:
+        self.tabs.selected_index = TAB_NAMES.index("Backtest")
+        self.backtest.run()
 
     @property
     def visible(self):
         i = self.tabs.selected_index
-        return self.panels[i] if i is not None and 0 <= i < len(self.panels) else None
+        return self.panel(i) if i is not None and 0 <= i < len(self.panels) else None
 
     def refresh(self) -> None:
         """Update the status bar (at most 1 Hz) and the visible panel; errors go to the panels."""

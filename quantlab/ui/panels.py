@@ -463,7 +463,8 @@ class BacktestPanel(Panel):
     """Runs :func:`quantlab.backtest.run` on the current pair in a thread: equity and drawdown
     charts, metrics and the trade list; a parameter sweep draws a heatmap (entry x window)."""
 
-    def __init__(self, lab, controls: Controls, *, poster: Poster | None = None) -> None:
+    def __init__(self, lab, controls: Controls, *, poster: Poster | None = None,
+                 bind_run_button: bool = True) -> None:
         self.lab, self.controls = lab, controls
         self.result = None
         self.progress = widgets.IntProgress(value=0, min=0, max=1, bar_style="info",
@@ -505,7 +506,8 @@ class BacktestPanel(Panel):
                               layout=widgets.Layout(flex="1 1 auto", min_width="420px", width="100%"))],
                               layout=widgets.Layout(width="100%")),
                           sweep_box, self.trades], poster=poster, css="ql-backtest")
-        controls.run_backtest.on_click(self.guarded("Backtest", lambda _b: self.run()))
+        if bind_run_button:  # the dashboard binds it itself (it first opens this tab)
+            controls.run_backtest.on_click(self.guarded("Backtest", lambda _b: self.run()))
         self.sweep_button.on_click(self.guarded("Sweep", lambda _b: self.sweep()))
         self.sweep_metric.observe(self.guarded("Sweep", lambda _c: self._draw_sweep()), "value")
 
@@ -863,11 +865,12 @@ class ExportPanel(Panel):
     """“Ticks CSV”, “Bars CSV”, “Analytics CSV” and “Trades CSV”: each prepares the file on a
     thread, then a link downloads it in the browser (times ISO-8601 UTC)."""
 
-    def __init__(self, lab, controls: Controls, *, pair_panel: PairPanel | None = None,
-                 backtest_panel: BacktestPanel | None = None, poster: Poster | None = None,
+    def __init__(self, lab, controls: Controls, *, backtest_panel=None, poster: Poster | None = None,
                  max_ticks: int = 200_000) -> None:
+        """``backtest_panel``: the BacktestPanel whose trades "Trades CSV" exports, or a function
+        returning it (or None while there is none)."""
         self.lab, self.controls = lab, controls
-        self.pair_panel, self.backtest_panel = pair_panel, backtest_panel
+        self._backtest_panel = backtest_panel
         self.max_ticks = max_ticks
         self.buttons: dict[str, widgets.Button] = {}
         self.links: dict[str, DownloadLink] = {}
@@ -904,7 +907,8 @@ class ExportPanel(Panel):
             f = analytics_frame(view)
             return f"analytics_{y}_{x}_{tf}_{_stamp()}.csv", frame_csv(f, "time"), len(f)
         if kind == "trades":
-            res = self.backtest_panel.result if self.backtest_panel is not None else None
+            bp = self._backtest_panel() if callable(self._backtest_panel) else self._backtest_panel
+            res = bp.result if bp is not None else None
             if res is None:
                 raise ValueError("Run a backtest first: the trades CSV holds the last backtest's trades")
             return f"trades_{_stamp()}.csv", frame_csv(res.trades, "trade"), len(res.trades)
