@@ -84,6 +84,15 @@ def test_live_bars_equal_bars_from_stored_ticks(tmp_path):
             np.testing.assert_allclose(live["vwap"], ref["vwap"], rtol=1e-12)
             assert live["partial"].tolist() == [False] * (len(live) - 1) + [True]
         assert len(lab.ticks(sym)) == len(ticks)
+    # start() after stop() continues where it left off: no tick twice
+    lab.start()
+    try:
+        lab.wait_ready(60)
+        for sym in lab.symbols:
+            ids = lab.ticks(sym)["trade_id"].to_numpy()
+            assert np.all(np.diff(ids) == 1), sym
+    finally:
+        lab.stop()
 
 
 def test_incremental_bars_match_batch_bars_for_any_split():

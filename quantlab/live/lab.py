@@ -207,6 +207,8 @@ class Lab:
         since = time.time_ns() - self.history_ns
         show = self.progress if self.progress is not None else self.history_ns >= 6 * 3_600 * 10**9
         for sym in tqdm(self._symbols, desc="loading history", disable=not show):
+            if self._last_id[sym] is not None:
+                continue  # restarted: the poll continues from the last id this Lab holds
             try:
                 hist = store.read(sym, start=since)
             except UnknownSymbolError:
