@@ -240,3 +240,24 @@ def test_reader_process_sees_rows_while_writer_appends(tmp_path):
     assert seen[-1] == 3000
     assert len(seen) >= 3, f"the reader saw only {seen}"  # grew while the writer appended
     assert seen == sorted(seen)
+
+
+def test_compressed_store_reads_the_same(tmp_path):
+    data = ticks(range(5000), step_ns=1_000_000)
+    for comp in (None, "lzf", "gzip"):
+        with TickStore(tmp_path / str(comp), mode="a", compression=comp) as st:
+            st.append("A", data)
+        df = TickStore(tmp_path / str(comp)).read("A", start=T0 + 1000 * 1_000_000, end=T0 + 4000 * 1_000_000)
+        assert df["trade_id"].tolist() == list(range(1000, 4000))
+        assert np.array_equal(df["price"].to_numpy(), data["price"][1000:4000])
+    with pytest.raises(ValueError, match="compression"):
+        TickStore(tmp_path / "x", mode="a", compression="zstd")
+
+
+def test_truncated_segment_is_reported(tmp_path):
+    with TickStore(tmp_path / "s", mode="a") as st:
+        st.append("A", ticks(range(1000)))
+    seg = next((tmp_path / "s" / "trades" / "A").glob("seg-*.h5"))
+    seg.write_bytes(seg.read_bytes()[: seg.stat().st_size - 4000])
+    with pytest.raises(StoreCorruptError):
+        TickStore(tmp_path / "s").read("A")
