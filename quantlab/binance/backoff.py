@@ -143,6 +143,16 @@ def classify_http_status(status: int) -> bool:
     return 500 <= status <= 599
 
 
+def parse_retry_after(value: str | None) -> float | None:
+    """Seconds of a ``Retry-After`` header value (never negative); None if absent or not a number."""
+    if value is None:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        return None
+
+
 def _retry_after(headers) -> float | None:
     if headers is None:
         return None
@@ -150,12 +160,7 @@ def _retry_after(headers) -> float | None:
         value = headers.get("Retry-After")
     except Exception:  # pragma: no cover - exotic header containers
         return None
-    if value is None:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        return None
+    return parse_retry_after(value)
 
 
 def classify(exc: BaseException) -> Failure:

@@ -32,7 +32,7 @@ from urllib.parse import urlencode, urlsplit
 from quantlab.config import parse_symbols
 from quantlab.errors import QuantlabError, UnknownSymbolError
 
-from .backoff import backoff_delays, classify_http_status
+from .backoff import backoff_delays, classify_http_status, parse_retry_after
 from .protocol import AggTrade, ProtocolError, Trade, agg_trade_from_rest, trade_from_rest
 
 __all__ = ["BinanceRest", "RestError", "RateLimitBanned", "WEIGHTS"]
@@ -295,7 +295,7 @@ class BinanceRest:
                     return json.loads(body)
                 except ValueError as exc:
                     raise RestError(f"GET {url}: reply is not JSON: {body[:80]!r}", status=200) from exc
-            retry_after = _float_or_none(headers.get("retry-after"))
+            retry_after = parse_retry_after(headers.get("retry-after"))
             code, msg = _error_of(body)
             if status == 418:
                 raise RateLimitBanned(
@@ -415,15 +415,6 @@ def _error_of(body: bytes) -> tuple[int | None, str]:
         code = err.get("code")
         return (code if isinstance(code, int) else None), str(err.get("msg", ""))
     return None, str(err)[:200]
-
-
-def _float_or_none(value: str | None) -> float | None:
-    if value is None:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        return None
 
 
 def _one_symbol(symbol: str) -> str:
