@@ -1,8 +1,9 @@
 """Shared fixtures.
 
-``shared_data`` points at ``../shared/data`` (real Binance recordings and official files).
-On a developer laptop without it, tests that need it skip; with ``CI=true`` they fail
-instead, so CI can never go green by skipping them.
+``real_data`` points at ``tests/data``: small slices of real Binance recordings and official
+files, kept in the project so that a clone tests itself (``tests/data/README.md`` names each
+file's source; ``tests/data/make_slices.py`` cut them). Chromium is the one outside need: without
+it browser tests skip on a laptop and fail with ``CI=true``, so CI can never go green by skipping.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED_DATA = ROOT.parent / "shared" / "data"
+REAL_DATA = ROOT / "tests" / "data"
 CHROMIUM = Path("/usr/bin/chromium")
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
@@ -29,9 +30,9 @@ def need(condition: bool, reason: str) -> None:
 
 
 @pytest.fixture(scope="session")
-def shared_data() -> Path:
-    need(SHARED_DATA.is_dir(), f"{SHARED_DATA} is missing (real Binance data for tests)")
-    return SHARED_DATA
+def real_data() -> Path:
+    assert REAL_DATA.is_dir(), f"{REAL_DATA} is missing: it is part of the project"
+    return REAL_DATA
 
 
 @pytest.fixture(scope="session")

@@ -36,8 +36,8 @@ def load_last_price_bars(trades_dir: Path, symbols=("ETHUSDT", "BTCUSDT")) -> pd
 
 
 @pytest.fixture(scope="module")
-def bars(shared_data) -> pd.DataFrame:
-    return load_last_price_bars(shared_data / "trades")
+def bars(real_data) -> pd.DataFrame:
+    return load_last_price_bars(real_data / "trades")
 
 
 def test_loader_shape(bars):

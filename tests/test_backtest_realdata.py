@@ -21,8 +21,8 @@ def load_1s(path: Path) -> pd.Series:
 
 
 @pytest.fixture(scope="module")
-def btc_eth(shared_data):
-    files = {sym: shared_data / "trades" / f"{sym}-spot-trades-2024-08-08T2354_2024-08-09T0005.csv"
+def btc_eth(real_data):
+    files = {sym: real_data / "trades" / f"{sym}-spot-trades-2024-08-08T2354_2024-08-09T0005.csv"
              for sym in ("BTCUSDT", "ETHUSDT")}
     y, x = load_1s(files["BTCUSDT"]), load_1s(files["ETHUSDT"])
     y, x = y.align(x, join="inner")

@@ -35,16 +35,16 @@ from quantlab.binance.protocol import (
 EXPECTED_TRADES = {"BTCUSDT": 19_904, "ETHUSDT": 14_515}
 
 
-def _capture_lines(shared_data, symbol):
+def _capture_lines(real_data, symbol):
     for day in ("20240808", "20240809"):
-        with gzip.open(shared_data / "binance_ws" / "spot" / f"{symbol.lower()}_{day}.gz", "rb") as f:
+        with gzip.open(real_data / "binance_ws" / "spot" / f"{symbol.lower()}_{day}.gz", "rb") as f:
             for raw in f:
                 stamp, _, frame = raw.rstrip(b"\n").partition(b" ")
                 yield int(stamp), frame
 
 
 @pytest.fixture(scope="module")
-def parsed(shared_data):
+def parsed(real_data):
     """{symbol: (REST snapshots, kinds Counter, trades by id, raw trade payloads by id)}"""
     out = {}
     for symbol in EXPECTED_TRADES:
@@ -52,7 +52,7 @@ def parsed(shared_data):
         trades: dict[int, Trade] = {}
         raw_trades: dict[int, tuple[dict, int]] = {}
         snapshots = []
-        for recv_ns, frame in _capture_lines(shared_data, symbol):
+        for recv_ns, frame in _capture_lines(real_data, symbol):
             events = parse_frame(frame, recv_ns)  # bytes, exactly as recorded
             assert len(events) == 1, frame[:120]
             ev = events[0]
@@ -67,16 +67,16 @@ def parsed(shared_data):
     return out
 
 
-def _official(shared_data, symbol):
-    path = shared_data / "trades" / f"{symbol}-spot-trades-2024-08-08T2354_2024-08-09T0005.csv"
+def _official(real_data, symbol):
+    path = real_data / "trades" / f"{symbol}-spot-trades-2024-08-08T2354_2024-08-09T0005.csv"
     with open(path) as f:
         return list(csv.reader(f))
 
 
 @pytest.mark.parametrize("symbol", sorted(EXPECTED_TRADES))
-def test_recorded_trades_equal_official_file(parsed, shared_data, symbol):
+def test_recorded_trades_equal_official_file(parsed, real_data, symbol):
     _, _, trades, raw = parsed[symbol]
-    rows = _official(shared_data, symbol)
+    rows = _official(real_data, symbol)
     assert len(trades) == EXPECTED_TRADES[symbol] == len(rows)
     ids = sorted(trades)
     assert ids == [int(r[0]) for r in rows]
@@ -99,17 +99,18 @@ def test_every_recorded_line_parses_to_a_known_shape(parsed, symbol):
     # one REST depth snapshot (no "stream" key) per symbol, near the start of the first day
     assert len(snapshots) == 1 and snapshots[0].raw["bids"]
     assert set(kinds) == {"Trade", "BookTicker", "Unknown"}
-    assert kinds["BookTicker"] > 1000 and kinds["Unknown"] > 1000  # depth updates
+    # tests/data keeps 200 of each per capture file (make_slices.py)
+    assert kinds["BookTicker"] >= 200 and kinds["Unknown"] >= 200  # depth updates
 
 
-def test_bookticker_from_capture(shared_data):
-    line = next(f for _, f in _capture_lines(shared_data, "ETHUSDT") if b"bookTicker" in f)
+def test_bookticker_from_capture(real_data):
+    line = next(f for _, f in _capture_lines(real_data, "ETHUSDT") if b"bookTicker" in f)
     (ev,) = parse_frame(line, 7)
     assert ev == BookTicker("ETHUSDT", 35346513501, 2683.8, 3.0292, 2683.81, 31.4395, None, None, 7)
 
 
-def _fixture_frames(shared_data, name):
-    with open(shared_data / "fixtures" / name) as f:
+def _fixture_frames(real_data, name):
+    with open(real_data / "fixtures" / name) as f:
         lines = f.read().splitlines()
     for line in lines[1:]:  # first line is the URL
         if not line:
@@ -119,9 +120,9 @@ def _fixture_frames(shared_data, name):
 
 
 @pytest.mark.parametrize("name", ["BINANCE.ws.1.0", "BINANCE_FUTURES.ws.1.0"])
-def test_cryptofeed_fixtures_parse(shared_data, name):
+def test_cryptofeed_fixtures_parse(real_data, name):
     kinds = Counter()
-    for _, frame in _fixture_frames(shared_data, name):
+    for _, frame in _fixture_frames(real_data, name):
         for ev in parse_frame(frame, 0):
             kinds[type(ev).__name__] += 1
             payload = json.loads(frame)["data"]
@@ -140,8 +141,8 @@ def test_cryptofeed_fixtures_parse(shared_data, name):
     assert set(kinds) <= {"AggTrade", "Kline", "BookTicker", "Unknown"}
 
 
-def test_fixture_values_exact(shared_data):
-    frames = dict(_fixture_frames(shared_data, "BINANCE.ws.1.0"))
+def test_fixture_values_exact(real_data):
+    frames = dict(_fixture_frames(real_data, "BINANCE.ws.1.0"))
     agg = parse_frame(frames["1633998523.957215"], 1)[0]
     assert agg == AggTrade("NKNUSDT", 15683430, 0.3528, 58.0, 19862790, 19862790, False,
                            1633998523963 * 10**6, 1633998523963 * 10**6, 1)
@@ -160,9 +161,9 @@ def test_unknown_keys_are_ignored():
     assert raw == t
 
 
-def test_microsecond_official_rows_convert_exactly(shared_data):
+def test_microsecond_official_rows_convert_exactly(real_data):
     """Official 2025-01-01 rows carry µs; a timeUnit=MICROSECOND stream sends the same."""
-    path = shared_data / "trades" / "BTCUSDT-trades-2025-01-01.rows0-209.csv"
+    path = real_data / "trades" / "BTCUSDT-trades-2025-01-01.rows0-209.csv"
     with open(path) as f:
         rows = list(csv.reader(f))
     assert len(rows) == 210
@@ -177,12 +178,12 @@ def test_microsecond_official_rows_convert_exactly(shared_data):
             assert t.price == float(row[1])
 
 
-def test_trx_spot_stream_in_microseconds(shared_data):
-    path = shared_data / "trx" / "test_positive_binance_trade_stream_spot_trxusdt_04-03-2025.csv"
+def test_trx_spot_stream_in_microseconds(real_data):
+    path = real_data / "trx" / "test_positive_binance_trade_stream_spot_trxusdt_04-03-2025.csv"
     with open(path) as f:
         rows = list(csv.DictReader(f))
-    assert len(rows) == 10_000
-    for row in rows[:2000]:
+    assert len(rows) == 1_000  # the first 1,000 rows of the real file (tests/data/README.md)
+    for row in rows:
         frame = json.dumps({"e": "trade", "E": int(row["EventTime"]), "s": row["Symbol"],
                             "t": int(row["TradeId"]), "p": row["Price"], "q": row["Quantity"],
                             "T": int(row["TransactionTime"]), "m": row["IsBuyerMarketMaker"] == "1",
@@ -192,8 +193,8 @@ def test_trx_spot_stream_in_microseconds(shared_data):
         assert t.event_time_ns - t.time_ns == (int(row["EventTime"]) - int(row["TransactionTime"])) * 1000
 
 
-def test_official_ms_rows_through_rest_parser(shared_data):
-    path = shared_data / "trades" / "BTCUSDT-trades-2023-03-24.rows587331-587545.csv"
+def test_official_ms_rows_through_rest_parser(real_data):
+    path = real_data / "trades" / "BTCUSDT-trades-2023-03-24.rows587331-587545.csv"
     with open(path) as f:
         rows = list(csv.reader(f))
     for row in rows:

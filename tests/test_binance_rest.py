@@ -57,8 +57,8 @@ class MiniHTTP:
             writer.close()
 
 
-def _official_rows(shared_data):
-    with open(shared_data / "trades" / TRADES_CSV) as f:
+def _official_rows(real_data):
+    with open(real_data / "trades" / TRADES_CSV) as f:
         return [{"id": int(r[0]), "price": r[1], "qty": r[2], "quoteQty": r[3], "time": int(r[4]),
                  "isBuyerMaker": r[5] == "True", "isBestMatch": r[6] == "True"} for r in csv.reader(f)]
 
@@ -103,8 +103,8 @@ class FakeTime:
         await asyncio.sleep(0)
 
 
-def test_fetch_trade_range_pages_the_real_trades(shared_data):
-    rows = _official_rows(shared_data)
+def test_fetch_trade_range_pages_the_real_trades(real_data):
+    rows = _official_rows(real_data)
 
     async def main():
         async with MiniHTTP(historical_handler(rows)) as srv:
@@ -127,8 +127,8 @@ def test_fetch_trade_range_pages_the_real_trades(shared_data):
     assert srv.connections == 1  # one kept-alive connection
 
 
-def test_range_with_ids_missing_on_the_exchange(shared_data):
-    rows = _official_rows(shared_data)[:3000]
+def test_range_with_ids_missing_on_the_exchange(real_data):
+    rows = _official_rows(real_data)[:3000]
     holey = rows[:1200] + rows[1300:]  # the exchange lacks 100 ids
 
     async def main():

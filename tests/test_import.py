@@ -21,20 +21,20 @@ def run_cli(*args):
 
 
 @pytest.fixture(scope="module")
-def imported(shared_data, tmp_path_factory):
+def imported(real_data, tmp_path_factory):
     store = tmp_path_factory.mktemp("imp") / "store"
-    files = sorted((shared_data / "trades").glob("*.csv")) + sorted((shared_data / "klines").iterdir())
+    files = sorted((real_data / "trades").glob("*.csv")) + sorted((real_data / "klines").iterdir())
     assert main(["import", "--no-progress", "--store", str(store), *map(str, files)]) == 0
     return store, files
 
 
-def test_every_trade_file_lands_exactly(imported, shared_data):
+def test_every_trade_file_lands_exactly(imported, real_data):
     store, _ = imported
     st = TickStore(store)
     for sym in ("BTCUSDT", "ETHUSDT"):
         ref = pd.concat(
             pd.read_csv(p, header=None)
-            for p in sorted((shared_data / "trades").glob(f"{sym}-*.csv"))
+            for p in sorted((real_data / "trades").glob(f"{sym}-*.csv"))
         ).sort_values(0)
         got = st.read(sym)
         assert len(got) == len(ref)
@@ -44,10 +44,10 @@ def test_every_trade_file_lands_exactly(imported, shared_data):
         assert np.array_equal(got["is_buyer_maker"].to_numpy(), ref[5].to_numpy(bool))
 
 
-def test_ms_and_us_files_land_on_their_dates_with_exact_times(imported, shared_data):
+def test_ms_and_us_files_land_on_their_dates_with_exact_times(imported, real_data):
     st = TickStore(imported[0])
-    ms = pd.read_csv(shared_data / "trades/BTCUSDT-trades-2023-03-24.rows587331-587545.csv", header=None)
-    us = pd.read_csv(shared_data / "trades/BTCUSDT-trades-2025-01-01.rows0-209.csv", header=None)
+    ms = pd.read_csv(real_data / "trades/BTCUSDT-trades-2023-03-24.rows587331-587545.csv", header=None)
+    us = pd.read_csv(real_data / "trades/BTCUSDT-trades-2025-01-01.rows0-209.csv", header=None)
     got_ms = st.read("BTCUSDT", "2023-03-24", "2023-03-25")
     got_us = st.read("BTCUSDT", "2025-01-01", "2025-01-02")
     assert len(got_ms) == len(ms) == 215 and len(got_us) == len(us) == 210
@@ -56,9 +56,9 @@ def test_ms_and_us_files_land_on_their_dates_with_exact_times(imported, shared_d
     assert got_us.index[0] == pd.Timestamp("2025-01-01 00:00:00.010866", tz="UTC")
 
 
-def test_every_kline_file_lands_exactly(imported, shared_data):
+def test_every_kline_file_lands_exactly(imported, real_data):
     st = TickStore(imported[0])
-    for path in sorted((shared_data / "klines").iterdir()):
+    for path in sorted((real_data / "klines").iterdir()):
         af = identify(path)
         raw = pd.read_csv(path, header=None)
         if not str(raw.iloc[0, 0]).isdigit():  # futures files carry a header row
@@ -82,8 +82,8 @@ def test_second_import_adds_nothing(imported):
     assert out.stdout.strip().splitlines()[-1].startswith("0 rows added")
 
 
-def test_unknown_layout_is_refused_in_one_line(tmp_path, shared_data):
-    trx = next((shared_data / "trx").glob("*spot*"))
+def test_unknown_layout_is_refused_in_one_line(tmp_path, real_data):
+    trx = next((real_data / "trx").glob("*spot*"))
     bad = tmp_path / "BTCUSDT-trades-2024-01-01.csv"
     bad.write_text("a,b,c\n1,2,3\n")
     zipped = tmp_path / "BTCUSDT-trades-2024-01-02.zip"

@@ -40,13 +40,13 @@ def assert_exactly_once(store_path, made: dict[str, pd.DataFrame]) -> dict[str, 
     return counts
 
 
-def test_replay_of_real_captures_equals_official_trade_files(tmp_path, shared_data):
+def test_replay_of_real_captures_equals_official_trade_files(tmp_path, real_data):
     """Recorded Binance frames -> simulator -> recorder -> store == the official-layout CSVs."""
     ref = {
-        sym: pd.read_csv(next((shared_data / "trades").glob(f"{sym}-spot-trades-*.csv")), header=None)
+        sym: pd.read_csv(next((real_data / "trades").glob(f"{sym}-spot-trades-*.csv")), header=None)
         for sym in ("BTCUSDT", "ETHUSDT")
     }
-    source = Replay.from_paths(str(shared_data / "binance_ws" / "spot"), None, speed=150.0)
+    source = Replay.from_paths(str(real_data / "binance_ws" / "spot"), None, speed=150.0)
 
     async def main():
         async with Exchange(source) as ex:

@@ -68,8 +68,8 @@ def test_callable_through_the_package_and_block_size_invariance(universe, screen
         pvalue_matrix(screened, "nope")
 
 
-def test_real_triangle_from_klines(shared_data):
-    closes = _kline_closes(shared_data / "klines")
+def test_real_triangle_from_klines(real_data):
+    closes = _kline_closes(real_data / "klines")
     closes["SOLBTC_IMPLIED"] = closes["SOLUSDT"] / closes["BTCUSDT"]
     r = screen(closes, min_overlap=500)
     first = r.iloc[0]
@@ -82,15 +82,15 @@ def test_real_triangle_from_klines(shared_data):
     assert not screen(closes[list(TRIANGLE)])["selected"].any()
 
 
-def test_store_path_equals_frame_path(shared_data, tmp_path):
+def test_store_path_equals_frame_path(real_data, tmp_path):
     from quantlab.importer import import_file
     from quantlab.store import TickStore
 
     with TickStore(tmp_path / "st", mode="a") as st:
         for s in TRIANGLE:
-            import_file(st, shared_data / "klines" / f"{s}-1m-2025-07-13.csv", progress=False)
+            import_file(st, real_data / "klines" / f"{s}-1m-2025-07-13.csv", progress=False)
     from_store = screen(tmp_path / "st", symbols=list(TRIANGLE), timeframe="1m")
-    from_frame = screen(_kline_closes(shared_data / "klines"))
+    from_frame = screen(_kline_closes(real_data / "klines"))
     cols = [c for c in COLUMNS if c not in ("rank",)]
     pd.testing.assert_frame_equal(from_store[cols], from_frame[cols], check_exact=False,
                                   rtol=1e-12, check_dtype=False)
@@ -102,14 +102,14 @@ def test_store_path_equals_frame_path(shared_data, tmp_path):
         screen(tmp_path / "st", symbols=["BTCUSDT"])
 
 
-def test_too_little_overlap_on_real_files(shared_data, tmp_path):
+def test_too_little_overlap_on_real_files(real_data, tmp_path):
     """Official kline zips of different days: BTCUSDT in September, ETHUSDT in August 2022."""
     from quantlab.importer import import_file
     from quantlab.store import TickStore
 
     with TickStore(tmp_path / "st", mode="a") as st:
         for name in ("BTCUSDT-1m-2022-09-05.zip", "ETHUSDT-1m-2022-08-14.zip"):
-            import_file(st, shared_data / "klines" / name, progress=False)
+            import_file(st, real_data / "klines" / name, progress=False)
     with pytest.raises(InsufficientDataError, match="min_overlap.*longest overlap is 0 bars"):
         screen(tmp_path / "st")
 

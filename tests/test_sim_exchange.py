@@ -52,18 +52,18 @@ async def recv_until(ws, pred, timeout: float = 5.0):
             return msg
 
 
-def _csv(shared_data: Path, sym: str) -> list[list[str]]:
-    path = next((shared_data / "trades").glob(f"{sym}-spot-trades-*.csv"))
+def _csv(real_data: Path, sym: str) -> list[list[str]]:
+    path = next((real_data / "trades").glob(f"{sym}-spot-trades-*.csv"))
     return [line.split(",") for line in path.read_text().splitlines() if line]
 
 
 # --------------------------------------------------------------------------- replay
 
 
-def test_replay_through_websocket_and_rest_equals_the_official_csv(shared_data: Path):
+def test_replay_through_websocket_and_rest_equals_the_official_csv(real_data: Path):
     speed = 200.0
-    src = Replay.from_paths(shared_data / "binance_ws" / "spot", speed=speed)
-    expected = {"BTCUSDT": _csv(shared_data, "BTCUSDT"), "ETHUSDT": _csv(shared_data, "ETHUSDT")}
+    src = Replay.from_paths(real_data / "binance_ws" / "spot", speed=speed)
+    expected = {"BTCUSDT": _csv(real_data, "BTCUSDT"), "ETHUSDT": _csv(real_data, "ETHUSDT")}
 
     async def scenario():
         got: dict[str, list[dict]] = {"BTCUSDT": [], "ETHUSDT": []}
@@ -377,10 +377,10 @@ def test_stall_keeps_the_connection_open_without_data():
     assert counters["stalled"] > 50
 
 
-def test_exchange_thread_serves_synchronous_code_and_pushes_10k_per_second(shared_data: Path):
+def test_exchange_thread_serves_synchronous_code_and_pushes_10k_per_second(real_data: Path):
     import websockets.sync.client as sync_ws
 
-    csv = shared_data / "trades" / "BTCUSDT-trades-2023-03-24.rows587331-587545.csv"
+    csv = real_data / "trades" / "BTCUSDT-trades-2023-03-24.rows587331-587545.csv"
     with ExchangeThread(Replay.from_paths(csv, speed=math.inf, loop=True)) as ex:
         assert ex.ws_url.startswith("ws://127.0.0.1:") and ex.rest_url == ex.ws_url.replace("ws://", "http://")
         status, _, body = _get_sync(ex.rest_url + "/api/v3/ping")
@@ -400,8 +400,8 @@ def test_exchange_thread_serves_synchronous_code_and_pushes_10k_per_second(share
     assert rate >= 10_000, f"pushed {rate:.0f} trades/s to one client"
 
 
-def test_a_replay_waits_for_its_first_subscriber(shared_data: Path):
-    csv = shared_data / "trades" / "BTCUSDT-trades-2025-01-01.rows0-209.csv"
+def test_a_replay_waits_for_its_first_subscriber(real_data: Path):
+    csv = real_data / "trades" / "BTCUSDT-trades-2025-01-01.rows0-209.csv"
 
     async def scenario():
         async with Exchange(Replay.from_paths(csv, speed=50)) as ex:

@@ -28,8 +28,8 @@ def _csv_rows(path: Path) -> list[list[str]]:
 
 
 @pytest.fixture(scope="module")
-def spot_replay(shared_data: Path) -> Replay:
-    return Replay.from_paths(shared_data / "binance_ws" / "spot")
+def spot_replay(real_data: Path) -> Replay:
+    return Replay.from_paths(real_data / "binance_ws" / "spot")
 
 
 def test_decimal_strings_round_trip_exactly():
@@ -44,10 +44,10 @@ def test_decimal_strings_round_trip_exactly():
             parse_decimal(bad, 2)
 
 
-def test_replay_of_spot_captures_equals_the_official_csv(spot_replay: Replay, shared_data: Path):
+def test_replay_of_spot_captures_equals_the_official_csv(spot_replay: Replay, real_data: Path):
     assert spot_replay.symbols == ("BTCUSDT", "ETHUSDT")
     for sym, count in SPOT_COUNTS.items():
-        csv = next((shared_data / "trades").glob(f"{sym}-spot-trades-*.csv"))
+        csv = next((real_data / "trades").glob(f"{sym}-spot-trades-*.csv"))
         rows = _csv_rows(csv)
         rec = spot_replay.recorded(sym)
         info = spot_replay.info(sym)
@@ -77,8 +77,8 @@ def test_replay_shifts_times_by_whole_ms_and_releases_by_the_clock(spot_replay: 
     assert abs(int(out["time"][0]) - t0) < 2000
 
 
-def test_replay_loops_with_new_contiguous_ids_and_max_speed_bursts(shared_data: Path):
-    csv = shared_data / "trades" / "BTCUSDT-trades-2023-03-24.rows587331-587545.csv"
+def test_replay_loops_with_new_contiguous_ids_and_max_speed_bursts(real_data: Path):
+    csv = real_data / "trades" / "BTCUSDT-trades-2023-03-24.rows587331-587545.csv"
     r = Replay.from_paths(csv, speed=math.inf, loop=True, burst=100)
     rec = r.recorded("BTCUSDT")
     n = len(rec)
@@ -95,16 +95,16 @@ def test_replay_loops_with_new_contiguous_ids_and_max_speed_bursts(shared_data: 
     assert not r.exhausted
 
 
-def test_trades_csv_in_ms_and_microseconds(shared_data: Path):
-    ms = load_trades_csv(shared_data / "trades" / "BTCUSDT-trades-2023-03-24.rows587331-587545.csv")
-    us = load_trades_csv(shared_data / "trades" / "BTCUSDT-trades-2025-01-01.rows0-209.csv")
+def test_trades_csv_in_ms_and_microseconds(real_data: Path):
+    ms = load_trades_csv(real_data / "trades" / "BTCUSDT-trades-2023-03-24.rows587331-587545.csv")
+    us = load_trades_csv(real_data / "trades" / "BTCUSDT-trades-2025-01-01.rows0-209.csv")
     assert ms["BTCUSDT"][0] == (3055467955, 1679657162637_000, "28060.40000000", "0.00053000", True)
     assert us["BTCUSDT"][0] == (4359935386, 1735689600010866, "93576.00000000", "0.00136000", True)
 
 
-def test_bad_replay_inputs_are_named(tmp_path: Path, shared_data: Path):
+def test_bad_replay_inputs_are_named(tmp_path: Path, real_data: Path):
     with pytest.raises(UnknownSymbolError, match="SOLUSDT.*hold BTCUSDT, ETHUSDT"):
-        Replay.from_paths(shared_data / "binance_ws" / "spot", ["SOLUSDT"])
+        Replay.from_paths(real_data / "binance_ws" / "spot", ["SOLUSDT"])
     with pytest.raises(FileNotFoundError, match="no such file"):
         Replay.from_paths(tmp_path / "missing.gz")
     bad = tmp_path / "XYZUSDT-trades.csv"

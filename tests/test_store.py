@@ -81,8 +81,8 @@ def test_bad_prices_are_rejected_counted_and_never_stored(store, caplog):
     assert "rejected 3" in caplog.text
 
 
-def test_real_zero_price_trade_from_usdm_stream_is_rejected(store, shared_data):
-    path = next((shared_data / "trx").glob("*usd_m_futures*"))
+def test_real_zero_price_trade_from_usdm_stream_is_rejected(store, real_data):
+    path = next((real_data / "trx").glob("*usd_m_futures*"))
     raw = pd.read_csv(path)
     batch = {
         "trade_id": raw["TradeId"].to_numpy(), "price": raw["Price"].to_numpy(float),
