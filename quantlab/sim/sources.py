@@ -39,11 +39,11 @@ from pathlib import Path
 import numpy as np
 
 from quantlab.config import parse_symbols
+from quantlab.errors import LayoutError, UnknownSymbolError
 
 #: simulated trade ids start here (one billion apart per symbol): real Binance trade ids are
 #: below 10**11, so a simulated id is never mistaken for a real one (and stays exact in float64)
 SIMULATED_FIRST_ID = 10**15
-from quantlab.errors import LayoutError, UnknownSymbolError
 
 __all__ = [
     "TRADE_DTYPE",

@@ -56,7 +56,6 @@ from quantlab.store.schema import (
     to_batch,
     to_frame,
 )
-
 from quantlab.symbols import MARKETS, Symbol, parse_symbol
 
 log = logging.getLogger(__name__)
