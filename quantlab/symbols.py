@@ -68,7 +68,7 @@ def parse_symbol(text: str | Symbol) -> Symbol:
     if not name or not pattern.match(name):
         hint = ("letters and digits only, e.g. BTCUSDT" if market == "spot"
                 else "letters and digits with an optional _SUFFIX, e.g. BTCUSD_PERP")
-        raise ValueError(f"symbol: {text!r} is not a Binance {MARKET_NAMES[market]} symbol ({hint})")
+        raise ValueError(f"symbol: {text!r} is not a Binance symbol for {MARKET_NAMES[market]} ({hint})")
     if market == "cm" and not _COINM_NAME.match(name):
         raise ValueError(
             f"symbol: {text!r} is not a COIN-M symbol; COIN-M contracts are named like "

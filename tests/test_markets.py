@@ -48,7 +48,7 @@ def test_symbol_syntax():
     assert str(parse_symbol("cm:btcusd_perp")) == "cm:BTCUSD_PERP"
     assert [str(s) for s in parse_symbols("BTCUSDT, um:BTCUSDT,,BTCUSDT")] == ["BTCUSDT", "um:BTCUSDT"]
     assert config_symbols("ethusdt,cm:ETHUSD_PERP") == ["ETHUSDT", "cm:ETHUSD_PERP"]
-    for bad, needle in (("xx:BTCUSDT", "market"), ("BTC-USDT", "spot symbol"), ("BTCUSD_PERP", "spot symbol"),
+    for bad, needle in (("xx:BTCUSDT", "market"), ("BTC-USDT", "symbol for spot"), ("BTCUSD_PERP", "symbol for spot"),
                         ("cm:BTCUSDT", "COIN-M"), ("um:", "USD-M")):
         with pytest.raises(ValueError, match=needle):
             parse_symbol(bad)

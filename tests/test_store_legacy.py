@@ -8,8 +8,8 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-
 from legacy_store import write_legacy_store
+
 from quantlab.errors import StoreIdentityError
 from quantlab.store import TickStore
 
