@@ -190,3 +190,32 @@ def test_checksum_is_verified_when_present(tmp_path, real_data):
     line = one_error_line(run_cli("import", "--no-progress", "--store", str(tmp_path / "t"), str(good), str(bad)))
     assert bad.name in line and "does not match" in line and "download it again" in line
     assert not (tmp_path / "t").exists()  # the whole command refused before writing anything
+
+
+def test_screen_alerts_and_lab_take_market_symbols(tmp_path, real_data, monkeypatch):
+    from quantlab import Lab
+    from quantlab.alerts.rules import PriceRule, ZScoreRule
+    from quantlab.screen.data import closes_from_store
+
+    store = tmp_path / "s"
+    assert main(["import", "--no-progress", "--store", str(store), str(real_data / SPOT_1M)]) == 0
+    assert main(["import", "--no-progress", "--market", "um", "--store", str(store), str(real_data / UM_1M)]) == 0
+    closes = closes_from_store(store, ["btcusdt", "UM:btcusdt"], "1h")
+    assert list(closes.columns) == ["BTCUSDT", "um:BTCUSDT"]
+    assert closes["BTCUSDT"].notna().sum() == closes["um:BTCUSDT"].notna().sum() == 24
+    assert closes["um:BTCUSDT"].dropna().index[0].year == 2022 and closes["BTCUSDT"].dropna().index[0].year == 2025
+    assert PriceRule(symbol="um:btcusdt", op="above", level=20_000).symbol == "um:BTCUSDT"
+    assert ZScoreRule(y="cm:ethusd_perp", x="cm:BTCUSD_PERP", window=60).y == "cm:ETHUSD_PERP"
+    with pytest.raises(ValueError, match="not a Binance symbol"):
+        PriceRule(symbol="xx:BTCUSDT", op="above", level=1)
+    monkeypatch.setenv("QUANTLAB_STORE", str(store))
+    lab = Lab(["BTCUSDT", "um:btcusdt"])
+    assert lab.symbols == ["BTCUSDT", "um:BTCUSDT"]
+    assert lab._check_symbol("UM:btcusdt") == "um:BTCUSDT"
+
+
+def test_recording_futures_is_refused_in_one_line(tmp_path):
+    line = one_error_line(run_cli("record", "--store", str(tmp_path / "s"), "--symbols", "BTCUSDT,um:BTCUSDT",
+                                  "--rest-url", "http://127.0.0.1:9", "--ws-url", "ws://127.0.0.1:9"))
+    assert "spot trades only" in line and "um:BTCUSDT" in line
+    assert not (tmp_path / "s").exists()

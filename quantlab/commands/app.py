@@ -166,6 +166,9 @@ def run(args: argparse.Namespace) -> int:
     # demo data lives in <store>-demo (or a given demo/new --store); the other kind of store is refused
     store = resolve_store(args.store, source).resolve()
     symbols = list(cfg.symbols)
+    futures = [s for s in symbols if ":" in s]
+    if futures:
+        raise ValueError(f"--symbols: the app records spot trades only; {', '.join(futures)} are futures")
     if len(symbols) < 2:
         raise ValueError("--symbols: the app needs at least two symbols (a pair), e.g. BTCUSDT,ETHUSDT")
     token = access_token(args.ip, args.token)

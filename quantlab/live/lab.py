@@ -38,6 +38,7 @@ from quantlab.recorder.metrics import LatencyWindow
 from quantlab.status import read_status
 from quantlab.store import TickStore, timeframe_ns, writer_pid
 from quantlab.store.schema import to_frame
+from quantlab.symbols import parse_symbol
 
 log = logging.getLogger(__name__)
 
@@ -312,7 +313,10 @@ class Lab:
     def _check_symbol(self, sym: str) -> str:
         if not isinstance(sym, str):
             raise TypeError(f"symbol: expected a name like 'BTCUSDT', got {sym!r}")
-        s = sym.upper()
+        try:
+            s = str(parse_symbol(sym))  # BTCUSDT, um:BTCUSDT
+        except ValueError:
+            s = sym
         if s not in self._rings:
             raise UnknownSymbolError(f"unknown symbol {sym!r}; this Lab follows {', '.join(self._symbols)}")
         return s
