@@ -90,6 +90,13 @@ def write_legacy_store(path: Path) -> dict:
     with h5py.File(path / "klines" / "SOLUSDT" / "1m.h5", "w") as f:
         for name, dt in KLINE_COLS:
             f.create_dataset(name, data=k[name].astype(dt), compression="lzf", shuffle=True)
+    # 0.1 imported a COIN-M zip as if it were spot, under its own name (the bug of issue 18)
+    cm = pd.read_csv(DATA / "klines" / "BTCUSD_PERP-1m-2022-10-24.zip")
+    (path / "klines" / "BTCUSD_PERP").mkdir(parents=True)
+    with h5py.File(path / "klines" / "BTCUSD_PERP" / "1m.h5", "w") as f:
+        for i, (name, dt) in enumerate(KLINE_COLS):
+            col = cm.iloc[:, i].to_numpy(dt) * (1_000_000 if name.endswith("_time") else 1)
+            f.create_dataset(name, data=col.astype(dt), compression="lzf", shuffle=True)
     gaps = [{"symbol": "BTCUSDT", "first_id": 4_400_000_000, "last_id": 4_400_000_009, "count": 10,
              "reason": "backfill refused", "recorded_at": "2025-01-01T00:10:00+00:00"}]
     (path / "gaps.json").write_text(json.dumps(gaps, indent=1, sort_keys=True))

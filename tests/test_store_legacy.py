@@ -25,7 +25,8 @@ def test_a_01_store_reads_the_same(legacy):
     marker = (path / "store.json").read_bytes()
     st = TickStore(path)
     assert st.source == "binance"
-    assert st.symbols() == ["BTCUSDT", "ETHUSDT", "SOLUSDT"]
+    assert st.symbols() == ["BTCUSDT", "BTCUSD_PERP", "ETHUSDT", "SOLUSDT"]
+    assert len(st.klines("BTCUSD_PERP", "1m")) == 1440  # mis-filed by 0.1, still readable
     btc = st.read("BTCUSDT")
     for name in ("trade_id", "price", "qty"):
         assert np.array_equal(btc[name].to_numpy(), ref["btc"][name])
@@ -43,6 +44,7 @@ def test_a_01_store_reads_the_same(legacy):
     assert info.loc[("BTCUSDT", "trades"), "gap_ids"] == 10
     assert info.loc[("ETHUSDT", "trades"), "rows"] == 39
     assert info.loc[("SOLUSDT", "klines 1m"), "rows"] == 1440
+    assert info.loc[("BTCUSD_PERP", "klines 1m"), "rows"] == 1440
     assert st.gaps()["count"].tolist() == [10]
     st.close()
     assert (path / "store.json").read_bytes() == marker  # reading never rewrites the marker

@@ -123,11 +123,13 @@ def check_source(path: str | os.PathLike[str], source: str) -> str | None:
     held = store_source(path)
     if held is None or held == source:
         return held
+    from quantlab.config import demo_store_path
+
     p = Path(path)
     if source == "demo":
         raise StoreIdentityError(
             f"store {p} holds real Binance data (source=binance); simulated (demo) trades never go "
-            f"into it: use the demo store {p.with_name(p.name + '-demo')} (what --demo picks) or a new --store"
+            f"into it: use the demo store {demo_store_path(p)} (what --demo picks) or a new --store"
         )
     raise StoreIdentityError(
         f"store {p} holds simulated demo data (source=demo); real Binance data never goes into it: "
@@ -270,7 +272,14 @@ class TickStore:
         return self.path if market == "spot" else self.path / market  # spot: where 0.1 put it
 
     def _folder(self, kind: str, symbol: str | Symbol) -> Path:
-        sym = parse_symbol(symbol)
+        try:
+            sym = parse_symbol(symbol)
+        except ValueError:
+            # release 0.1 filed futures files as spot (e.g. klines/BTCUSD_PERP): still readable
+            name = str(symbol).strip().upper()
+            if ":" in name or not (self.path / kind / name).is_dir():
+                raise
+            return self.path / kind / name
         return self._market_root(sym.market) / kind / sym.name
 
     def _folder_symbol(self, folder: Path) -> str:
