@@ -219,3 +219,11 @@ def test_recording_futures_is_refused_in_one_line(tmp_path):
                                   "--rest-url", "http://127.0.0.1:9", "--ws-url", "ws://127.0.0.1:9"))
     assert "spot trades only" in line and "um:BTCUSDT" in line
     assert not (tmp_path / "s").exists()
+
+
+def test_coinm_contract_size_is_checked_against_the_file(tmp_path, real_data):
+    """A USD-M file renamed to a COIN-M name: its volumes contradict 10 USD per contract."""
+    fake = tmp_path / "ETHUSD_PERP-1m-2022-09-05.csv"
+    fake.write_text(zipfile.ZipFile(real_data / UM_1M).read("BTCUSDT-1m-2022-09-05.csv").decode())
+    line = one_error_line(run_cli("import", "--no-progress", "--market", "cm", "--store", str(tmp_path / "s"), str(fake)))
+    assert fake.name in line and "contract is worth" in line

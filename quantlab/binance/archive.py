@@ -257,6 +257,14 @@ def _coinm_to_base(af: ArchiveFile, cols: dict[str, np.ndarray], c: pd.DataFrame
     size = contract_size(af.qualified)
     if af.kind == "klines":
         contracts, buy_contracts = cols["volume"], cols["taker_buy_base"]
+        live = contracts > 0
+        if live.any():  # the file's base volume says what a contract is worth: check our size
+            usd = float(np.median(cols["quote_volume"][live] * cols["close"][live] / contracts[live]))
+            if not 0.9 * size <= usd <= 1.1 * size:
+                raise LayoutError(
+                    f"{af.path.name}: its volumes say a contract is worth {usd:.4g} USD, not the "
+                    f"{size:g} USD of {af.qualified}; is it really a COIN-M file?"
+                )
         cols["volume"] = cols["quote_volume"]  # COIN-M's 8th column is the base-asset volume
         cols["taker_buy_base"] = cols["taker_buy_quote"]
         cols["quote_volume"] = contracts * size
