@@ -4,6 +4,7 @@ warnings on one line."""
 
 from __future__ import annotations
 
+import json
 import os
 import stat
 import subprocess
@@ -104,6 +105,8 @@ def test_info_explains_missing_ids_versus_gaps(store):
     assert "source binance (real Binance data)" in out.stdout
     line = next(ln for ln in out.stdout.splitlines() if ln.strip().startswith("ETHUSDT trades:"))
     assert "100 missing" in line and "10 in recorded gaps" in line and "90 in holes between imported files" in line
+    js = run_cli("info", "--store", str(store), "--json").stdout.splitlines()
+    assert json.loads(js[0]) == {"store": {"path": str(store), "source": "binance"}}
 
 
 def test_info_into_a_closed_pipe_exits_quietly(store):

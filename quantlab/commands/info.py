@@ -46,6 +46,7 @@ def run(args: argparse.Namespace) -> int:
     info = store.info()
     status = read_status(store.path)
     if args.json:
+        print(json.dumps({"store": {"path": str(store.path), "source": store.source}}))
         for rec in info.to_dict(orient="records"):
             print(json.dumps({k: (str(v) if isinstance(v, pd.Timestamp) else v) for k, v in rec.items()},
                              default=str))
