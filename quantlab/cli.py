@@ -8,11 +8,13 @@ traceback; ``QUANTLAB_DEBUG=1`` shows the traceback too.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import logging
 import os
 import pkgutil
 import sys
+import warnings
 from collections.abc import Sequence
 
 import quantlab.commands as _commands
@@ -61,6 +63,27 @@ def setup_logging(level: str | None) -> None:
     )
 
 
+def one_line_warnings(verb: str) -> None:
+    """Show Python warnings as ``quantlab <verb>: warning: <message>`` on one line, not in
+    Python's ``file:line: Category: message`` + source-line form (``QUANTLAB_DEBUG=1`` keeps it)."""
+    if os.environ.get("QUANTLAB_DEBUG"):
+        return
+
+    def show(message, category, filename, lineno, file=None, line=None) -> None:
+        text = " ".join(str(message).split())
+        print(f"quantlab {verb}: warning: {text}", file=file or sys.stderr)
+
+    warnings.showwarning = show
+
+
+def _quiet_broken_pipe() -> int:
+    """``quantlab info | head``: the reader left; exit quietly (no traceback, no flush error)."""
+    with contextlib.suppress(OSError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     from quantlab.errors import QuantlabError
 
@@ -71,9 +94,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         setup_logging(args.log_level)
-        return int(args._run(args) or 0)
+        one_line_warnings(args._verb)
+        code = int(args._run(args) or 0)
+        sys.stdout.flush()  # a closed pipe shows here, inside the handler below
+        return code
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        return _quiet_broken_pipe()
     except (QuantlabError, ValueError, TypeError, FileNotFoundError, PermissionError, OSError) as exc:
         if os.environ.get("QUANTLAB_DEBUG"):
             raise

@@ -51,22 +51,62 @@ def env(key: str, default: str | None = None) -> str | None:
 
 
 def parse_symbols(value: str | list[str] | tuple[str, ...] | None) -> list[str]:
-    """``"btcusdt, ETHUSDT"`` -> ``["BTCUSDT", "ETHUSDT"]``; refuses empty or odd names."""
+    """``"btcusdt, um:BTCUSDT"`` -> ``["BTCUSDT", "um:BTCUSDT"]`` (see :mod:`quantlab.symbols`);
+    refuses odd names, skips empty items (an empty result is the caller's to refuse)."""
+    from quantlab.symbols import parse_symbols as _parse
+
+    try:
+        return [str(s) for s in _parse(value)]
+    except (ValueError, TypeError) as exc:
+        raise ValueError(f"symbols: {str(exc).removeprefix('symbol: ')}") from None
+
+
+def require_symbols(value: str | list[str] | tuple[str, ...] | None, flag: str = "--symbols") -> list[str] | None:
+    """Like :func:`parse_symbols`, but a value given with no symbol in it (``--symbols ""``) is
+    refused instead of falling back to the defaults; None (not given) stays None."""
     if value is None:
-        return []
-    items = value.split(",") if isinstance(value, str) else list(value)
-    symbols: list[str] = []
-    for item in items:
-        s = str(item).strip().upper()
-        if not s:
-            continue
-        if not s.isalnum():
-            raise ValueError(
-                f"symbols: {item!r} is not a Binance symbol (letters and digits only, e.g. BTCUSDT)"
-            )
-        if s not in symbols:
-            symbols.append(s)
-    return symbols
+        return None
+    syms = parse_symbols(value)
+    if not syms:
+        raise ValueError(f"{flag}: no symbol given; pass e.g. {flag} BTCUSDT,ETHUSDT (or leave it out for the defaults)")
+    return syms
+
+
+def demo_store_path(store: str | os.PathLike[str]) -> Path:
+    """Where demo data goes for a given store: the sibling ``<name>-demo`` directory."""
+    p = Path(store)
+    return p if p.name.endswith("-demo") else p.with_name(p.name + "-demo")
+
+
+def store_identity(source: str | None) -> str | None:
+    """The store source a data source writes: ``'demo'`` for the simulator, ``'binance'`` for
+    Binance, None for another ``ws://`` exchange (its data is not checked against the store)."""
+    source = (source or "binance").strip()
+    if source == "demo":
+        return "demo"
+    if source == "binance":
+        return "binance"
+    return None
+
+
+def resolve_store(store: str | os.PathLike[str] | None, source: str | None) -> Path:
+    """The store directory for ``source`` data, refusing one that holds the other kind.
+
+    ``source='demo'``: an explicit ``store`` must be a demo store or new; without one, the
+    configured store (``$QUANTLAB_STORE`` or ./data/store) resolves to its ``<store>-demo``
+    sibling, unless it is itself a demo store. Real sources use the store as given and refuse a
+    demo store (:class:`~quantlab.errors.StoreIdentityError`, one line naming both and the fix).
+    """
+    from quantlab.store.tickstore import check_source, store_source
+
+    identity = store_identity(source)
+    explicit = store is not None and str(store) != ""
+    path = Path(store if explicit else settings().store).expanduser()
+    if identity == "demo" and not explicit and store_source(path) != "demo":
+        path = demo_store_path(path)
+    if identity is not None:
+        check_source(path, identity)
+    return path
 
 
 @dataclass(frozen=True)

@@ -33,3 +33,7 @@ class StoreCorruptError(QuantlabError):
 
 class LayoutError(QuantlabError):
     """An input file whose layout is not one quantlab knows."""
+
+
+class StoreIdentityError(QuantlabError):
+    """A writer whose data source does not match the store's (demo vs real exchange data)."""

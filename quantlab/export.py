@@ -1,10 +1,16 @@
 """CSV text of ticks, bars, analytics and trade lists: one format for the CLI and the app.
 
 Times are ISO-8601 UTC with their fractional digits (``2024-08-09T00:00:01.234567Z``);
-floats are written with full round-trip precision.
+floats are written with full round-trip precision. Files are written through
+:func:`write_atomic`: never inside a store, never over an existing file without ``force``.
 """
 
 from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from pathlib import Path
 
 import pandas as pd
 
@@ -39,3 +45,63 @@ def ticks_csv(ticks: pd.DataFrame) -> str:
 def bars_csv(bars: pd.DataFrame) -> str:
     """time,open,high,low,close,volume,vwap,trades (time = bar open, UTC)"""
     return frame_csv(bars, "time")
+
+
+def store_containing(path: str | os.PathLike[str]) -> Path | None:
+    """The quantlab store directory (one holding ``store.json``) that ``path`` is in, or None."""
+    p = Path(path).expanduser().resolve()
+    for folder in (p, *p.parents):
+        if (folder / "store.json").is_file():
+            return folder
+    return None
+
+
+def check_out(out: str | os.PathLike[str], *, force: bool = False) -> Path:
+    """Refuse an output path that would destroy data: anything inside a store (even with
+    ``force``), an existing file without ``force``, a directory, a folder that does not exist."""
+    p = Path(out).expanduser()
+    store = store_containing(p)
+    if store is not None:
+        raise ValueError(f"--out: {p} is inside the store {store}; write exports outside the store")
+    if p.is_dir():
+        raise ValueError(f"--out: {p} is a directory; give a file name, e.g. {p / 'export.csv'}")
+    if p.exists() and not force:
+        raise ValueError(f"--out: {p} already exists; pass --force to replace it or choose another name")
+    if not p.parent.is_dir():
+        raise ValueError(f"--out: folder {p.parent} does not exist")
+    return p
+
+
+def write_atomic(out: str | os.PathLike[str], text: str, *, force: bool = False) -> Path:
+    """Write ``text`` to ``out`` through a temp file in the same folder and a rename, so the file
+    is either the whole export or untouched (see :func:`check_out` for what is refused)."""
+    p = check_out(out, force=force)
+    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
+    try:
+        with os.fdopen(fd, "w", newline="") as fh:
+            fh.write(text)
+        os.chmod(tmp, 0o666 & ~_umask())
+        if force:
+            os.replace(tmp, p)
+        else:
+            try:
+                os.link(tmp, p)  # fails if a file appeared meanwhile: never overwrite without --force
+            except FileExistsError:
+                raise ValueError(f"--out: {p} already exists; pass --force to replace it") from None
+            except OSError:  # a filesystem without hard links
+                if p.exists():
+                    raise ValueError(f"--out: {p} already exists; pass --force to replace it") from None
+                os.replace(tmp, p)
+            else:
+                os.unlink(tmp)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    return p
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask

@@ -24,8 +24,20 @@ def run_cli(*args):
 def imported(real_data, tmp_path_factory):
     store = tmp_path_factory.mktemp("imp") / "store"
     files = sorted((real_data / "trades").glob("*.csv")) + sorted((real_data / "klines").iterdir())
-    assert main(["import", "--no-progress", "--store", str(store), *map(str, files)]) == 0
-    return store, files
+    by_market = {m: [p for p in files if _file_market(p) == m] for m in ("spot", "um", "cm")}
+    assert main(["import", "--no-progress", "--store", str(store), *map(str, by_market["spot"])]) == 0
+    for m in ("um", "cm"):
+        assert main(["import", "--no-progress", "--market", m, "--store", str(store), *map(str, by_market[m])]) == 0
+    return store, by_market["spot"]
+
+
+def _file_market(path) -> str:
+    """What the official layout says: futures files carry a header row, COIN-M names end _PERP."""
+    if "_PERP" in path.name:
+        return "cm"
+    first = (zipfile.ZipFile(path).read(zipfile.ZipFile(path).namelist()[0]).decode()
+             if path.suffix == ".zip" else path.read_text()).split("\n", 1)[0]
+    return "spot" if first.split(",")[0].isdigit() else "um"
 
 
 def test_every_trade_file_lands_exactly(imported, real_data):
@@ -64,7 +76,8 @@ def test_every_kline_file_lands_exactly(imported, real_data):
         if not str(raw.iloc[0, 0]).isdigit():  # futures files carry a header row
             raw = pd.read_csv(path)
             raw.columns = range(raw.shape[1])
-        k = st.klines(af.symbol, af.interval)
+        market = _file_market(path)
+        k = st.klines(af.symbol if market == "spot" else f"{market}:{af.symbol}", af.interval)
         factor = 1_000 if raw[0].iloc[0] > 1e14 else 1_000_000
         sel = k.loc[pd.DatetimeIndex(raw[0].to_numpy() * factor, tz="UTC")]
         assert len(sel) == len(raw)
@@ -106,8 +119,8 @@ def test_zip_with_header_and_identify(tmp_path):
     path = tmp_path / "TRXUSDT-trades-2025-01-01.zip"
     with zipfile.ZipFile(path, "w") as zf:
         zf.writestr("TRXUSDT-trades-2025-01-01.csv", csv)
-    assert main(["import", "--no-progress", "--store", str(tmp_path / "s"), str(path)]) == 0
-    df = TickStore(tmp_path / "s").read("TRXUSDT")
+    assert main(["import", "--no-progress", "--market", "um", "--store", str(tmp_path / "s"), str(path)]) == 0
+    df = TickStore(tmp_path / "s").read("um:TRXUSDT")
     assert df["trade_id"].tolist() == [7, 8] and df.index[1].value == 1735689600010867000
     with pytest.raises(LayoutError):
         identify(tmp_path / "notes.txt")

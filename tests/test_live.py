@@ -134,7 +134,7 @@ def test_align_never_uses_a_future_value():
 
 
 def test_bad_input(tmp_path):
-    with TickStore(tmp_path / "s", mode="a"):
+    with TickStore(tmp_path / "s", mode="a", source="demo"):
         pass
     lab = Lab(["BTCUSDT", "ETHUSDT"], store=tmp_path / "s", source="demo")
     with pytest.raises(UnknownSymbolError, match="DOGEUSDT"):

@@ -23,7 +23,7 @@ ALL = sorted(p.name for p in NOTEBOOKS.glob("*.ipynb"))
 
 @pytest.fixture(scope="module")
 def demo_env(tmp_path_factory):
-    store = tmp_path_factory.mktemp("nbstore") / "store"
+    store = tmp_path_factory.mktemp("nbstore") / "store-demo"  # demo data: the <store>-demo store
     env = {"QUANTLAB_SOURCE": "demo", "QUANTLAB_STORE": str(store), "QUANTLAB_SYMBOLS": "BTCUSDT,ETHUSDT,SOLUSDT"}
     old = {k: os.environ.get(k) for k in env}
     os.environ.update(env)

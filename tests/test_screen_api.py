@@ -103,13 +103,13 @@ def test_store_path_equals_frame_path(real_data, tmp_path):
 
 
 def test_too_little_overlap_on_real_files(real_data, tmp_path):
-    """Official kline zips of different days: BTCUSDT in September, ETHUSDT in August 2022."""
+    """Official kline zips of different days: USD-M BTCUSDT in September, spot ETHUSDT in August 2022."""
     from quantlab.importer import import_file
     from quantlab.store import TickStore
 
     with TickStore(tmp_path / "st", mode="a") as st:
-        for name in ("BTCUSDT-1m-2022-09-05.zip", "ETHUSDT-1m-2022-08-14.zip"):
-            import_file(st, real_data / "klines" / name, progress=False)
+        for name, market in (("BTCUSDT-1m-2022-09-05.zip", "um"), ("ETHUSDT-1m-2022-08-14.zip", None)):
+            import_file(st, real_data / "klines" / name, market=market, progress=False)
     with pytest.raises(InsufficientDataError, match="min_overlap.*longest overlap is 0 bars"):
         screen(tmp_path / "st")
 

@@ -84,10 +84,13 @@ def _number(value: Any, name: str) -> float:
 
 
 def _symbol(value: Any, name: str) -> str:
-    s = str(value).strip().upper()
-    if not s or not s.isalnum():
-        raise ValueError(f"{name}: {value!r} is not a Binance symbol (letters and digits, e.g. BTCUSDT)")
-    return s
+    from quantlab.symbols import parse_symbol
+
+    try:
+        return str(parse_symbol(str(value)))  # BTCUSDT, um:BTCUSDT, cm:BTCUSD_PERP
+    except ValueError:
+        raise ValueError(f"{name}: {value!r} is not a Binance symbol (e.g. BTCUSDT, um:BTCUSDT, "
+                         "cm:BTCUSD_PERP)") from None
 
 
 def _webhook(value: Any) -> str | None:

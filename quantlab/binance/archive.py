@@ -7,6 +7,13 @@ Layouts (header row optional; spot files have none, futures files have one)::
     klines     openTime, open, high, low, close, volume, closeTime, quoteVolume,
                trades, takerBuyBase, takerBuyQuote, ignore
 
+Markets: the layout says which market a file comes from (:func:`layout_market`): a header row
+means futures, a COIN-M name (``BTCUSD_PERP``) or a ``base_qty`` column means COIN-M. COIN-M
+files count contracts (:func:`quantlab.symbols.contract_size` USD each): their ``volume`` is in
+contracts and the kline column named ``quote_volume`` holds the *base-asset* volume, trades
+carry a ``base_qty`` column, aggTrades only contracts. They are converted on the way in so
+that the store always holds base-asset quantities and quote-currency (USD) turnover.
+
 The kind and symbol come from the file name (``BTCUSDT-trades-2025-01-01.csv``,
 ``ETHUSDT-aggTrades-...``, ``SOLUSDT-1m-2025-07-13.zip``) and the column count must agree.
 Timestamps are detected per file: Binance switched spot files from milliseconds to
@@ -16,6 +23,7 @@ round-trip precision (the same float64 that ``float("61837.63")`` gives).
 
 from __future__ import annotations
 
+import hashlib
 import io
 import re
 import zipfile
@@ -27,6 +35,7 @@ import numpy as np
 import pandas as pd
 
 from quantlab.errors import LayoutError
+from quantlab.symbols import MARKET_NAMES, MARKETS, Symbol, contract_size, looks_coinm
 
 CHUNK_ROWS = 500_000
 _INTERVAL = re.compile(r"^\d+[smhdwM]$")
@@ -37,9 +46,15 @@ class ArchiveFile:
     """What a file name says: ``kind`` in {'trades', 'aggtrades', 'klines'}."""
 
     path: Path
-    symbol: str
+    symbol: str  # the name in the file (BTCUSDT, BTCUSD_PERP); see ``qualified`` for the market
     kind: str
     interval: str | None = None
+    market: str = "spot"  # set by :func:`resolve_market`; decides the unit conversion
+
+    @property
+    def qualified(self) -> str:
+        """The store's symbol: ``BTCUSDT`` (spot), ``um:BTCUSDT``, ``cm:BTCUSD_PERP``."""
+        return str(Symbol(self.market, self.symbol))
 
 
 def identify(path: str | Path) -> ArchiveFile:
@@ -112,6 +127,86 @@ def _first_line(path: Path) -> str:
         return fh.readline().strip()
 
 
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def layout_market(af: ArchiveFile) -> tuple[str, str]:
+    """(market the file's layout says, why): ``'um'``/``'cm'`` for futures layouts (a header
+    row, a COIN-M name or ``base_qty`` column, a delivery suffix), else ``'spot'``."""
+    cells = [c.strip().lower() for c in _first_line(af.path).split(",")]
+    header = len(cells) > 1 and not _is_number(cells[1])
+    if looks_coinm(af.symbol):
+        return "cm", f"{af.symbol} is a COIN-M contract name"
+    if header and "base_qty" in cells:
+        return "cm", "its base_qty column is COIN-M's"
+    if header:
+        return "um", "it has a header row; spot files have none"
+    if "_" in af.symbol:
+        return "um", f"{af.symbol} is a futures contract name"
+    return "spot", "no header row"
+
+
+def resolve_market(af: ArchiveFile, market: str | None) -> ArchiveFile:
+    """The file with its market set: the layout's when ``market`` is None (a futures layout is
+    then refused, never read as spot), else ``market`` if the layout allows it."""
+    if market is not None and market not in MARKETS:
+        raise ValueError(f"--market: {market!r} is not one of {', '.join(MARKETS)}")
+    looks, why = layout_market(af)
+    if market is None:
+        if looks != "spot":
+            raise LayoutError(
+                f"{af.path.name}: looks like {MARKET_NAMES[looks]} data ({why}); "
+                f"pass --market {looks} to import it as {looks}:{af.symbol}"
+            )
+        market = "spot"
+    # old futures dumps had no header row: --market um on a headerless, spot-looking file is allowed
+    elif market != looks and not (looks == "spot" and market == "um"):
+        raise LayoutError(
+            f"{af.path.name}: --market {market} contradicts the file, which looks like "
+            f"{MARKET_NAMES[looks]} data ({why}); pass --market {looks} or leave --market out"
+            if looks != "spot" else
+            f"{af.path.name}: --market {market} contradicts the file ({af.symbol} is not a "
+            f"{MARKET_NAMES[market]} name); leave --market out to import it as spot"
+        )
+    return ArchiveFile(af.path, af.symbol, af.kind, af.interval, market)
+
+
+def checksum_path(path: Path) -> Path:
+    """Where data.binance.vision publishes a file's checksum: ``<name>.CHECKSUM`` beside it."""
+    return path.with_name(path.name + ".CHECKSUM")
+
+
+def verify_checksum(path: str | Path) -> bool:
+    """Check ``path`` against ``<path>.CHECKSUM`` (Binance's ``<sha256 hex>  <name>`` line) when
+    that file exists. Returns True when verified, False when there is no checksum file; a
+    mismatch or an unreadable checksum file raises a one-line LayoutError."""
+    p = Path(path)
+    cp = checksum_path(p)
+    if not cp.exists():
+        return False
+    text = cp.read_text(errors="replace").strip()
+    parts = text.split()
+    if not parts or not re.fullmatch(r"[0-9a-fA-F]{64}", parts[0]):
+        raise LayoutError(f"{cp.name}: not a sha256 checksum line ('<64 hex digits>  {p.name}')")
+    if len(parts) > 1 and parts[1].lstrip("*") != p.name:
+        raise LayoutError(f"{cp.name}: names {parts[1]!r}, not {p.name!r}")
+    h = hashlib.sha256()
+    with open(p, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    if h.hexdigest() != parts[0].lower():
+        raise LayoutError(
+            f"{p.name}: sha256 {h.hexdigest()[:12]}... does not match {cp.name} ({parts[0][:12]}...); "
+            "the file is damaged or incomplete: download it again"
+        )
+    return True
+
+
 def read_chunks(af: ArchiveFile, chunk_rows: int = CHUNK_ROWS) -> Iterator[tuple[dict[str, np.ndarray], int]]:
     """Yield (column batch, bytes-ish progress) per chunk; columns as the store expects."""
     first = _first_line(af.path)
@@ -144,13 +239,44 @@ def read_chunks(af: ArchiveFile, chunk_rows: int = CHUNK_ROWS) -> Iterator[tuple
             time_col = {"trades": 4, "aggtrades": 5, "klines": 0}[af.kind]
             if factor is None:
                 factor = _time_unit_factor(chunk[time_col].to_numpy("i8"), af.path)
-            yield _columns(af.kind, chunk, factor), len(chunk)
+            cols = _columns(af.kind, chunk, factor)
+            if af.market == "cm":
+                cols = _coinm_to_base(af, cols, chunk, header_cells=cells if header == 0 else None)
+            yield cols, len(chunk)
     except (ValueError, TypeError) as exc:
         if isinstance(exc, LayoutError):
             raise
         raise LayoutError(f"{af.path}: not a {af.kind} file ({str(exc).splitlines()[0]})") from None
     finally:
         fh.close()
+
+
+def _coinm_to_base(af: ArchiveFile, cols: dict[str, np.ndarray], c: pd.DataFrame,
+                   header_cells: list[str] | None) -> dict[str, np.ndarray]:
+    """COIN-M rows in contracts -> base-asset quantities and USD turnover (see module doc)."""
+    size = contract_size(af.qualified)
+    if af.kind == "klines":
+        contracts, buy_contracts = cols["volume"], cols["taker_buy_base"]
+        live = contracts > 0
+        if live.any():  # the file's base volume says what a contract is worth: check our size
+            usd = float(np.median(cols["quote_volume"][live] * cols["close"][live] / contracts[live]))
+            if not 0.9 * size <= usd <= 1.1 * size:
+                raise LayoutError(
+                    f"{af.path.name}: its volumes say a contract is worth {usd:.4g} USD, not the "
+                    f"{size:g} USD of {af.qualified}; is it really a COIN-M file?"
+                )
+        cols["volume"] = cols["quote_volume"]  # COIN-M's 8th column is the base-asset volume
+        cols["taker_buy_base"] = cols["taker_buy_quote"]
+        cols["quote_volume"] = contracts * size
+        cols["taker_buy_quote"] = buy_contracts * size
+        return cols
+    names = [h.strip().lower() for h in header_cells] if header_cells else []
+    if af.kind == "trades" and "base_qty" in names:
+        cols["qty"] = c[names.index("base_qty")].to_numpy("f8")  # the file's own base quantity
+    else:
+        with np.errstate(divide="ignore", invalid="ignore"):  # price-0 rows are rejected by the store
+            cols["qty"] = cols["qty"] * size / cols["price"]  # contracts x USD per contract / USD per coin
+    return cols
 
 
 def _dtypes(kind: str, ncols: int) -> dict[int, str]:

@@ -151,8 +151,7 @@ def voila_command(notebook: Path, ip: str, port: int, token: str | None) -> list
 
 
 def run(args: argparse.Namespace) -> int:
-    from quantlab.config import settings
-    from quantlab.ui.app import demo_store_for
+    from quantlab.config import require_symbols, resolve_store, settings
     from quantlab.ui.demo import seed_demo_history
 
     cfg = settings(symbols=args.symbols, store=args.store, ws_url=args.ws_url, rest_url=args.rest_url)
@@ -163,8 +162,13 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--port: {args.port} is not a TCP port (0-65535)")
     if not args.demo_rate > 0:
         raise ValueError("--demo-rate: must be a positive number of trades per second")
-    store = Path(args.store or (demo_store_for(cfg.store) if source == "demo" else cfg.store)).expanduser().resolve()
+    require_symbols(args.symbols)
+    # demo data lives in <store>-demo (or a given demo/new --store); the other kind of store is refused
+    store = resolve_store(args.store, source).resolve()
     symbols = list(cfg.symbols)
+    futures = [s for s in symbols if ":" in s]
+    if futures:
+        raise ValueError(f"--symbols: the app records spot trades only; {', '.join(futures)} are futures")
     if len(symbols) < 2:
         raise ValueError("--symbols: the app needs at least two symbols (a pair), e.g. BTCUSDT,ETHUSDT")
     token = access_token(args.ip, args.token)

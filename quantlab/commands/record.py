@@ -12,7 +12,9 @@ HELP = "record live trades into the store until stopped (SIGINT/SIGTERM) or for 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--symbols", default=None, help="comma-separated, e.g. BTCUSDT,ETHUSDT (default: $QUANTLAB_SYMBOLS)")
-    p.add_argument("--store", default=None, help="store directory (default: $QUANTLAB_STORE or ./data/store)")
+    p.add_argument("--store", default=None,
+                   help="store directory (default: $QUANTLAB_STORE or ./data/store; with --source demo "
+                        "its sibling <store>-demo; a given --store must then be a demo store or new)")
     p.add_argument("--ws-url", default=None, help="stream base (default: $QUANTLAB_WS_URL or wss://stream.binance.com:9443)")
     p.add_argument("--rest-url", default=None, help="REST base (default: $QUANTLAB_REST_URL or https://api.binance.com)")
     p.add_argument("--duration", type=float, default=None, help="stop after S seconds")
@@ -29,8 +31,11 @@ def run(args: argparse.Namespace) -> int:
     import asyncio
     import signal
 
+    from quantlab.config import require_symbols, resolve_store, store_identity
     from quantlab.recorder import Recorder, RecorderConfig
+    from quantlab.store import writer_pid
 
+    require_symbols(args.symbols)
     cfg = settings(symbols=args.symbols, store=args.store, ws_url=args.ws_url, rest_url=args.rest_url)
     if args.duration is not None and args.duration <= 0:
         raise ValueError("--duration: must be a positive number of seconds")
@@ -48,8 +53,13 @@ def run(args: argparse.Namespace) -> int:
     elif source != "binance":
         raise ValueError(f"--source: {source!r} is not 'binance', 'demo' or a ws:// URL")
     label = args.label or ("demo" if demo_rate else "binance" if "binance.com" in ws_url else ws_url)
+    store = resolve_store(args.store, source)  # demo -> <store>-demo; refuses the other kind of store
+    pid = writer_pid(store)
+    if pid is not None:
+        raise ValueError(f"--store: {store} is already being written by pid {pid}; stop that process "
+                         "(kill -TERM it) or record into another --store")
     rec = Recorder(RecorderConfig(
-        store=cfg.store, symbols=list(cfg.symbols), ws_url=ws_url, rest_url=cfg.rest_url,
+        store=store, store_source=store_identity(source), symbols=list(cfg.symbols), ws_url=ws_url, rest_url=cfg.rest_url,
         label=label, duration_s=args.duration, flush_interval_s=args.flush_interval,
         alerts=not args.no_alerts, demo_rate=demo_rate,
     ))

@@ -80,6 +80,7 @@ def run(args) -> int:
     from quantlab.screen import panel_data, screen
     from quantlab.screen.api import DEFAULT_MIN_OVERLAP
     from quantlab.screen.core import DEFAULT_LAG
+    from quantlab.symbols import parse_symbol
 
     data = read_closes_csv(args.closes) if args.closes else settings(store=args.store).store
     if args.symbols is None:
@@ -87,7 +88,7 @@ def run(args) -> int:
     else:
         symbols = [s.strip() for s in args.symbols.split(",") if s.strip()]
         if not args.closes:
-            symbols = [s.upper() for s in symbols]
+            symbols = [str(parse_symbol(s)) for s in symbols]  # BTCUSDT, um:BTCUSDT, cm:BTCUSD_PERP
     result = screen(
         data, symbols, args.timeframe, parse_since(args.since),
         parse_since(args.until) if args.until else None,

@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from quantlab.config import parse_symbols, settings
+from quantlab.config import parse_symbols, resolve_store, settings
 from quantlab.errors import QuantlabError, UnknownSymbolError
 from quantlab.live.align import align_closes
 from quantlab.live.bars import IncrementalBars
@@ -38,6 +38,7 @@ from quantlab.recorder.metrics import LatencyWindow
 from quantlab.status import read_status
 from quantlab.store import TickStore, timeframe_ns, writer_pid
 from quantlab.store.schema import to_frame
+from quantlab.symbols import parse_symbol
 
 log = logging.getLogger(__name__)
 
@@ -75,10 +76,12 @@ class Lab:
         self._symbols = list(parse_symbols(symbols) if symbols else cfg.symbols)
         if not self._symbols:
             raise ValueError("symbols: give at least one symbol, e.g. ['BTCUSDT', 'ETHUSDT']")
-        self.store_path = Path(cfg.store).expanduser()
         self.source = (source or cfg.source or "binance").strip()
         if self.source not in ("binance", "demo") and not self.source.startswith(("ws://", "wss://")):
             raise ValueError(f"source: {self.source!r} is not 'binance', 'demo' or a ws:// URL")
+        # demo data lives in its own store (<store>-demo unless given one); a store holding the
+        # other kind of data is refused here, before any recorder starts
+        self.store_path = resolve_store(store, self.source)
         if not (isinstance(poll_s, int | float) and 0 < poll_s <= 5):
             raise ValueError(f"poll_s: must be in (0, 5] seconds, got {poll_s!r}")
         self.ring_size = ring_size
@@ -310,7 +313,10 @@ class Lab:
     def _check_symbol(self, sym: str) -> str:
         if not isinstance(sym, str):
             raise TypeError(f"symbol: expected a name like 'BTCUSDT', got {sym!r}")
-        s = sym.upper()
+        try:
+            s = str(parse_symbol(sym))  # BTCUSDT, um:BTCUSDT
+        except ValueError:
+            s = sym
         if s not in self._rings:
             raise UnknownSymbolError(f"unknown symbol {sym!r}; this Lab follows {', '.join(self._symbols)}")
         return s

@@ -58,6 +58,9 @@ class RecorderConfig:
     #: run the exchange simulator inside this process and record from it ("demo" source);
     #: the value is its synthetic trade rate in trades/s
     demo_rate: float | None = None
+    #: what the store must hold: 'binance' (real data), 'demo' (forced with demo_rate), or
+    #: None for another exchange's URL (not checked)
+    store_source: str | None = "binance"
 
 
 class Recorder:
@@ -65,9 +68,17 @@ class Recorder:
 
     def __init__(self, config: RecorderConfig):
         self.cfg = config
-        self.symbols = [s.upper() for s in config.symbols]
-        if not self.symbols:
+        from quantlab.symbols import parse_symbols
+
+        syms = parse_symbols(config.symbols)
+        if not syms:
             raise ValueError("symbols: give at least one symbol, e.g. BTCUSDT,ETHUSDT")
+        futures = [str(s) for s in syms if not s.is_spot]
+        if futures:
+            raise ValueError(f"symbols: the recorder records spot trades only; {', '.join(futures)} "
+                             "are futures (import their data.binance.vision files with --market)")
+        self.symbols = [s.name for s in syms]
+        self.store_source = "demo" if config.demo_rate is not None else config.store_source
         self.state = "starting"
         self.reason = ""
         self.started_at = pd.Timestamp.now(tz="UTC")
@@ -95,7 +106,9 @@ class Recorder:
         if self.cfg.demo_rate is None:
             return await self._run()
         from quantlab.sim import Exchange, Synthetic
+        from quantlab.store.tickstore import check_source
 
+        check_source(self.cfg.store, "demo")  # never continue a real store's ids with simulated trades
         last_ids, prices = {}, {}
         with contextlib.suppress(Exception):  # a new or empty store: start from the defaults
             probe = TickStore(self.cfg.store)
@@ -116,7 +129,7 @@ class Recorder:
 
     async def _run(self) -> int:
         cfg = self.cfg
-        self.store = TickStore(cfg.store, mode="a")
+        self.store = TickStore(cfg.store, mode="a", source=self.store_source)
         try:
             for s in self.symbols:
                 last = self.store.last_trade_id(s)

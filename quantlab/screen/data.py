@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 from quantlab.errors import InsufficientDataError, UnknownSymbolError
+from quantlab.symbols import parse_symbol
 
 
 class ScreenWarning(UserWarning):
@@ -153,7 +154,7 @@ def closes_from_store(
     st, opened = open_store(store)
     try:
         known = list(st.symbols())
-        wanted = [s.upper() for s in _symbol_list(symbols) or known]
+        wanted = [str(parse_symbol(s)) for s in _symbol_list(symbols) or known]  # BTCUSDT, um:BTCUSDT
         missing = [s for s in wanted if s not in known]
         if missing:
             raise UnknownSymbolError(

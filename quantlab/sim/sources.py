@@ -41,6 +41,10 @@ import numpy as np
 from quantlab.config import parse_symbols
 from quantlab.errors import LayoutError, UnknownSymbolError
 
+#: simulated trade ids start here (one billion apart per symbol): real Binance trade ids are
+#: below 10**11, so a simulated id is never mistaken for a real one (and stays exact in float64)
+SIMULATED_FIRST_ID = 10**15
+
 __all__ = [
     "TRADE_DTYPE",
     "SymbolInfo",
@@ -497,7 +501,7 @@ class Synthetic(Source):
         spread_vol: float = 0.001,
         prices: Mapping[str, float] | None = None,
         seed: int = 0,
-        first_id: int = 3_000_000_000,
+        first_id: int = SIMULATED_FIRST_ID,
         block: int = 4096,
     ) -> None:
         syms = parse_symbols(symbols)

@@ -70,6 +70,7 @@ def merge_klines(path: Path, new: dict[str, np.ndarray]) -> int:
     with h5py.File(tmp, "w") as f:
         for name, dt in KLINE_COLUMNS:
             f.create_dataset(name, data=merged[name].astype(dt), compression="lzf", shuffle=True)
+    os.chmod(tmp, os.stat(tmp).st_mode & ~0o222)  # read-only on disk; replaced whole, never edited
     os.replace(tmp, path)
     return int(len(new["open_time"]))
 

@@ -1,6 +1,6 @@
 """HDF5 segment files: one table (kind, symbol) is a folder of segments.
 
-``seg-<first id, 20 digits>.h5`` are *sealed*: immutable, attributes hold their id and time
+``seg-<first id, 20 digits>.h5`` are *sealed*: immutable (read-only on disk), attributes hold their id and time
 bounds. By default their columns are contiguous and uncompressed, so a range read is one
 ``pread`` per column straight into the result (5M rows in tens of milliseconds); a store
 created with ``compression="lzf"`` or ``"gzip"`` trades read speed for 2-3x less disk. ``active.h5`` is the writer's open segment, written in SWMR mode,
@@ -95,8 +95,17 @@ def write_sealed(folder: Path, schema: TableSchema, batch: Batch, compression: s
             rows=n, first_id=int(ids[0]), last_id=int(ids[-1]), kind=schema.kind,
             first_time=int(times.min()), last_time=int(times.max()), time_sorted=time_sorted,
         )
-    os.replace(tmp, path)
+    make_read_only(tmp)
+    os.replace(tmp, path)  # a merge replaces a sealed segment whole; it never edits one
     return SegmentInfo(path, n, int(ids[0]), int(ids[-1]), int(times.min()), int(times.max()), time_sorted)
+
+
+def make_read_only(path: Path) -> None:
+    """Drop every write bit: sealed files are immutable on disk, so no tool (an export, an
+    editor) can overwrite one by mistake. Renaming over or unlinking it needs only the folder's
+    write permission, which is how the writer replaces a segment."""
+    mode = os.stat(path).st_mode
+    os.chmod(path, mode & ~0o222)
 
 
 def read_sealed(info: SegmentInfo, schema: TableSchema, start_ns: int | None, end_ns: int | None) -> Batch:

@@ -2,14 +2,21 @@
 
 Layout of a store directory::
 
-    store.json                       format marker and version
+    store.json                       format marker, version and ``source`` (binance | demo)
     writer.lock                      flock held by the single writer; holds its pid
     trades/<SYMBOL>/seg-<id>.h5      sealed segments (immutable, compressed)
     trades/<SYMBOL>/active.h5        the writer's SWMR segment (uncompressed)
     aggtrades/<SYMBOL>/...           same layout, keyed by aggregate trade id
     klines/<SYMBOL>/<interval>.h5    imported official klines
+    um/trades/<SYMBOL>/...           USD-M futures (``um:SYMBOL``): the same three kinds
+    cm/trades/<SYMBOL>/...           COIN-M futures (``cm:SYMBOL``), volumes in base asset
     gaps.json                        trade-id ranges that could not be backfilled
     counters.json                    rows rejected per symbol (zero/negative price or qty)
+
+Spot symbols stay where release 0.1 put them, so a 0.1 store (whose ``store.json`` has no
+``source``) opens unchanged as a store of real spot data. A store's ``source`` is set when it
+is created and never changes: a demo (simulated) writer refuses a real store, and a real
+writer (recorder, importer) refuses a demo store (:func:`check_source`).
 
 Guarantees: per symbol, rows are sorted by trade id and each id is stored at most once
 (appending ids already stored is a no-op). A reader never sees a row that is not durable.
@@ -31,7 +38,7 @@ import h5py
 import numpy as np
 import pandas as pd
 
-from quantlab.errors import StoreCorruptError, UnknownSymbolError
+from quantlab.errors import StoreCorruptError, StoreIdentityError, UnknownSymbolError
 from quantlab.store import segments as seg
 from quantlab.store.bars import bars_from_arrays, timeframe_ns
 from quantlab.store.klines import interval_files, klines_to_bars, merge_klines, read_klines
@@ -49,10 +56,13 @@ from quantlab.store.schema import (
     to_batch,
     to_frame,
 )
+from quantlab.symbols import MARKETS, Symbol, parse_symbol
 
 log = logging.getLogger(__name__)
 
 FORMAT = {"format": "quantlab-store", "version": 1}
+SOURCES = ("binance", "demo")  # real exchange data (live or imported) | simulated
+LEGACY_SOURCE = "binance"  # a store without a source (release 0.1) holds real data
 SEGMENT_ROWS = 1_000_000
 DIRECT_SEAL_ROWS = SEGMENT_ROWS // 2  # a tail batch this large with no active rows is sealed directly
 
@@ -90,6 +100,43 @@ def _read_json(path: Path, default):
         raise StoreCorruptError(f"{path} is not valid JSON: {exc}") from exc
 
 
+def _check_source_name(source: str | None) -> None:
+    if source is not None and source not in SOURCES:
+        raise ValueError(f"source: {source!r} is not one of {', '.join(SOURCES)}")
+
+
+def store_source(path: str | os.PathLike[str]) -> str | None:
+    """What an existing store holds: ``'binance'`` (real exchange data; also every store written
+    by release 0.1) or ``'demo'`` (simulated); None when ``path`` is not a store yet."""
+    p = Path(path).expanduser()
+    marker = p / "store.json"
+    if not marker.exists():
+        return None
+    # release 0.1 wrote no source: its stores hold real data, except the app's "<store>-demo"
+    return _read_json(marker, {}).get("source") or ("demo" if p.name.endswith("-demo") else LEGACY_SOURCE)
+
+
+def check_source(path: str | os.PathLike[str], source: str) -> str | None:
+    """Refuse to put ``source`` data (``'binance'`` | ``'demo'``) into a store holding the other
+    kind, with one line naming both and the fix. Returns the store's source (None when new)."""
+    _check_source_name(source)
+    held = store_source(path)
+    if held is None or held == source:
+        return held
+    from quantlab.config import demo_store_path
+
+    p = Path(path)
+    if source == "demo":
+        raise StoreIdentityError(
+            f"store {p} holds real Binance data (source=binance); simulated (demo) trades never go "
+            f"into it: use the demo store {demo_store_path(p)} (what --demo picks) or a new --store"
+        )
+    raise StoreIdentityError(
+        f"store {p} holds simulated demo data (source=demo); real Binance data never goes into it: "
+        "use a real store (e.g. the default ./data/store) or a new --store"
+    )
+
+
 @dataclass
 class _Table:
     """The writer's view of one (kind, symbol) table."""
@@ -120,20 +167,27 @@ class TickStore:
 
     segment_rows = SEGMENT_ROWS
 
-    def __init__(self, path: str | os.PathLike[str], mode: str = "r", *, compression: str | None = None):
+    def __init__(self, path: str | os.PathLike[str], mode: str = "r", *, compression: str | None = None,
+                 source: str | None = None):
+        """``source`` (``'binance'`` | ``'demo'``): what the caller reads or writes; a store holding
+        the other kind is refused (StoreIdentityError). A new store records it (default
+        ``'binance'``); None accepts either kind of existing store."""
         if mode not in ("r", "a"):
             raise ValueError(f"mode: {mode!r} is not 'r' (read) or 'a' (the single writer)")
         if compression not in seg.COMPRESSIONS:
             raise ValueError(f"compression: {compression!r} is not one of None, 'lzf', 'gzip'")
+        _check_source_name(source)
         self.path = Path(path).expanduser()
         self.mode = mode
         self._lock: WriterLock | None = None
-        self._tables: dict[tuple[str, str], _Table] = {}
+        self._tables: dict[Path, _Table] = {}  # keyed by the table's folder
         self._info_cache: dict[tuple[str, int, int], seg.SegmentInfo] = {}
         self._active_handles: dict[Path, tuple[int, h5py.File]] = {}
         self.compression: str | None = compression
         self._cursors: dict[Path, tuple[int, int, int | None]] = {}  # follower position per active file
         marker = self.path / "store.json"
+        if source is not None and marker.exists():
+            check_source(self.path, source)  # before taking the lock or touching any file
         if mode == "r":
             if not self.path.exists():
                 raise FileNotFoundError(
@@ -151,7 +205,9 @@ class TickStore:
             self._lock.acquire()
             try:
                 if not marker.exists():
-                    _atomic_json(marker, {**FORMAT, "compression": compression})
+                    _atomic_json(marker, {**FORMAT, "compression": compression, "source": source or "binance"})
+                elif source is not None:
+                    check_source(self.path, source)  # created by another writer meanwhile
                 self._check_format(marker)
                 self.compression = _read_json(marker, {}).get("compression")
                 self._recover()
@@ -206,24 +262,49 @@ class TickStore:
         """Pid of the process that holds the writer lock, or None when nobody writes."""
         return writer_pid(self.path)
 
+    @property
+    def source(self) -> str:
+        """``'binance'`` (real exchange data, live or imported) or ``'demo'`` (simulated)."""
+        return store_source(self.path) or LEGACY_SOURCE
+
     # ------------------------------------------------------------------ layout
-    def _folder(self, kind: str, symbol: str) -> Path:
-        return self.path / kind / symbol
+    def _market_root(self, market: str) -> Path:
+        return self.path if market == "spot" else self.path / market  # spot: where 0.1 put it
+
+    def _folder(self, kind: str, symbol: str | Symbol) -> Path:
+        try:
+            sym = parse_symbol(symbol)
+        except ValueError:
+            # release 0.1 filed futures files as spot (e.g. klines/BTCUSD_PERP): still readable
+            name = str(symbol).strip().upper()
+            if ":" in name or not (self.path / kind / name).is_dir():
+                raise
+            return self.path / kind / name
+        return self._market_root(sym.market) / kind / sym.name
+
+    def _folder_symbol(self, folder: Path) -> str:
+        """The symbol string of a table folder (``BTCUSDT`` or ``um:BTCUSDT``)."""
+        rel = folder.relative_to(self.path).parts
+        market = rel[0] if len(rel) == 3 else "spot"
+        return str(Symbol(market, folder.name))
 
     def symbols(self, kind: str | None = None) -> list[str]:
-        """Symbols with data: trades, agg trades or imported klines (or of one ``kind``)."""
+        """Symbols with data: trades, agg trades or imported klines (or of one ``kind``);
+        spot ones as ``BTCUSDT``, futures as ``um:BTCUSDT`` / ``cm:BTCUSD_PERP``."""
         kinds = [kind] if kind else ["trades", "aggtrades", "klines"]
         out: set[str] = set()
-        for k in kinds:
-            root = self.path / k
-            if root.is_dir():
-                out.update(p.name for p in root.iterdir() if p.is_dir() and any(p.glob("*.h5")))
+        for market in MARKETS:
+            for k in kinds:
+                root = self._market_root(market) / k
+                if root.is_dir():
+                    out.update(str(Symbol(market, p.name)) for p in root.iterdir()
+                               if p.is_dir() and any(p.glob("*.h5")))
         return sorted(out)
 
     def _check_symbol(self, symbol: str, kind: str) -> Path:
-        if not isinstance(symbol, str) or not symbol:
+        if not isinstance(symbol, (str, Symbol)) or not symbol:
             raise TypeError(f"symbol: expected a symbol name like 'BTCUSDT', got {symbol!r}")
-        folder = self._folder(kind, symbol.upper())
+        folder = self._folder(kind, symbol)
         if not folder.is_dir() or not any(folder.glob("*.h5")):
             known = self.symbols(kind) or ["none yet"]
             raise UnknownSymbolError(
@@ -250,7 +331,7 @@ class TickStore:
     # ------------------------------------------------------------------ reading
     def _active_batch(self, folder: Path, schema: TableSchema, start_ns, end_ns) -> Batch:
         path = folder / seg.ACTIVE
-        table = self._tables.get((schema.kind, folder.name))
+        table = self._tables.get(folder)
         if table is not None and table.active is not None:  # our own writer's segment
             return seg.read_active_file(table.active.file, schema, start_ns, end_ns)
         try:
@@ -314,7 +395,7 @@ class TickStore:
         roll-over sealed rows the follower has not seen.
         """
         schema = self._schema(kind)
-        folder = self._folder(kind, symbol.upper())
+        folder = self._folder(kind, symbol)
         if not folder.is_dir():
             return {}
         parts = []
@@ -332,7 +413,7 @@ class TickStore:
         return batch
 
     def _active_after(self, folder: Path, schema: TableSchema, after_id: int | None) -> Batch:
-        if self._tables.get((schema.kind, folder.name)) is not None:
+        if self._tables.get(folder) is not None:
             return self._active_batch(folder, schema, None, None)  # the writer's own segment
         self._active_batch(folder, schema, 0, 0)  # opens or reopens the handle (inode check)
         path = folder / seg.ACTIVE
@@ -361,7 +442,7 @@ class TickStore:
         """
         tf_ns = timeframe_ns(timeframe)
         start_ns, end_ns = to_ns(start, "start"), to_ns(end, "end")
-        sym = symbol.upper() if isinstance(symbol, str) else symbol
+        sym = str(parse_symbol(symbol)) if isinstance(symbol, (str, Symbol)) else symbol
         tick_folder = self._folder("trades", sym) if isinstance(sym, str) else None
         if tick_folder is not None and tick_folder.is_dir() and any(tick_folder.glob("*.h5")):
             if start_ns is not None:
@@ -401,13 +482,12 @@ class TickStore:
             raise ValueError(f"kind: {kind!r} is not one of {', '.join(SCHEMAS)}") from None
 
     def _table(self, kind: str, symbol: str) -> _Table:
-        key = (kind, symbol)
-        table = self._tables.get(key)
+        folder = self._folder(kind, symbol)
+        table = self._tables.get(folder)
         if table is None:
-            folder = self._folder(kind, symbol)
             folder.mkdir(parents=True, exist_ok=True)
             table = _Table(self._schema(kind), folder, self._segment_infos(folder))
-            self._tables[key] = table
+            self._tables[folder] = table
         return table
 
     def append(self, symbol: str, ticks, *, kind: str = "trades", flush: bool = True) -> int:
@@ -419,9 +499,7 @@ class TickStore:
         durable and visible to readers when this returns.
         """
         self._require_writer()
-        if not isinstance(symbol, str) or not symbol.isalnum():
-            raise ValueError(f"symbol: {symbol!r} is not a symbol name like 'BTCUSDT'")
-        symbol = symbol.upper()
+        symbol = str(parse_symbol(symbol))
         schema = self._schema(kind)
         batch, rejected = clean(to_batch(ticks, schema), schema, symbol)
         if rejected:
@@ -540,8 +618,8 @@ class TickStore:
 
     def last_trade_id(self, symbol: str, *, kind: str = "trades") -> int | None:
         """The highest stored id of ``symbol`` (None when it has no rows)."""
-        folder = self._folder(kind, symbol.upper())
-        table = self._tables.get((kind, symbol.upper()))
+        folder = self._folder(kind, symbol)
+        table = self._tables.get(folder)
         if table is not None:
             return table.last_id
         if not folder.is_dir():
@@ -555,8 +633,8 @@ class TickStore:
     # ------------------------------------------------------------------ recovery
     def _recover(self) -> None:
         """Salvage every active segment a previous writer left (clean exit or SIGKILL)."""
-        for kind, schema in SCHEMAS.items():
-            root = self.path / kind
+        roots = [(self._market_root(m) / kind, kind, schema) for m in MARKETS for kind, schema in SCHEMAS.items()]
+        for root, kind, schema in roots:
             if not root.is_dir():
                 continue
             for folder in sorted(p for p in root.iterdir() if p.is_dir()):
@@ -573,24 +651,25 @@ class TickStore:
                     log.error("%s: unreadable active segment moved to %s (%s)", folder.name, aside, exc)
                     continue
                 n = batch_len(rows)
-                table = self._table(kind, folder.name)
+                symbol = self._folder_symbol(folder)
+                table = self._table(kind, symbol)
                 active.unlink()
                 if n:
-                    self.append(folder.name, rows, kind=kind, flush=False)
+                    self.append(symbol, rows, kind=kind, flush=False)
                     self._seal_active(table)
                 log.info("%s/%s: recovered %d row(s) from the previous writer's active segment",
-                         kind, folder.name, n)
+                         kind, symbol, n)
 
     # ------------------------------------------------------------------ klines
     def append_klines(self, symbol: str, interval: str, klines: dict[str, np.ndarray]) -> int:
         """Merge official kline rows (see :mod:`quantlab.store.klines`); returns rows added."""
         self._require_writer()
         timeframe_ns(interval)  # validates
-        return merge_klines(self._folder("klines", symbol.upper()) / f"{interval}.h5", klines)
+        return merge_klines(self._folder("klines", symbol) / f"{interval}.h5", klines)
 
     def klines(self, symbol: str, interval: str = "1m") -> pd.DataFrame:
         """Imported klines of ``symbol`` at ``interval``, all 11 official columns, indexed by open time."""
-        files = interval_files(self._folder("klines", symbol.upper()))
+        files = interval_files(self._folder("klines", symbol))
         if interval not in files:
             self._check_symbol(symbol, "klines")
             raise ValueError(f"interval: {symbol} has klines at {', '.join(sorted(files))}, not {interval!r}")
@@ -609,7 +688,7 @@ class TickStore:
         path = self.path / "gaps.json"
         gaps = _read_json(path, [])
         gaps.append({
-            "symbol": symbol.upper(), "first_id": int(first_missing_id),
+            "symbol": str(parse_symbol(symbol)), "first_id": int(first_missing_id),
             "last_id": int(last_missing_id), "count": int(last_missing_id - first_missing_id + 1),
             "reason": str(reason), "recorded_at": pd.Timestamp.now(tz="UTC").isoformat(),
         })
@@ -620,7 +699,7 @@ class TickStore:
         gaps = _read_json(self.path / "gaps.json", [])
         frame = pd.DataFrame(gaps, columns=["symbol", "first_id", "last_id", "count", "reason", "recorded_at"])
         if symbol is not None:
-            frame = frame[frame["symbol"] == symbol.upper()].reset_index(drop=True)
+            frame = frame[frame["symbol"] == str(parse_symbol(symbol))].reset_index(drop=True)
         return frame
 
     def _count(self, symbol: str, name: str, n: int) -> None:

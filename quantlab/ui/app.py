@@ -260,5 +260,6 @@ def _warm_up() -> None:
 
 def demo_store_for(store: str | Path) -> Path:
     """Where demo data goes for a given store: a sibling ``<name>-demo`` directory."""
-    p = Path(store)
-    return p if p.name.endswith("-demo") else p.with_name(p.name + "-demo")
+    from quantlab.config import demo_store_path
+
+    return demo_store_path(store)

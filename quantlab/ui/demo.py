@@ -12,6 +12,7 @@ from pathlib import Path
 
 from quantlab.config import parse_symbols
 from quantlab.store import TickStore, writer_pid
+from quantlab.store.tickstore import check_source
 
 
 def store_has_trades(store: str | Path) -> bool:
@@ -36,6 +37,7 @@ def seed_demo_history(store: str | Path, symbols, *, hours: float = 2.0, rate: f
     if not 0 < hours <= 48:
         raise ValueError(f"hours: must be in (0, 48], got {hours!r}")
     path = Path(store)
+    check_source(path, "demo")  # simulated history never goes into a real store
     if writer_pid(path) is not None or store_has_trades(path):
         return 0
     from quantlab.sim import Synthetic
@@ -46,7 +48,7 @@ def seed_demo_history(store: str | Path, symbols, *, hours: float = 2.0, rate: f
     batches = src.advance(end_us)
     path.mkdir(parents=True, exist_ok=True)
     n = 0
-    with TickStore(path, mode="a") as st:
+    with TickStore(path, mode="a", source="demo") as st:
         for sym, arr in batches.items():
             if not len(arr):
                 continue
