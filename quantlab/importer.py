@@ -10,6 +10,8 @@ from tqdm.auto import tqdm
 
 from quantlab.binance.archive import identify, read_chunks
 from quantlab.store import TickStore
+from quantlab.store.klines import check_spacing
+from quantlab.timeframes import parse_timeframe
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +39,7 @@ def import_file(store: TickStore, path: str | Path, *, progress: bool | None = N
         for batch, n in read_chunks(af):
             read += n
             if af.kind == "klines":
+                check_spacing(batch, parse_timeframe(af.interval), p.name)
                 added += store.append_klines(af.symbol, af.interval, batch)
             else:
                 added += store.append(af.symbol, batch, kind=af.kind, flush=False)
