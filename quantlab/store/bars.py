@@ -86,7 +86,7 @@ def reduce_partials(p: Partials) -> Partials:
     sb = b if order is None else b[order]
     starts = np.flatnonzero(np.r_[True, sb[1:] != sb[:-1]])
     if len(starts) == n and order is None:
-        return dict(p)  # already one row per bucket
+        return {k: np.array(v, copy=True) for k, v in p.items()}  # one row per bucket already; owned
     ends = np.r_[starts[1:], n]
     out: Partials = {"bucket": sb[starts]}
 
@@ -94,7 +94,7 @@ def reduce_partials(p: Partials) -> Partials:
         v = p[name]
         return v if order is None else v[order]
 
-    def pick(value: str, key: str, last: bool) -> np.ndarray:
+    def pick(value: str, key: str, last: bool) -> tuple[np.ndarray, np.ndarray]:
         # the row with the smallest (first=True) / largest key per bucket; ties by arrival
         k = col(key)
         within = np.lexsort((k, sb))  # stable: equal keys keep arrival order
