@@ -103,3 +103,28 @@ def test_a_hole_does_not_make_unrelated_random_walks_cointegrated():
             tests += len(with_s0)
     assert tests == 700
     assert hits / tests <= 0.08, f"false-positive rate {hits / tests:.3f} at 5 %"
+
+
+def test_lab_over_history_serves_ticks_and_klines_at_any_timeframe(real_data, tmp_path):
+    """Issue 18 'Lab over history': study imported days without a live feed."""
+    path = tmp_path / "store"
+    with TickStore(path, mode="a") as st:
+        for sym in ("BTCUSDT", "SOLUSDT"):
+            import_file(st, real_data / "klines" / f"{sym}-1m-2025-07-13.csv", progress=False)
+        import_file(st, real_data / "trades" / "BTCUSDT-trades-2025-01-01.rows0-209.csv", progress=False)
+    lab = ql.Lab.from_store(path)
+    assert lab.symbols == ["BTCUSDT", "SOLUSDT"]
+    with pytest.raises(ql.QuantlabError, match="history only"):
+        lab.start()
+    hours = lab.bars("SOLUSDT", "4h")
+    assert len(hours) == 6 and (hours["source"] == "klines").all()
+    months = lab.bars("BTCUSDT", "1M")
+    assert months.index.tolist() == [pd.Timestamp("2025-01-01", tz="UTC"), pd.Timestamp("2025-07-01", tz="UTC")]
+    assert months["source"].tolist() == ["ticks", "klines"]
+    pair = lab.pair("SOLUSDT", "BTCUSDT", "1h", start="2025-07-13 06:00", end="2025-07-13 12:00")
+    assert list(pair.columns) == ["SOLUSDT", "BTCUSDT"] and len(pair) == 6
+    ref = ql.closes(path, ["SOLUSDT", "BTCUSDT"], "1h", "2025-07-13 06:00", "2025-07-13 12:00")
+    pd.testing.assert_frame_equal(pair, ref, check_freq=False)
+    # a Lab that was never started reads the store too
+    plain = ql.Lab(["SOLUSDT"], store=path, source="binance")
+    assert plain.bars("SOLUSDT", "1d")["trades"].iloc[0] == hours["trades"].sum()
