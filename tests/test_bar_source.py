@@ -166,3 +166,15 @@ def test_monthly_1mo_archive_names_are_accepted(real_data, tmp_path):
         assert st.klines("BTCUSDT", "1mo").index.tolist() == [t0]
         with pytest.raises(ValueError, match="cannot be built"):
             st.bars("BTCUSDT", "1d")
+
+
+def test_screen_tests_the_imported_kline_bars_behind_ticks(store_with_day_behind_ticks, real_data, tmp_path):
+    # issue 18 item 4: `screen` tested 0 bars once a symbol had ticks
+    with TickStore(store_with_day_behind_ticks, mode="a") as st:
+        import_file(st, real_data / "klines" / "SOLUSDT-1m-2025-07-13.csv", progress=False)
+    out = run_cli("screen", "--store", str(store_with_day_behind_ticks), "--symbols", "BTCUSDT,SOLUSDT",
+                  "--timeframe", "1m", "--since", "2025-07-13", "--no-progress",
+                  "--out", str(tmp_path / "pairs.csv"))
+    assert out.returncode == 0, out.stderr
+    res = pd.read_csv(tmp_path / "pairs.csv")
+    assert len(res) == 1 and res["n_obs"].iloc[0] == 1440
