@@ -19,6 +19,8 @@ _LAZY = {
     "TickStore": ("quantlab.store", "TickStore"),
     "Lab": ("quantlab.live", "Lab"),
     "screen": ("quantlab.screen", "screen"),
+    "closes": ("quantlab.aligned", "closes"),
+    "parse_timeframe": ("quantlab.timeframes", "parse_timeframe"),
     "QuantlabError": ("quantlab.errors", "QuantlabError"),
     "analytics": ("quantlab.analytics", None),
     "backtest": ("quantlab.backtest", None),

@@ -43,7 +43,7 @@ def ticks_csv(ticks: pd.DataFrame) -> str:
 
 
 def bars_csv(bars: pd.DataFrame) -> str:
-    """time,open,high,low,close,volume,vwap,trades (time = bar open, UTC)"""
+    """time,open,high,low,close,volume,vwap,trades,source (time = bar open, UTC; source ticks|klines)"""
     return frame_csv(bars, "time")
 
 

@@ -17,6 +17,8 @@ from quantlab.binance.archive import (
     verify_checksum,
 )
 from quantlab.store import TickStore
+from quantlab.store.klines import check_spacing
+from quantlab.timeframes import parse_timeframe
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +64,7 @@ def import_file(store: TickStore, path: str | Path, *, market: str | None = None
         for batch, n in read_chunks(af):
             read += n
             if af.kind == "klines":
+                check_spacing(batch, parse_timeframe(af.interval), p.name)
                 added += store.append_klines(symbol, af.interval, batch)
             else:
                 added += store.append(symbol, batch, kind=af.kind, flush=False)

@@ -67,7 +67,9 @@ def test_price_rule_refuses(kwargs, match):
     ({"window": 1}, "at least 2"),
     ({"window": 2.5}, "whole number"),
     ({"window": "x"}, "not a number"),
-    ({"timeframe": "1 minute"}, "timeframe"),
+    ({"timeframe": "1 fortnight"}, "timeframe"),
+    ({"timeframe": "1M"}, "fixed length under a week"),  # a calendar month, not a minute
+    ({"timeframe": "1w"}, "fixed length under a week"),
     ({"timeframe": "0.5s"}, "whole number of seconds"),
     ({"method": "magic"}, "method"),
     ({"k": 0}, "positive"),

@@ -45,7 +45,7 @@ def test_export_ticks_and_bars(store, tmp_path):
     out = run_cli("export", "--store", str(store), "--symbol", "ETHUSDT", "--timeframe", "1m",
                   "--start", "2024-08-08T23:55", "--out", "-")
     bars = pd.read_csv(io.StringIO(out.stdout))
-    assert list(bars.columns) == ["time", "open", "high", "low", "close", "volume", "vwap", "trades"]
+    assert list(bars.columns) == ["time", "open", "high", "low", "close", "volume", "vwap", "trades", "source"]
     assert bars["time"].iloc[0] == "2024-08-08T23:55:00.000000Z" and bars["trades"].sum() <= 600
 
 

@@ -140,7 +140,9 @@ def test_bad_input(tmp_path):
     with pytest.raises(UnknownSymbolError, match="DOGEUSDT"):
         lab.ticks("DOGEUSDT")
     with pytest.raises(ValueError, match="timeframe"):
-        lab.bars("BTCUSDT", "2m")
+        lab.bars("BTCUSDT", "2x")
+    with pytest.raises(ValueError, match="live timeframe"):
+        lab.on_bar(print, "4h")  # live bars are 1s..1h; history at any timeframe
     with pytest.raises(ValueError, match="two symbols"):
         lab.pair("BTCUSDT", "btcusdt")
     with pytest.raises(ValueError, match="window"):

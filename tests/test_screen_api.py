@@ -198,6 +198,7 @@ def test_parse_since():
     now = pd.Timestamp("2025-07-13 12:00", tz="UTC")
     assert parse_since("30d", now) == now - pd.Timedelta(days=30)
     assert parse_since("90m", now) == now - pd.Timedelta(minutes=90)
+    assert parse_since("1M", now) == pd.Timestamp("2025-06-13 12:00", tz="UTC")  # a month, not a minute
     assert parse_since("2025-07-13T01:00") == pd.Timestamp("2025-07-13 01:00", tz="UTC")
     with pytest.raises(ValueError, match="--since"):
         parse_since("yesterday-ish")

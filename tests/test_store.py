@@ -112,7 +112,8 @@ def test_bars_from_trade_time(store):
     b["qty"] = np.array([1.0, 2.0, 1.0, 4.0])
     store.append("P", b)
     bars = store.bars("P", "1m")
-    assert list(bars.columns) == ["open", "high", "low", "close", "volume", "vwap", "trades"]
+    assert list(bars.columns) == ["open", "high", "low", "close", "volume", "vwap", "trades", "source"]
+    assert (bars["source"] == "ticks").all()
     first = bars.iloc[0]
     assert (first.open, first.high, first.low, first.close, first.volume, first.trades) == (10, 12, 9, 9, 4, 3)
     assert first.vwap == pytest.approx((10 + 24 + 9) / 4)

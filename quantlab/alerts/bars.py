@@ -6,17 +6,26 @@ the batch) is one comparison.
 
 A bar is identified by ``bar_id = time_ns // timeframe_ns`` (its open time is
 ``bar_id * timeframe_ns``, trade time, never wall-clock time). It is closed when a trade of
-a later bar arrives; its close is the price of its last trade. Bars without trades do not
-exist (as in the store's ``bars()``); readers forward-fill.
+a later bar arrives; its close is the price of its latest trade by trade time, by the one
+bar rule of :mod:`quantlab.store.bars` (a late trade amends its own bar). Bars without
+trades do not exist (as in the store's ``bars()``); readers forward-fill.
 """
 
 from __future__ import annotations
 
-import bisect
 import math
 from dataclasses import dataclass
 
 import numpy as np
+
+from quantlab.store.bars import (
+    Partials,
+    as_timeframe,
+    concat_partials,
+    merge_partials,
+    reduce_partials,
+    take_partials,
+)
 
 NS = 1_000_000_000
 
@@ -40,6 +49,11 @@ _EMPTY = ClosedBars(np.empty(0, np.int64), np.empty(0), np.empty(0, np.int64))
 class BarBuilder:
     """Closed-bar closes of one symbol at one timeframe, kept for the last ``keep`` bars.
 
+    The bar rule is :mod:`quantlab.store.bars`'s (one kernel, :func:`reduce_partials`): a
+    bar's close is its latest trade by trade time, and a trade arriving after its bar closed
+    amends that bar's close (it is not folded into the open bar), so the closes equal those of
+    the store's bars over the same trades.
+
     >>> b = BarBuilder(60 * NS)
     >>> t = np.array([0, 30, 61, 125], dtype=np.int64) * NS
     >>> closed = b.update(t, np.array([1.0, 2.0, 3.0, 4.0]))
@@ -52,94 +66,109 @@ class BarBuilder:
     def __init__(self, timeframe_ns: int, keep: int = 1000) -> None:
         if timeframe_ns <= 0:
             raise ValueError(f"timeframe_ns: {timeframe_ns!r} must be positive")
+        tf = as_timeframe(int(timeframe_ns))
+        if tf.is_calendar or tf.is_weekly:
+            raise ValueError(f"timeframe_ns: alerts need bars of a fixed length under a week, not {tf}")
         self.timeframe_ns = int(timeframe_ns)
         self.keep = max(int(keep), 2)
-        self.ids: list[int] = []
-        self.closes: list[float] = []
-        self.open_id: int | None = None
-        self.open_close: float = math.nan
+        # one row per bar, the open bar last: bar id, close, time of the closing trade
+        self._p: Partials = {"bucket": np.empty(0, np.int64), "close": np.empty(0), "close_t": np.empty(0, np.int64)}
+
+    @property
+    def open_id(self) -> int | None:
+        b = self._p["bucket"]
+        return int(b[-1]) if len(b) else None
+
+    @property
+    def open_close(self) -> float:
+        c = self._p["close"]
+        return float(c[-1]) if len(c) else math.nan
+
+    @property
+    def ids(self) -> list[int]:
+        """Closed bar ids, oldest first."""
+        return self._p["bucket"][:-1].tolist()
+
+    @property
+    def closes(self) -> list[float]:
+        return self._p["close"][:-1].tolist()
 
     def seed(self, bar_open_ns: np.ndarray, closes: np.ndarray) -> int:
         """Prefill from stored bars (open time in ns, close), oldest first. The last stored
         bar may still be in progress, so it becomes the open bar; live trades then update it.
         Bars at or after what live trades already built are ignored. Returns bars taken."""
-        ids = np.asarray(bar_open_ns, dtype=np.int64) // self.timeframe_ns
+        tf = self.timeframe_ns
+        ids = np.asarray(bar_open_ns, dtype=np.int64) // tf
         c = np.asarray(closes, dtype=np.float64)
         ok = np.isfinite(c)
         ids, c = ids[ok], c[ok]
         if len(ids) == 0:
             return 0
-        limit = self.ids[0] if self.ids else self.open_id
-        if limit is not None:
-            keep = ids < limit
-            ids, c = ids[keep], c[keep]
+        held = self._p["bucket"]
+        # a stored closed bar is final as stored (its closing time: the bar's last ns); the
+        # stored open bar takes any live trade of it (its closing time: the bar's open)
+        close_t = ids * tf + tf - 1
+        if len(held):
+            keep = ids < held[0]
+            ids, c, close_t = ids[keep], c[keep], close_t[keep]
             if len(ids) == 0:
                 return 0
-            self.ids[:0] = ids.tolist()
-            self.closes[:0] = c.tolist()
         else:
-            self.ids = ids[:-1].tolist()
-            self.closes = c[:-1].tolist()
-            self.open_id, self.open_close = int(ids[-1]), float(c[-1])
+            close_t[-1] = ids[-1] * tf
+        seeded = {"bucket": ids, "close": c, "close_t": close_t}
+        self._p = reduce_partials(concat_partials(seeded, self._p))
         self._trim()
         return len(ids)
 
     def update(self, time_ns: np.ndarray, price: np.ndarray) -> ClosedBars:
-        """Feed one batch; returns the bars it closed (usually none)."""
+        """Feed one batch (trade-id order); returns the bars it closed (usually none)."""
         n = len(time_ns)
         if n == 0:
             return _EMPTY
         tf = self.timeframe_ns
-        last = int(time_ns[-1]) // tf
-        if last == self.open_id:  # the common case: still inside the open bar
-            self.open_close = float(price[-1])
-            return _EMPTY
-        b = np.asarray(time_ns, dtype=np.int64) // tf
-        b = np.maximum.accumulate(b)  # a late trade belongs to the open bar
-        index = np.arange(n)
-        if self.open_id is None:
-            self.open_id, self.open_close = int(b[0]), float(price[0])
-        elif b[0] < self.open_id:  # trades already covered by seeded bars
-            keep = b >= self.open_id
-            b, index = b[keep], index[keep]
-            if len(b) == 0:
-                return _EMPTY
-        prev = np.empty_like(b)
-        prev[0] = self.open_id
-        prev[1:] = b[:-1]
-        starts = np.flatnonzero(b != prev)
-        closed_ids = prev[starts]
+        t = np.asarray(time_ns, dtype=np.int64)
         p = np.asarray(price, dtype=np.float64)
-        before = index[np.maximum(starts - 1, 0)]
-        closes = np.where(starts == 0, self.open_close, p[before])
-        trigger = index[starts]
-        self.ids.extend(closed_ids.tolist())
-        self.closes.extend(closes.tolist())
-        self.open_id, self.open_close = int(b[-1]), float(p[index[-1]])
+        before = self.open_id
+        if (before is not None and int(t[0]) // tf == before and int(t[-1]) // tf == before
+                and int(t[-1]) >= int(self._p["close_t"][-1]) and (n == 1 or bool(np.all(t[1:] >= t[:-1])))):
+            self._p["close"][-1], self._p["close_t"][-1] = p[-1], t[-1]  # the common case
+            return _EMPTY
+        b = t // tf
+        self._p = merge_partials(self._p, reduce_partials({"bucket": b, "close": p, "close_t": t}))
+        newest = self.open_id
+        held = self._p["bucket"]
+        if before is None:
+            sel = held < newest
+        elif newest > before:
+            sel = (held >= before) & (held < newest)
+        else:
+            sel = np.zeros(len(held), dtype=bool)
+        closed_ids = held[sel]
+        closes = self._p["close"][sel]
+        # the trade that closed each bar: the first one of this batch in a later bar
+        trigger = np.searchsorted(np.maximum.accumulate(b), closed_ids, side="right").astype(np.int64)
         self._trim()
+        if not len(closed_ids):
+            return _EMPTY
         return ClosedBars(closed_ids, closes, trigger)
 
     def close_at(self, bar_id: int) -> float:
         """Close of the last closed bar at or before ``bar_id`` (forward fill); NaN if none."""
-        i = bisect.bisect_right(self.ids, bar_id) - 1
-        return self.closes[i] if i >= 0 else math.nan
+        ids = self._p["bucket"][:-1]
+        i = int(np.searchsorted(ids, bar_id, side="right")) - 1
+        return float(self._p["close"][i]) if i >= 0 else math.nan
 
     def closed_after(self, bar_id: int | None, below: int) -> list[int]:
-        """Closed bar ids in ``(bar_id, below)``, oldest first (scans from the newest)."""
-        out = []
-        for b in reversed(self.ids):
-            if bar_id is not None and b <= bar_id:
-                break
-            if b < below:
-                out.append(b)
-        out.reverse()
-        return out
+        """Closed bar ids in ``(bar_id, below)``, oldest first."""
+        ids = self._p["bucket"][:-1]
+        lo = 0 if bar_id is None else int(np.searchsorted(ids, bar_id, side="right"))
+        hi = int(np.searchsorted(ids, below, side="left"))
+        return ids[lo:max(lo, hi)].tolist()
 
     def _trim(self) -> None:
-        extra = len(self.ids) - self.keep
+        extra = len(self._p["bucket"]) - 1 - self.keep
         if extra > self.keep // 2:
-            del self.ids[:extra]
-            del self.closes[:extra]
+            self._p = take_partials(self._p, slice(extra, None))
 
 
 class SecondCloses:

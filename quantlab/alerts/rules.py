@@ -61,13 +61,19 @@ def parse_duration_ns(value: str | float | int, *, name: str = "window") -> int:
 
 
 def parse_timeframe(value: str) -> int:
-    """A bar timeframe (``1s``, ``1m``, ``5m``, ``1h``, ``1d``...) in nanoseconds."""
+    """A bar timeframe (``1s``, ``1m``, ``5m``, ``1h``, ``1d``...) in nanoseconds, read by the
+    package's one parser (:func:`quantlab.timeframes.parse_timeframe`); alert bars have a
+    fixed length of whole seconds under a week."""
+    from quantlab.timeframes import parse_timeframe as _parse
+
     if not isinstance(value, str):
         raise TypeError(f"timeframe: expected a string such as '1m', got {type(value).__name__}")
-    ns = parse_duration_ns(value, name="timeframe")
-    if ns % 1_000_000_000:
+    tf = _parse(value)
+    if tf.is_calendar or tf.is_weekly:
+        raise ValueError(f"timeframe: {value!r} ({tf}): alerts need a fixed length under a week (e.g. 1m, 1h, 1d)")
+    if tf.step_ns % 1_000_000_000:
         raise ValueError(f"timeframe: {value!r} must be a whole number of seconds (e.g. 1s, 1m)")
-    return ns
+    return tf.step_ns
 
 
 def _number(value: Any, name: str) -> float:

@@ -15,7 +15,8 @@ carry a ``base_qty`` column, aggTrades only contracts. They are converted on the
 that the store always holds base-asset quantities and quote-currency (USD) turnover.
 
 The kind and symbol come from the file name (``BTCUSDT-trades-2025-01-01.csv``,
-``ETHUSDT-aggTrades-...``, ``SOLUSDT-1m-2025-07-13.zip``) and the column count must agree.
+``ETHUSDT-aggTrades-...``, ``SOLUSDT-1m-2025-07-13.zip``; ``1M`` or ``1mo`` = monthly klines) and
+the column count must agree; the importer checks the rows' spacing against the interval.
 Timestamps are detected per file: Binance switched spot files from milliseconds to
 microseconds on 2025-01-01; both become exact int64 nanoseconds. Prices are parsed with
 round-trip precision (the same float64 that ``float("61837.63")`` gives).
@@ -38,7 +39,8 @@ from quantlab.errors import LayoutError
 from quantlab.symbols import MARKET_NAMES, MARKETS, Symbol, contract_size, looks_coinm
 
 CHUNK_ROWS = 500_000
-_INTERVAL = re.compile(r"^\d+[smhdwM]$")
+# Binance's kline intervals: 1s 1m ... 1d 3d 1w 1M; monthly archives name the month '1mo'
+_INTERVAL = re.compile(r"^\d+(s|m|h|d|w|M|mo)$")
 
 
 @dataclass(frozen=True)
@@ -80,11 +82,19 @@ def identify(path: str | Path) -> ArchiveFile:
     if "trades" in tokens:
         return ArchiveFile(p, symbol, "trades")
     if _INTERVAL.match(parts[1]):
-        return ArchiveFile(p, symbol, "klines", parts[1])
+        return ArchiveFile(p, symbol, "klines", kline_interval(parts[1]))
     raise LayoutError(
         f"{p}: not a trades, aggTrades or klines file; expected e.g. "
         "BTCUSDT-trades-2025-01-01.zip, BTCUSDT-aggTrades-....zip or BTCUSDT-1m-2025-01-01.zip"
     )
+
+
+def kline_interval(name: str) -> str:
+    """The interval token of a kline file name as the one timeframe name (``1mo`` -> ``1M``,
+    a calendar month; ``1m`` stays one minute)."""
+    from quantlab.timeframes import parse_timeframe
+
+    return parse_timeframe(name, "interval").text
 
 
 def _open_text(path: Path) -> io.TextIOBase:

@@ -7,7 +7,6 @@
 
 from __future__ import annotations
 
-import re
 import sys
 from pathlib import Path
 
@@ -16,8 +15,6 @@ import pandas as pd
 NAME = "screen"
 HELP = "Engle-Granger screen of every pair of symbols, ranked with FDR control (serial or Dask)"
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|min|h|d|w)\s*$", re.IGNORECASE)
-_UNIT = {"s": "s", "m": "min", "min": "min", "h": "h", "d": "D", "w": "W"}
 
 
 def add_arguments(p) -> None:
@@ -27,7 +24,7 @@ def add_arguments(p) -> None:
                      help="wide CSV of closing prices instead of a store (first column: time)")
     p.add_argument("--symbols", help="comma-separated symbols (default: all in the store)")
     p.add_argument("--timeframe", default="1m", help="bar size (default 1m)")
-    p.add_argument("--since", help="start: a duration back from now (30d, 12h, 90m, 2w) or a time")
+    p.add_argument("--since", help="start: a duration back from now (30d, 12h, 90m, 2w, 1M = a month) or a time")
     p.add_argument("--until", help="end time (default: the last bar)")
     run = p.add_mutually_exclusive_group()
     run.add_argument("--workers", type=int, help="start a local Dask cluster of N worker processes")
@@ -47,17 +44,23 @@ def add_arguments(p) -> None:
 
 
 def parse_since(value: str | None, now: pd.Timestamp | None = None) -> pd.Timestamp | None:
-    """``"30d"`` -> now - 30 days (UTC); an ISO time -> that time (UTC if naive)."""
+    """``"30d"`` -> now - 30 days (UTC), ``"1M"`` -> now - one calendar month (the package's one
+    timeframe parser: ``m`` minutes, ``M`` months); an ISO time -> that time (UTC if naive)."""
     if value is None:
         return None
-    m = _DURATION.match(value)
-    if m:
+    from quantlab.timeframes import parse_timeframe
+
+    try:
+        span = parse_timeframe(value, "--since")
+    except (ValueError, TypeError):
+        span = None
+    if span is not None:
         now = now if now is not None else pd.Timestamp.now(tz="UTC")
-        return now - pd.Timedelta(float(m.group(1)), unit=_UNIT[m.group(2).lower()])
+        return now - (pd.DateOffset(months=span.months) if span.is_calendar else span.nominal)
     try:
         ts = pd.Timestamp(value)
     except (TypeError, ValueError):
-        raise ValueError(f"--since: {value!r} is neither a duration like 30d nor a time") from None
+        raise ValueError(f"--since: {value!r} is neither a duration like 30d or 1M (a month) nor a time") from None
     return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
 
 

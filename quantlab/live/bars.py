@@ -1,99 +1,66 @@
-"""Bars updated incrementally from ticks in trade-time order (pure).
+"""Bars updated incrementally from ticks (pure), by the one bar rule of :mod:`quantlab.store.bars`.
 
-``IncrementalBars(tf_ns).update(time, price, qty)`` returns the bars that closed; ``frame()``
-is the completed bars plus the current one, marked ``partial``. The result equals
-:func:`quantlab.store.bars.bars_from_arrays` over the same ticks (VWAP to rounding).
+``IncrementalBars(timeframe).update(time, price, qty)`` returns the bars that closed (a bar
+closes when a trade of a later bar arrives); ``frame()`` is the bars held plus the current
+one, marked ``partial``. A trade arriving late for a bar that already closed amends that
+bar, so ``frame()`` equals :meth:`quantlab.store.TickStore.bars` over the same ticks (VWAP
+and volume to float rounding), whatever order they arrived in.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pandas as pd
 
-from quantlab.store.bars import bars_from_arrays
-
-_FIELDS = ("open", "high", "low", "close", "volume", "notional", "trades")
+from quantlab.store.bars import (
+    as_timeframe,
+    empty_partials,
+    merge_partials,
+    partials_to_bars,
+    take_partials,
+    trade_partials,
+)
 
 
 class IncrementalBars:
-    def __init__(self, tf_ns: int, max_bars: int = 20_000):
-        self.tf_ns = int(tf_ns)
-        self.max_bars = max_bars
-        self._done: dict[str, list[np.ndarray]] = {k: [] for k in ("bucket", *_FIELDS)}
-        self._done_n = 0
-        self._cur: dict | None = None  # the open (partial) bar
+    """Bars of one symbol at one timeframe (a :class:`~quantlab.timeframes.Timeframe`, a name
+    such as ``'1m'``, or a fixed length in ns), the newest ``max_bars`` kept."""
+
+    def __init__(self, timeframe: Any, max_bars: int = 20_000):
+        self.tf = as_timeframe(timeframe)
+        self.max_bars = int(max_bars)
+        self._p = empty_partials()
+
+    @property
+    def tf_ns(self) -> int:
+        return self.tf.nominal_ns
 
     def update(self, time_ns: np.ndarray, price: np.ndarray, qty: np.ndarray) -> pd.DataFrame:
-        """Add ticks (sorted by time); returns the bars that closed because of them."""
-        if not len(time_ns):
-            return bars_from_arrays(time_ns, price, qty, self.tf_ns).iloc[0:0]
-        b = bars_from_arrays(time_ns, price, qty, self.tf_ns)
-        buckets = b.index.asi8 // self.tf_ns
-        cols = {k: b[k].to_numpy() for k in ("open", "high", "low", "close", "volume", "trades")}
-        notional = cols["volume"] * b["vwap"].to_numpy()
-        start = 0
-        cur = self._cur
-        if cur is not None and buckets[0] <= cur["bucket"]:
-            # ticks continuing the open bar (or, rarely, stamped earlier than it: folded in)
-            same = buckets <= cur["bucket"]
-            k = int(np.count_nonzero(same))
-            cur["high"] = max(cur["high"], float(cols["high"][:k].max()))
-            cur["low"] = min(cur["low"], float(cols["low"][:k].min()))
-            cur["close"] = float(cols["close"][k - 1])
-            cur["volume"] += float(cols["volume"][:k].sum())
-            cur["notional"] += float(notional[:k].sum())
-            cur["trades"] += int(cols["trades"][:k].sum())
-            start = k
-        closed = []
-        if start < len(buckets):
-            if cur is not None:
-                closed.append(cur)
-            for i in range(start, len(buckets) - 1):
-                closed.append(self._bar(buckets[i], cols, notional, i))
-            self._cur = self._bar(buckets[-1], cols, notional, len(buckets) - 1)
-        if closed:
-            self._append_done(closed)
-        return self._to_frame(closed, partial=False)
+        """Add ticks (in trade-id order); returns the bars that closed because of them."""
+        before = int(self._p["bucket"][-1]) if len(self._p["bucket"]) else None
+        if len(time_ns):
+            self._p = merge_partials(self._p, trade_partials(time_ns, price, qty, self.tf))
+            extra = len(self._p["bucket"]) - self.max_bars
+            if extra > 0:
+                self._p = take_partials(self._p, slice(extra, None))
+        b = self._p["bucket"]
+        if not len(b):
+            return self._frame(self._p, partial=False)
+        newest = int(b[-1])
+        lo = before if before is not None else int(b[0])
+        closed = (b >= lo) & (b < newest) if before is None or newest > before else np.zeros(len(b), bool)
+        return self._frame(take_partials(self._p, closed), partial=False)
 
-    @staticmethod
-    def _bar(bucket, cols, notional, i) -> dict:
-        return {"bucket": int(bucket), "open": float(cols["open"][i]), "high": float(cols["high"][i]),
-                "low": float(cols["low"][i]), "close": float(cols["close"][i]),
-                "volume": float(cols["volume"][i]), "notional": float(notional[i]),
-                "trades": int(cols["trades"][i])}
-
-    def _append_done(self, bars: list[dict]) -> None:
-        for k in self._done:
-            self._done[k].append(np.array([b[k] for b in bars]))
-        self._done_n += len(bars)
-        if len(self._done["bucket"]) > 64 or self._done_n > self.max_bars:
-            for k in self._done:
-                merged = np.concatenate(self._done[k])[-self.max_bars:]
-                self._done[k] = [merged]
-            self._done_n = len(self._done["bucket"][0])
-
-    def _to_frame(self, bars: list[dict], partial: bool) -> pd.DataFrame:
-        data = {k: np.array([b[k] for b in bars], dtype="i8" if k in ("bucket", "trades") else "f8") for k in ("bucket", *_FIELDS)}
-        return self._frame_from(data, np.full(len(bars), partial))
-
-    def _frame_from(self, d: dict, partial: np.ndarray) -> pd.DataFrame:
-        with np.errstate(invalid="ignore", divide="ignore"):
-            vwap = np.where(d["volume"] > 0, d["notional"] / np.where(d["volume"] > 0, d["volume"], 1), d["close"])
-        index = pd.DatetimeIndex((d["bucket"] * self.tf_ns).view("M8[ns]"), name="time").tz_localize("UTC")
-        return pd.DataFrame({"open": d["open"], "high": d["high"], "low": d["low"], "close": d["close"],
-                             "volume": d["volume"], "vwap": vwap, "trades": d["trades"].astype("i8"),
-                             "partial": partial}, index=index)
+    def _frame(self, p: dict, partial: bool) -> pd.DataFrame:
+        frame = partials_to_bars(p, self.tf)
+        frame["partial"] = np.full(len(frame), partial)
+        if partial and len(frame):
+            frame.iloc[:-1, frame.columns.get_loc("partial")] = False
+        return frame
 
     def frame(self, last: int | None = None) -> pd.DataFrame:
-        """Completed bars and the open one (``partial=True``), oldest first."""
-        parts = {k: (np.concatenate(v) if v else np.empty(0)) for k, v in self._done.items()}
-        if self._cur is not None:
-            parts = {k: np.append(parts[k], self._cur[k]) for k in parts}
-        parts["bucket"] = parts["bucket"].astype("i8")
-        parts["trades"] = parts["trades"].astype("i8")
-        n = len(parts["bucket"])
-        partial = np.zeros(n, dtype=bool)
-        if self._cur is not None and n:
-            partial[-1] = True
-        frame = self._frame_from(parts, partial)
+        """Bars held and the open one (``partial=True``), oldest first."""
+        frame = self._frame(self._p, partial=True)
         return frame if last is None else frame.iloc[-int(last):]

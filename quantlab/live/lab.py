@@ -5,12 +5,23 @@
     lab.bars("ETHUSDT", "1m")            # OHLCV, VWAP, trades; the last bar partial
     lab.pair("ETHUSDT", "BTCUSDT", "1s", window=600)
 
+    hist = Lab.from_store("data/store")      # history only: no recorder, no feed
+    hist.bars("BTCUSDT", "1h", start="2025-06-01", end="2025-07-01")   # ticks or klines
+    hist.pair("ETHUSDT", "BTCUSDT", "1d", start="2025-01-01")           # quantlab.closes
+
 ``start()`` returns at once: a follower thread loads recent history, then polls the store
 for new rows (every ``poll_s``) into bounded ring buffers and incremental bars. There is one
 recorder per store (the single writer); a Lab starts one only if none is alive, and
 ``stop()`` ends only what this Lab started. Callbacks (``on_tick``, ``on_bar``,
 ``on_alert``) run on the kernel's event loop when ``start()`` was called inside one, else on
 the follower thread; an exception in a callback is logged and counted, never fatal.
+
+Live and history: once the Lab has followed the store, ``bars``/``pair`` at a live timeframe
+(:data:`TIMEFRAMES`) without ``start``/``end`` are the in-memory live bars (the last one
+partial). Anything else — any timeframe of :func:`quantlab.timeframes.parse_timeframe`
+(``4h``, ``1d``, ``1w``, ``1M``...), a ``start``/``end``, or a Lab that never started
+(:meth:`Lab.from_store`) — is read from the store: ``TickStore.bars`` (ticks where the store
+has them, imported klines elsewhere, with a ``source`` column) and :func:`quantlab.closes`.
 """
 
 from __future__ import annotations
@@ -28,6 +39,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from quantlab.aligned import DEFAULT_MAX_FILL
 from quantlab.config import parse_symbols, resolve_store, settings
 from quantlab.errors import QuantlabError, UnknownSymbolError
 from quantlab.live.align import align_closes
@@ -36,9 +48,10 @@ from quantlab.live.process import spawn_recorder, stop_recorder
 from quantlab.live.ring import TickRing
 from quantlab.recorder.metrics import LatencyWindow
 from quantlab.status import read_status
-from quantlab.store import TickStore, timeframe_ns, writer_pid
+from quantlab.store import TickStore, writer_pid
 from quantlab.store.schema import to_frame
 from quantlab.symbols import parse_symbol
+from quantlab.timeframes import parse_timeframe
 
 log = logging.getLogger(__name__)
 
@@ -90,7 +103,7 @@ class Lab:
         self.max_bars = max_bars
         self.progress = progress
         self._rings = {s: TickRing(ring_size) for s in self._symbols}
-        self._bars = {s: {tf: IncrementalBars(timeframe_ns(tf), max_bars) for tf in TIMEFRAMES}
+        self._bars = {s: {tf: IncrementalBars(tf, max_bars) for tf in TIMEFRAMES}
                       for s in self._symbols}
         self._last_id: dict[str, int | None] = dict.fromkeys(self._symbols)
         self._lock = threading.RLock()
@@ -105,6 +118,24 @@ class Lab:
         self.callback_errors = 0
         self.last_error: str = ""
         self._alert_cursor = None
+        self._history_only = False
+
+    @classmethod
+    def from_store(cls, store: str | Path, symbols=None) -> Lab:
+        """A Lab over a store's history only (imported ticks and klines, or what a recorder
+        wrote): ``bars``, ``pair``, ``ticks(since=...)`` at any timeframe, no recorder and no
+        feed (``start()`` is refused). ``symbols``: default every symbol of the store."""
+        path = Path(store).expanduser()
+        if not (path / "store.json").exists():
+            raise FileNotFoundError(f"store: no store at {path} (import files with `quantlab import` first)")
+        if symbols is None:
+            with TickStore(path) as st:
+                symbols = st.symbols()
+            if not symbols:
+                raise ValueError(f"store: {path} holds no symbols yet")
+        lab = cls(symbols, store=path, source="binance")
+        lab._history_only = True
+        return lab
 
     # ------------------------------------------------------------------ lifecycle
     @property
@@ -127,6 +158,9 @@ class Lab:
 
     def start(self) -> Lab:
         """Start (or join) the recorder and follow the store; returns at once."""
+        if self._history_only:
+            raise QuantlabError("this Lab reads history only (Lab.from_store); for a live feed use "
+                                "Lab(symbols, store=..., source=...).start()")
         if self.running:
             return self
         try:
@@ -207,7 +241,8 @@ class Lab:
         from tqdm.auto import tqdm
 
         store = self.store
-        since = time.time_ns() - self.history_ns
+        # whole bars: start at an hour boundary, so that no live bar begins half-loaded
+        since = int(parse_timeframe(TIMEFRAMES[-1]).floor_ns(time.time_ns() - self.history_ns))
         show = self.progress if self.progress is not None else self.history_ns >= 6 * 3_600 * 10**9
         for sym in tqdm(self._symbols, desc="loading history", disable=not show):
             if self._last_id[sym] is not None:
@@ -296,8 +331,7 @@ class Lab:
 
     def on_bar(self, callback: Callable[[str, pd.DataFrame], None], timeframe: str = "1m") -> _Callback:
         """``callback(symbol, bars)`` each time a ``timeframe`` bar closes."""
-        self._check_timeframe(timeframe)
-        cb = _Callback(callback, "bar", timeframe=timeframe, lab=self)
+        cb = _Callback(callback, "bar", timeframe=self._check_timeframe(timeframe), lab=self)
         with self._lock:
             self._callbacks.append(cb)
         return cb
@@ -323,9 +357,19 @@ class Lab:
 
     @staticmethod
     def _check_timeframe(tf: str) -> str:
-        if tf not in TIMEFRAMES:
-            raise ValueError(f"timeframe: {tf!r} is not one of {', '.join(TIMEFRAMES)}")
-        return tf
+        """A live timeframe's name (one of :data:`TIMEFRAMES`, by the one parser)."""
+        name = parse_timeframe(tf).text
+        if name not in TIMEFRAMES:
+            raise ValueError(f"timeframe: {tf!r} is not a live timeframe ({', '.join(TIMEFRAMES)}); "
+                             "history at any timeframe: lab.bars(sym, tf, start=...)")
+        return name
+
+    def _live(self, timeframe, start, end) -> str | None:
+        """The live timeframe to serve from memory, or None to read the store."""
+        if self._history_only or start is not None or end is not None or not self._loaded.is_set():
+            return None
+        name = parse_timeframe(timeframe).text
+        return name if name in TIMEFRAMES else None
 
     def ticks(self, sym: str, last: int | None = None, since=None) -> pd.DataFrame:
         """Ticks of ``sym``: the ring (newest ``ring_size``), joined with stored history when
@@ -353,12 +397,19 @@ class Lab:
             frame = frame.drop(columns=["event_time", "recv_time"])
         return frame
 
-    def bars(self, sym: str, timeframe: str = "1m", last: int | None = None) -> pd.DataFrame:
-        """Bars of ``sym`` (``open high low close volume vwap trades partial``), last one partial."""
+    def bars(self, sym: str, timeframe: str = "1m", last: int | None = None, *,
+             start=None, end=None) -> pd.DataFrame:
+        """Bars of ``sym`` (``open high low close volume vwap trades`` and ``partial`` live, the
+        last one partial; ``source`` from the store). Live or history: see the module docstring."""
         s = self._check_symbol(sym)
-        self._check_timeframe(timeframe)
-        with self._lock:
-            return self._bars[s][timeframe].frame(last)
+        if last is not None and (not isinstance(last, int) or last < 1):
+            raise ValueError(f"last: must be a positive int, got {last!r}")
+        live = self._live(timeframe, start, end)
+        if live is not None:
+            with self._lock:
+                return self._bars[s][live].frame(last)
+        frame = self.store.bars(s, timeframe, start, end)
+        return frame if last is None else frame.iloc[-last:]
 
     def prices(self) -> pd.DataFrame:
         """Latest price and trade time per symbol."""
@@ -418,16 +469,24 @@ class Lab:
         return None
 
     def pair(self, y: str, x: str, timeframe: str = "1m", window: int | None = None,
-             max_ffill: int = 5) -> pd.DataFrame:
-        """Closes of ``y`` and ``x`` on a common ``timeframe`` grid (bounded forward fill, never
-        a future value), the last ``window`` rows; columns ``[y, x]``."""
+             max_ffill: int = DEFAULT_MAX_FILL, *, start=None, end=None) -> pd.DataFrame:
+        """Closes of ``y`` and ``x`` on the bars where either traded (the one alignment,
+        :func:`quantlab.closes`: forward fill for at most ``max_ffill`` bars, never a future
+        value; rows where either is still missing dropped), the last ``window`` rows; columns
+        ``[y, x]``. Live or history: see the module docstring."""
         ys, xs = self._check_symbol(y), self._check_symbol(x)
         if ys == xs:
             raise ValueError(f"y and x are both {ys}; a pair needs two symbols")
-        self._check_timeframe(timeframe)
-        by, bx = self.bars(ys, timeframe), self.bars(xs, timeframe)
-        return align_closes(by["close"], bx["close"], timeframe, max_ffill=max_ffill, window=window,
-                            names=(ys, xs))
+        if window is not None and (not isinstance(window, int) or window < 2):
+            raise ValueError(f"window: must be an int >= 2 (bars), got {window!r}")
+        live = self._live(timeframe, start, end)
+        if live is not None:
+            by, bx = self.bars(ys, live), self.bars(xs, live)
+            return align_closes(by["close"], bx["close"], live, max_ffill=max_ffill, window=window,
+                                names=(ys, xs))
+        tf = parse_timeframe(timeframe)
+        by, bx = self.store.bars(ys, tf, start, end), self.store.bars(xs, tf, start, end)
+        return align_closes(by["close"], bx["close"], tf, max_ffill=max_ffill, window=window, names=(ys, xs))
 
     # ------------------------------------------------------------------ display
     def __repr__(self) -> str:

@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from quantlab.aligned import DEFAULT_MAX_FILL
 from quantlab.errors import InsufficientDataError
 from quantlab.screen.core import DEFAULT_LAG, eg_block
 from quantlab.screen.data import (
@@ -60,6 +61,7 @@ def screen(
     connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
     block_size: int | None = None,
     progress: bool | None = None,
+    max_fill: int = DEFAULT_MAX_FILL,
 ) -> pd.DataFrame:
     """Engle-Granger test of every pair of a universe, ranked, with Benjamini-Hochberg q-values.
 
@@ -83,6 +85,9 @@ def screen(
     connect_timeout : seconds to reach a scheduler (and find a worker) before failing.
     block_size : pairs per task (default: about a million bar-cells per block).
     progress : show a progress bar (None: only on a terminal or in a notebook).
+    max_fill : a bar where a symbol did not trade keeps its previous close for at most this
+        many bars (:func:`quantlab.closes`), then the symbol has no value there; a pair is
+        tested on its longest stretch where both have one.
 
     Returns
     -------
@@ -98,7 +103,8 @@ def screen(
         hedge_ratio, intercept   OLS  log y = intercept + hedge_ratio * log x + spread
         half_life     of the spread, in bars;  ret_corr: correlation of 1-bar log returns
         spread_vol    standard deviation of the spread (log units)
-        n_obs, start, end        the overlapping bars the pair was tested on
+        n_obs         the bars of that stretch in which both symbols traded (filled bars
+                      are not counted); start, end: the stretch the pair was tested on
 
     Without FDR control, screening 5,000 pairs at 5% flags ~250 unrelated pairs by chance;
     ``selected`` keeps the expected share of false discoveries among selected pairs <= alpha.
@@ -112,9 +118,10 @@ def screen(
         block_size = _int_arg(block_size, "block_size", 1)
     if isinstance(data, pd.DataFrame):
         closes = closes_from_frame(data, symbols, start, end)
+        aligned = align(closes, None, max_fill)  # a user's rows: fill by rows
     else:
         closes = closes_from_store(data, symbols, timeframe, start, end)
-    aligned = align(closes)
+        aligned = align(closes, timeframe, max_fill)
     n = aligned.logp.shape[1]
     split = _split_column(oos, aligned.index, n)
     with executor(client, workers, scheduler, connect_timeout) as c:
@@ -229,10 +236,8 @@ def _compute(aligned, ii, jj, lo, hi, todo, lag, block_size, client, progress, d
 def _screen_part(aligned: Aligned, c0, c1, lag, min_overlap, block_size, client, progress, desc):
     k = len(aligned.symbols)
     ii, jj = np.triu_indices(k, 1)
-    lo, hi = aligned.overlap(ii, jj)
-    lo, hi = np.maximum(lo, c0), np.minimum(hi, c1)
-    hi = np.maximum(hi, lo)
-    n_obs = hi - lo
+    lo, hi = aligned.overlap(ii, jj, c0, c1)
+    n_obs = aligned.real_overlap(ii, jj, lo, hi)  # bars where both traded: filled ones are not observations
     todo = n_obs >= min_overlap
     if not todo.any():
         raise InsufficientDataError(
@@ -303,10 +308,9 @@ def _out_of_sample(table, aligned, c0, c1, lag, min_overlap, alpha, block_size, 
         return table
     ii = table["_i"].to_numpy()[sel]
     jj = table["_j"].to_numpy()[sel]
-    lo, hi = aligned.overlap(ii, jj)
-    lo, hi = np.maximum(lo, c0), np.minimum(hi, c1)
-    hi = np.maximum(hi, lo)
-    todo = (hi - lo) >= min_overlap
+    lo, hi = aligned.overlap(ii, jj, c0, c1)
+    n_real = aligned.real_overlap(ii, jj, lo, hi)
+    todo = n_real >= min_overlap
     if not todo.all():
         warnings.warn(
             f"{int((~todo).sum())} selected pairs have fewer than min_overlap={min_overlap} "
@@ -318,7 +322,7 @@ def _out_of_sample(table, aligned, c0, c1, lag, min_overlap, alpha, block_size, 
         table.loc[rows, "oos_pvalue"] = r["pvalue_a"]
         table.loc[rows, "oos_hedge_ratio"] = r["beta_a"]
         table.loc[rows, "oos_half_life"] = r["half_life_a"]
-        table.loc[rows, "oos_n_obs"] = np.where(todo, hi - lo, np.nan)
+        table.loc[rows, "oos_n_obs"] = np.where(todo, n_real, np.nan)
         q = bh_qvalues(table["oos_pvalue"].to_numpy())
         table["oos_qvalue"] = q
         table["oos_confirmed"] = np.where(np.isnan(q), False, q <= alpha)

@@ -6,10 +6,12 @@ Two sources give the same frame of closes: a user's DataFrame, or a store's bars
              NaN where a symbol has no bar (not listed yet, delisted, no trade that minute)
 
 :func:`align` turns it into :class:`Aligned`: ``logp`` (k_symbols, n_bars) of natural-log
-closes. Inside each symbol's own life (its first to its last bar) a bar without a close
-keeps the previous close (a minute without trades did not move the price); outside it the
-matrix is NaN. A pair is therefore tested on one contiguous stretch of bars,
-``[max(first), min(last)]``, whose length is the pair's ``n_obs``.
+closes, by the package's one alignment (:mod:`quantlab.aligned`): a bar without a close keeps
+the previous close for at most ``max_fill`` bars (a quiet minute did not move the price),
+then NaN (a hole stays a hole: filled without limit it would be a flat path, and a flat path
+next to a random walk looks cointegrated). A pair is tested on the longest contiguous
+stretch of bars where both symbols have a close; its ``n_obs`` counts the bars of that
+stretch where both symbols really traded (filled bars are not observations).
 """
 
 from __future__ import annotations
@@ -24,8 +26,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from quantlab.aligned import DEFAULT_MAX_FILL, bar_closes, bounded_fill
 from quantlab.errors import InsufficientDataError, UnknownSymbolError
 from quantlab.symbols import parse_symbol
+from quantlab.timeframes import parse_timeframe
 
 
 class ScreenWarning(UserWarning):
@@ -36,7 +40,9 @@ class ScreenWarning(UserWarning):
 class Aligned:
     """Log closes of ``k`` symbols on one bar grid of length ``n``.
 
-    ``logp[s, first[s]:last[s] + 1]`` holds no NaN; ``index[t]`` is the bar of column ``t``.
+    ``logp[s, t]`` is NaN where symbol ``s`` has no close (before its first bar, after its
+    last, or more than ``max_fill`` bars after its previous one); ``real[s, t]`` is True where
+    it traded in bar ``t``; ``index[t]`` is the bar of column ``t``.
     """
 
     index: pd.Index
@@ -44,12 +50,46 @@ class Aligned:
     logp: np.ndarray
     first: np.ndarray
     last: np.ndarray
+    real: np.ndarray | None = None
 
-    def overlap(self, i: np.ndarray, j: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Column range ``[lo, hi)`` both symbols of each pair cover (``hi <= lo``: none)."""
-        lo = np.maximum(self.first[i], self.first[j])
-        hi = np.minimum(self.last[i], self.last[j]) + 1
+    def _runs(self, s: int, c0: int, c1: int) -> np.ndarray:
+        """(m, 2) column ranges [a, b) inside [c0, c1) where symbol ``s`` has a close."""
+        v = ~np.isnan(self.logp[s, c0:c1])
+        edges = np.diff(np.r_[0, v.astype(np.int8), 0])
+        return np.column_stack([np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)]) + c0
+
+    def overlap(self, i: np.ndarray, j: np.ndarray, c0: int = 0, c1: int | None = None,
+                ) -> tuple[np.ndarray, np.ndarray]:
+        """Column range ``[lo, hi)``: the longest stretch inside ``[c0, c1)`` where both
+        symbols of each pair have a close (``hi <= lo``: none)."""
+        c1 = self.logp.shape[1] if c1 is None else c1
+        i, j = np.asarray(i, dtype=np.intp), np.asarray(j, dtype=np.intp)
+        runs = [self._runs(s, c0, c1) for s in range(len(self.symbols))]
+        lo = np.zeros(len(i), dtype=np.int64)
+        hi = np.zeros(len(i), dtype=np.int64)
+        for p, (a, b) in enumerate(zip(i.tolist(), j.tolist(), strict=True)):
+            ra, rb = runs[a], runs[b]
+            if len(ra) == 1 and len(rb) == 1:  # no holes: the common life
+                lo[p], hi[p] = max(ra[0, 0], rb[0, 0]), min(ra[0, 1], rb[0, 1])
+                continue
+            best = (0, 0)
+            for x0, x1 in ra:
+                k = np.flatnonzero((rb[:, 0] < x1) & (rb[:, 1] > x0))
+                for y0, y1 in rb[k]:
+                    s0, s1 = max(x0, y0), min(x1, y1)
+                    if s1 - s0 > best[1] - best[0]:
+                        best = (s0, s1)
+            lo[p], hi[p] = best
         return lo, np.maximum(hi, lo)
+
+    def real_overlap(self, i: np.ndarray, j: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+        """Bars in ``[lo, hi)`` where both symbols of each pair really traded."""
+        if self.real is None:
+            return np.maximum(hi - lo, 0)
+        both = np.zeros((len(i), self.real.shape[1] + 1), dtype=np.int64)
+        np.cumsum(self.real[i] & self.real[j], axis=1, out=both[:, 1:])
+        rows = np.arange(len(i))
+        return both[rows, hi] - both[rows, lo]
 
 
 def _symbol_list(symbols: str | Sequence[str] | None) -> list[str] | None:
@@ -150,7 +190,8 @@ def closes_from_store(
     store: Any, symbols: str | Sequence[str] | None = None, timeframe: str = "1m",
     start: Any = None, end: Any = None,
 ) -> pd.DataFrame:
-    """Closes of ``symbols`` (default: every symbol of the store) from ``store.bars()``."""
+    """Closes of ``symbols`` (default: every symbol of the store) from ``store.bars()``,
+    NaN where a symbol has no bar (:func:`align` fills boundedly)."""
     st, opened = open_store(store)
     try:
         known = list(st.symbols())
@@ -162,7 +203,7 @@ def closes_from_store(
                 f"known: {', '.join(known) or 'none yet'}"
             )
         _need_two(wanted, f"(the store has {known})" if symbols is None else "")
-        cols = {s: st.bars(s, timeframe, start, end)["close"] for s in wanted}
+        cols = bar_closes(st, wanted, timeframe, start, end)
     finally:
         if opened:
             st.close()
@@ -171,11 +212,14 @@ def closes_from_store(
     return frame.astype(np.float64)
 
 
-def align(closes: pd.DataFrame) -> Aligned:
-    """Aligned log closes of a validated frame; symbols with < 2 bars are dropped (warned)."""
-    values = closes.to_numpy(dtype=np.float64, copy=True).T  # (k, n)
-    valid = ~np.isnan(values)
-    counts = valid.sum(axis=1)
+def align(closes: pd.DataFrame, timeframe: Any = None, max_fill: int = DEFAULT_MAX_FILL) -> Aligned:
+    """Aligned log closes of a validated frame (NaN = no bar), filled forward by at most
+    ``max_fill`` bars of ``timeframe`` (rows when None); symbols with < 2 bars are dropped
+    (warned)."""
+    real = ~np.isnan(closes.to_numpy(dtype=np.float64)).T  # (k, n)
+    tf = parse_timeframe(timeframe) if timeframe is not None and isinstance(closes.index, pd.DatetimeIndex) else None
+    values = bounded_fill(closes, max_fill, tf).to_numpy(dtype=np.float64, copy=True).T
+    counts = real.sum(axis=1)
     keep = counts >= 2
     if not keep.all():
         dropped = [closes.columns[i] for i in np.nonzero(~keep)[0]]
@@ -183,16 +227,10 @@ def align(closes: pd.DataFrame) -> Aligned:
                       ScreenWarning, stacklevel=3)
     symbols = tuple(str(c) for c, k in zip(closes.columns, keep, strict=True) if k)
     _need_two(symbols, "with at least 2 bars in the requested range")
-    values, valid = values[keep], valid[keep]
+    values, real = values[keep], real[keep]
     n = values.shape[1]
-    first = valid.argmax(axis=1)
-    last = n - 1 - valid[:, ::-1].argmax(axis=1)
-    # forward fill inside each symbol's life: index of the last valid column so far
-    pos = np.where(valid, np.arange(n), 0)
-    np.maximum.accumulate(pos, axis=1, out=pos)
-    filled = np.take_along_axis(values, pos, axis=1)
-    cols = np.arange(n)
-    inside = (cols >= first[:, None]) & (cols <= last[:, None])
-    logp = np.full(values.shape, np.nan)
-    logp[inside] = np.log(filled[inside])
-    return Aligned(closes.index, symbols, np.ascontiguousarray(logp), first, last)
+    first = real.argmax(axis=1)
+    last = n - 1 - real[:, ::-1].argmax(axis=1)
+    with np.errstate(invalid="ignore"):
+        logp = np.log(values)
+    return Aligned(closes.index, symbols, np.ascontiguousarray(logp), first, last, np.ascontiguousarray(real))

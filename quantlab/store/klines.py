@@ -1,6 +1,6 @@
 """Imported klines (official data.binance.vision kline files), one HDF5 file per symbol and interval.
 
-``<store>/klines/<SYMBOL>/<interval>.h5`` holds 1-D datasets (times int64 ns)::
+``<store>/klines/<SYMBOL>/<interval>.h5`` (``1m.h5``, ``1h.h5``; months ``1mo.h5``) holds 1-D datasets (times int64 ns)::
 
     open_time, open, high, low, close, volume, close_time, quote_volume, trades,
     taker_buy_base, taker_buy_quote
@@ -18,7 +18,11 @@ import h5py
 import numpy as np
 import pandas as pd
 
-from quantlab.errors import StoreCorruptError
+from quantlab.errors import LayoutError, StoreCorruptError
+from quantlab.store.bars import Partials, partials_to_bars, reduce_partials
+from quantlab.timeframes import Timeframe, parse_timeframe
+
+_DAY_NS = 86_400 * 1_000_000_000
 
 KLINE_COLUMNS: tuple[tuple[str, str], ...] = (
     ("open_time", "i8"),
@@ -35,11 +39,23 @@ KLINE_COLUMNS: tuple[tuple[str, str], ...] = (
 )
 
 
+def kline_file_name(interval: Timeframe) -> str:
+    """File name of one interval: ``1m.h5``, ``1h.h5``; months are ``1mo.h5`` so that a
+    case-insensitive file system never confuses a month with a minute."""
+    return f"{interval.months}mo.h5" if interval.is_calendar else f"{interval.text}.h5"
+
+
 def interval_files(folder: Path) -> dict[str, Path]:
-    """{'1m': path, '1h': path} for one symbol's kline folder."""
+    """{'1m': path, '1h': path, '1M': path} for one symbol's kline folder (canonical names)."""
     if not folder.is_dir():
         return {}
-    return {p.stem: p for p in folder.glob("*.h5")}
+    out = {}
+    for p in folder.glob("*.h5"):
+        try:
+            out[parse_timeframe(p.stem).text] = p
+        except ValueError:
+            continue
+    return out
 
 
 def read_klines(path: Path) -> dict[str, np.ndarray]:
@@ -75,47 +91,68 @@ def merge_klines(path: Path, new: dict[str, np.ndarray]) -> int:
     return int(len(new["open_time"]))
 
 
-def klines_to_bars(k: dict[str, np.ndarray], interval_ns: int, tf_ns: int,
+def nests(interval: Timeframe, tf: Timeframe) -> bool:
+    """True when every kline of ``interval`` lies inside one bar of ``tf`` (so bars of
+    ``tf`` can be built from those klines): 1m, 1h, 1d klines make 1h, 1d, 1w or 1M bars;
+    1w klines make no month bars (a week can straddle two months)."""
+    if tf.is_calendar:
+        return (interval.is_calendar and tf.months % interval.months == 0) or (
+            not interval.is_calendar and _DAY_NS % interval.step_ns == 0)
+    if interval.is_calendar:
+        return False
+    offset = int(tf.bucket_open(np.zeros(1, np.int64))[0])  # 0, or Monday 1970-01-05 for weeks
+    return tf.step_ns % interval.step_ns == 0 and offset % interval.step_ns == 0
+
+
+def kline_partials(k: dict[str, np.ndarray], tf: Timeframe) -> Partials:
+    """Kline rows as partial bars of ``tf`` (one kline = a bar of its trades)."""
+    t = np.asarray(k["open_time"], dtype=np.int64)
+    return reduce_partials({
+        "bucket": tf.bucket(t), "open": k["open"], "open_t": t, "high": k["high"], "low": k["low"],
+        "close": k["close"], "close_t": np.asarray(k["close_time"], dtype=np.int64),
+        "volume": k["volume"], "notional": k["quote_volume"],
+        "trades": np.asarray(k["trades"], dtype=np.int64),
+    })
+
+
+def klines_to_bars(k: dict[str, np.ndarray], interval: Timeframe, tf: Timeframe,
                    start_ns: int | None, end_ns: int | None) -> pd.DataFrame:
-    """Kline rows -> the bar frame (open high low close volume vwap trades), resampled up
-    to ``tf_ns`` when it is a multiple of the stored interval."""
-    if tf_ns % interval_ns:
-        raise ValueError(
-            f"timeframe: klines are stored at {interval_ns // 1_000_000_000}s; "
-            "ask for that interval or a multiple of it"
-        )
+    """Kline rows with ``start_ns <= open_time < end_ns`` -> the bar frame (open high low close
+    volume vwap trades) at ``tf``; ``interval`` must nest in ``tf`` (:func:`nests`)."""
+    if not nests(interval, tf):
+        raise ValueError(f"timeframe: klines at {interval} cannot make {tf} bars; "
+                         f"ask for {interval} or a multiple of it")
     t = k["open_time"]
     sel = np.ones(len(t), dtype=bool)
     if start_ns is not None:
         sel &= t >= start_ns
     if end_ns is not None:
         sel &= t < end_ns
-    k = {name: v[sel] for name, v in k.items()}
-    bucket = k["open_time"] // tf_ns
-    if len(bucket) == 0:
-        starts = np.empty(0, dtype=np.int64)
-    else:
-        starts = np.flatnonzero(np.r_[True, bucket[1:] != bucket[:-1]])
-    ends = np.r_[starts[1:], len(bucket)].astype(np.int64) if len(starts) else starts
-    if len(starts):
-        vol = np.add.reduceat(k["volume"], starts)
-        quote = np.add.reduceat(k["quote_volume"], starts)
-        close = k["close"][ends - 1]
-        with np.errstate(invalid="ignore", divide="ignore"):
-            vwap = np.where(vol > 0, quote / np.where(vol > 0, vol, 1.0), close)
-        data = {
-            "open": k["open"][starts],
-            "high": np.maximum.reduceat(k["high"], starts),
-            "low": np.minimum.reduceat(k["low"], starts),
-            "close": close,
-            "volume": vol,
-            "vwap": vwap,
-            "trades": np.add.reduceat(k["trades"], starts),
-        }
-        index_ns = bucket[starts] * tf_ns
-    else:
-        data = {c: np.empty(0) for c in ("open", "high", "low", "close", "volume", "vwap")}
-        data["trades"] = np.empty(0, dtype="i8")
-        index_ns = np.empty(0, dtype="i8")
-    index = pd.DatetimeIndex(index_ns.view("M8[ns]"), name="time").tz_localize("UTC")
-    return pd.DataFrame(data, index=index)
+    return partials_to_bars(kline_partials({name: v[sel] for name, v in k.items()}, tf), tf)
+
+
+def check_spacing(k: dict[str, np.ndarray], interval: Timeframe, where: str) -> None:
+    """Refuse kline rows that are not ``interval`` klines: each row must open on the
+    interval's grid and close just before the next interval opens (Binance's close time is
+    the open of the next kline minus 1 ms, or 1 µs in µs files). One line naming both."""
+    t = np.asarray(k["open_time"], dtype=np.int64)
+    if not len(t):
+        return
+    close = np.asarray(k["close_time"], dtype=np.int64)
+    end = interval.end_ns(t)
+    ok = (interval.floor_ns(t) == t) & (close < end) & (close >= end - 1_000_000)
+    if ok.all():
+        return
+    i = int(np.flatnonzero(~ok)[0])
+    span = int(close[i] - t[i]) + 1
+    if len(t) > 1:
+        d = np.diff(t)
+        d = d[d > 0]
+        if len(d):
+            span = int(np.median(d))
+    seen = parse_timeframe(pd.Timedelta(span, "ns")).text if span > 0 else "unordered"
+    meaning = " (one calendar month)" if interval.is_calendar else ""
+    raise LayoutError(
+        f"{where}: the name says {interval}{meaning} klines but the rows are {seen} apart "
+        f"(row {i + 1} opens {pd.Timestamp(int(t[i]), tz='UTC')}); rename the file to its real interval"
+    )

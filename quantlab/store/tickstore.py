@@ -40,8 +40,15 @@ import pandas as pd
 
 from quantlab.errors import StoreCorruptError, StoreIdentityError, UnknownSymbolError
 from quantlab.store import segments as seg
-from quantlab.store.bars import bars_from_arrays, timeframe_ns
-from quantlab.store.klines import interval_files, klines_to_bars, merge_klines, read_klines
+from quantlab.store.bars import bars_from_arrays, combine_sources
+from quantlab.store.klines import (
+    interval_files,
+    kline_file_name,
+    klines_to_bars,
+    merge_klines,
+    nests,
+    read_klines,
+)
 from quantlab.store.lock import WriterLock, writer_pid
 from quantlab.store.schema import (
     SCHEMAS,
@@ -57,6 +64,7 @@ from quantlab.store.schema import (
     to_frame,
 )
 from quantlab.symbols import MARKETS, Symbol, parse_symbol
+from quantlab.timeframes import parse_timeframe
 
 log = logging.getLogger(__name__)
 
@@ -434,37 +442,50 @@ class TickStore:
         return batch
 
     def bars(self, symbol: str, timeframe: str = "1m", start=None, end=None) -> pd.DataFrame:
-        """OHLCV bars (``open high low close volume vwap trades``) indexed by bar open time (UTC).
+        """OHLCV bars of ``symbol``: ``open high low close volume vwap trades source``, indexed
+        by bar open time (UTC), whole bars only.
 
-        Built from the stored ticks by trade time; for a symbol with only imported klines,
-        from the klines (resampled up to ``timeframe`` when it is a multiple of their interval).
-        Bars without trades are omitted.
+        One bar source (see :func:`quantlab.store.bars.combine_sources`): each bar comes from
+        the stored ticks (by trade time, the bar rule of :mod:`quantlab.store.bars`) where the
+        store has its trades, else from imported klines (aggregated up to ``timeframe``, any
+        stored interval that nests in it); ``source`` says which (``ticks`` | ``klines``).
+        ``timeframe``: see :func:`quantlab.timeframes.parse_timeframe` (``1M`` is a month).
+        Bars are those whose open lies in ``[floor(start), end)``: a ``start`` inside a bar
+        gives that whole bar, never a partial one. Bars without trades are omitted.
         """
-        tf_ns = timeframe_ns(timeframe)
+        tf = parse_timeframe(timeframe)
         start_ns, end_ns = to_ns(start, "start"), to_ns(end, "end")
-        sym = str(parse_symbol(symbol)) if isinstance(symbol, (str, Symbol)) else symbol
-        tick_folder = self._folder("trades", sym) if isinstance(sym, str) else None
-        if tick_folder is not None and tick_folder.is_dir() and any(tick_folder.glob("*.h5")):
-            if start_ns is not None:
-                start_ns -= start_ns % tf_ns  # whole bars only
-            b = self._read_batch(tick_folder, TRADES, start_ns, end_ns)
-            if not b:
-                return bars_from_arrays(np.empty(0, "i8"), np.empty(0), np.empty(0), tf_ns)
-            return bars_from_arrays(b["time"], b["price"], b["qty"], tf_ns)
-        files = interval_files(self._folder("klines", sym)) if isinstance(sym, str) else {}
-        if not files:
+        if start_ns is not None and end_ns is not None and end_ns < start_ns:
+            raise ValueError(f"end ({end}) is before start ({start})")
+        if not isinstance(symbol, str) or not symbol:
+            raise TypeError(f"symbol: expected a symbol name like 'BTCUSDT', got {symbol!r}")
+        sym = symbol  # _folder parses it (BTCUSDT, um:BTCUSDT; 0.1's futures-as-spot folders too)
+        lo = None if start_ns is None else int(tf.floor_ns(start_ns))
+        hi = None if end_ns is None else int(tf.end_ns(end_ns - 1))  # whole last bar
+        candidates = []
+        tick_folder = self._folder("trades", sym)
+        if tick_folder.is_dir() and any(tick_folder.glob("*.h5")):
+            b = self._read_batch(tick_folder, TRADES, lo, hi)
+            if b:
+                candidates.append(("ticks", bars_from_arrays(b["time"], b["price"], b["qty"], tf)))
+            else:
+                candidates.append(("ticks", bars_from_arrays(np.empty(0, "i8"), np.empty(0), np.empty(0), tf)))
+        files = interval_files(self._folder("klines", sym))
+        if not candidates and not files:
             self._check_symbol(symbol, "trades")  # raises UnknownSymbolError naming the known ones
-        usable = sorted(
-            ((timeframe_ns(iv), p) for iv, p in files.items() if tf_ns % timeframe_ns(iv) == 0),
-            reverse=True,
-        )
-        if not usable:
+        usable = sorted(((parse_timeframe(iv), p) for iv, p in files.items()
+                         if nests(parse_timeframe(iv), tf)), key=lambda ip: ip[0].nominal_ns)
+        if files and not usable and not candidates:
             raise ValueError(
                 f"timeframe: {symbol} has klines at {', '.join(sorted(files))} only; "
-                f"{timeframe!r} is not a multiple of them"
+                f"{tf} bars cannot be built from them"
             )
-        iv_ns, path = usable[0]
-        return klines_to_bars(read_klines(path), iv_ns, tf_ns, start_ns, end_ns)
+        for iv, path in usable:
+            candidates.append(("klines", klines_to_bars(read_klines(path), iv, tf, lo, hi)))
+        out = combine_sources(candidates)
+        if end_ns is not None:
+            out = out[out.index.asi8 < end_ns]
+        return out
 
     def refresh(self) -> None:
         """Readers see new rows on every read; this drops cached handles to force a reopen."""
@@ -664,12 +685,13 @@ class TickStore:
     def append_klines(self, symbol: str, interval: str, klines: dict[str, np.ndarray]) -> int:
         """Merge official kline rows (see :mod:`quantlab.store.klines`); returns rows added."""
         self._require_writer()
-        timeframe_ns(interval)  # validates
-        return merge_klines(self._folder("klines", symbol) / f"{interval}.h5", klines)
+        iv = parse_timeframe(interval, "interval")
+        return merge_klines(self._folder("klines", symbol) / kline_file_name(iv), klines)
 
     def klines(self, symbol: str, interval: str = "1m") -> pd.DataFrame:
         """Imported klines of ``symbol`` at ``interval``, all 11 official columns, indexed by open time."""
         files = interval_files(self._folder("klines", symbol))
+        interval = parse_timeframe(interval, "interval").text
         if interval not in files:
             self._check_symbol(symbol, "klines")
             raise ValueError(f"interval: {symbol} has klines at {', '.join(sorted(files))}, not {interval!r}")
