@@ -124,13 +124,14 @@ def test_1M_bars_are_months(store_with_day_behind_ticks, real_data):
 
 def test_hourly_and_minute_kline_files_serve_one_frame(real_data, tmp_path):
     with TickStore(tmp_path / "s", mode="a") as st:
+        # these two real zips are USD-M files (header row): they land as um:BTCUSDT
         for name in ("BTCUSDT-1m-2022-09-06.zip", "BTCUSDT-1h-2022-09-07.zip"):
-            import_file(st, real_data / "klines" / name, progress=False)
-        hours = st.bars("BTCUSDT", "1h")
+            import_file(st, real_data / "klines" / name, market="um", progress=False)
+        hours = st.bars("um:BTCUSDT", "1h")
         assert len(hours) == 48 and (hours["source"] == "klines").all()
         assert hours.index[0] == pd.Timestamp("2022-09-06", tz="UTC")
         with pytest.raises(ValueError, match="timeframe"):
-            st.bars("BTCUSDT", "90s")
+            st.bars("um:BTCUSDT", "90s")
 
 
 def test_kline_name_disagreeing_with_row_spacing_is_refused(real_data, tmp_path):

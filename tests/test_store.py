@@ -217,6 +217,8 @@ def _reader(path, q):
             n = 0
         if not seen or n != seen[-1]:
             seen.append(n)
+            if len(seen) == 1:
+                q.put("ready")  # the writer starts appending once the reader is reading
         if n >= 3000:
             break
         time.sleep(0.005)
@@ -231,7 +233,7 @@ def test_reader_process_sees_rows_while_writer_appends(tmp_path):
     q = ctx.Queue()
     reader = ctx.Process(target=_reader, args=(str(path), q))
     reader.start()
-    time.sleep(1.5)
+    assert q.get(timeout=60) == "ready"  # process start-up is slow on a loaded machine
     for k in range(1, 30):
         st.append("A", ticks(range(k * 100, (k + 1) * 100)))
         time.sleep(0.02)
