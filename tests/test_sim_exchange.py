@@ -421,3 +421,31 @@ def test_a_replay_waits_for_its_first_subscriber(real_data: Path):
 
     first = run(scenario())
     assert (first["t"], first["p"], first["q"], first["m"]) == (4359935386, "93576.00000000", "0.00136000", True)
+
+
+def test_history_lag_serves_short_pages_memory_does_not_lag_and_the_market_data_host():
+    async def scenario():
+        async with Exchange(Synthetic(["BTCUSDT"], rate=400, seed=2), faults="history_lag=3") as ex:
+            await asyncio.sleep(1.0)
+            base = ex.rest_url + "/api/v3/"
+            tape = ex.tape("BTCUSDT")
+            first = tape.first_id
+            s, _, hist = await get(base + f"historicalTrades?symbol=BTCUSDT&fromId={first}&limit=1000")
+            s2, _, recent = await get(base + "trades?symbol=BTCUSDT&limit=1000")
+            newest = tape.last_id
+            await asyncio.sleep(3.0)  # the database catches up
+            s3, _, later = await get(base + f"historicalTrades?symbol=BTCUSDT&fromId={first}&limit=1000")
+            counters = ex.counters
+        async with Exchange(Synthetic(["BTCUSDT"], rate=50), faults="data_api=1") as ex:
+            s4, _, body = await get(ex.rest_url + "/api/v3/historicalTrades?symbol=BTCUSDT&limit=5")
+            s5, _, _ = await get(ex.rest_url + "/api/v3/trades?symbol=BTCUSDT&limit=5")
+        return s, hist, s2, recent, newest, s3, later, counters, s4, s5, first
+
+    s, hist, s2, recent, newest, s3, later, counters, s4, s5, first = run(scenario())
+    assert s == s2 == s3 == 200
+    assert hist == []  # nothing made 3 s ago yet: an empty page, not an error
+    assert recent and recent[-1]["id"] >= newest - 5  # memory has the newest trades at once
+    assert later and later[0]["id"] == first and len(later) >= 100
+    assert [r["id"] for r in later] == list(range(later[0]["id"], later[0]["id"] + len(later)))
+    assert counters["history_short_pages"] >= 1
+    assert s4 == 404 and s5 == 200

@@ -101,7 +101,7 @@ async def fetch_gap(rest: BinanceRest, symbol: str, first: int, last: int, *, he
     runs = missing_runs(first, last, sorted(by_id))
     unproven = [r for r in runs if seen is None or r[1] >= seen]
     mem: tuple[int, int] | None = None
-    if unproven and (head_id is None or head_id - unproven[0][0] < MAX_LIMIT):
+    if unproven and (head_id is None or head_id - unproven[-1][1] < MAX_LIMIT):
         recent = await rest.recent_trades(symbol, MAX_LIMIT)
         if recent:
             ids = [t.trade_id for t in recent]
