@@ -292,7 +292,7 @@ class Recorder:
                     except RestrictedLocation as exc:
                         self._fail(exc)
                         return
-                    except (RestError, OSError) as exc:  # an outage: retry, then keep it open
+                    except Exception as exc:  # noqa: BLE001 - an outage, a bad reply: retry, then keep it open
                         if time.monotonic() < hold_until:
                             await asyncio.sleep(next(delays))
                             continue
@@ -368,7 +368,7 @@ class Recorder:
             except RestrictedLocation as exc:
                 self._fail(exc)
                 return
-            except (RestError, OSError) as exc:
+            except Exception as exc:  # noqa: BLE001 - an outage, a bad reply: try again later
                 og.next_at = time.monotonic() + next(og.delays)
                 log.info("%s: open gap %d..%d not repaired yet (%s)", og.symbol, og.first, og.last, exc)
                 continue

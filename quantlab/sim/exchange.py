@@ -29,9 +29,12 @@ REST, through ``websockets``' ``process_request`` hook):
 * ``GET /api/v3/ping``, ``/time``, ``/exchangeInfo?symbol=|symbols=[..]``,
   ``/trades?symbol=&limit=``, ``/historicalTrades?symbol=&fromId=&limit=``,
   ``/aggTrades?symbol=&fromId=|startTime=&endTime=&limit=`` (limit <= 1000), with
-  ``X-MBX-USED-WEIGHT-1M`` (weights 1, 1, 20, 25, 25, 4; limit ``weight_limit`` a minute,
-  then 429 with ``Retry-After``), ``X-MBX-TIME-UNIT: MICROSECOND`` honoured, Binance's
-  error bodies (``{"code":-1121,"msg":"Invalid symbol."}``).
+  ``X-MBX-USED-WEIGHT-1M`` (weights from :data:`quantlab.binance.rest.WEIGHTS`; limit
+  ``weight_limit`` a minute, then 429 with ``Retry-After``; a request inside that
+  ``Retry-After`` gets the IP banned, 418, as on Binance), ``X-MBX-TIME-UNIT: MICROSECOND``
+  honoured, Binance's error bodies (``{"code":-1121,"msg":"Invalid symbol."}``). REST faults
+  (escalating bans, firewall 403, restricted location 451, a lagging history database, the
+  market-data host) are in :class:`~quantlab.sim.faults.RestGate` and ``history_lag``.
 
 A :class:`~quantlab.sim.sources.Replay` starts making trades when the first client
 subscribes to a trade stream (``start_on_subscribe``), so a recorder started after the
