@@ -186,7 +186,7 @@ class BinanceRest:
         self._closed = False
         self.waf_pause_s = float(waf_pause_s)
         self.waf_pause_max_s = float(waf_pause_max_s)
-        self._waf_strikes = 0
+        self._waf_delays: Iterator[float] | None = None  # reset by a 200
         #: nothing is sent before this (epoch s); why, as (status, message)
         self.paused_until = 0.0
         self._pause_why: tuple[int, str] = (0, "")
@@ -422,7 +422,7 @@ class BinanceRest:
             status, headers, body = reply
             self._note_weight(headers)
             if status == 200:
-                self._waf_strikes = 0
+                self._waf_delays: Iterator[float] | None = None  # reset by a 200
                 try:
                     return json.loads(body)
                 except ValueError as exc:
@@ -527,7 +527,9 @@ class BinanceRest:
         status, hdrs, body = reply
         if status in (429, 418, 403):
             after = parse_retry_after(hdrs.get("retry-after"))
-            _, msg = _error_of(body)
+            code, msg = _error_of(body)
+            if code is None and msg.lstrip().startswith("<"):
+                msg = ""  # an HTML page (the firewall's): nothing worth quoting
             if status == 429:
                 self._pause(429, after if after is not None else 1.0, msg or "rate limit")
             elif status == 418:
@@ -535,9 +537,9 @@ class BinanceRest:
                 self._pause(418, after if after is not None else _ban_left(msg, self._clock()), msg or "banned")
             else:
                 self.counters["http_403"] += 1
-                pause = min(self.waf_pause_max_s, self.waf_pause_s * 2 ** self._waf_strikes)
-                self._waf_strikes += 1
-                self._pause(403, pause, (msg or "request blocked")[:120])
+                if self._waf_delays is None:
+                    self._waf_delays = backoff_delays(self.waf_pause_s, 2.0, self.waf_pause_max_s, jitter=0.0)
+                self._pause(403, next(self._waf_delays), (msg or "request blocked")[:120])
         return reply
 
     def _send(self, target: str) -> tuple[int, dict[str, str], bytes]:
