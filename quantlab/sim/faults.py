@@ -285,8 +285,10 @@ class RestGate:
     published: here each ban doubles the previous one (``ban`` .. ``ban_max``), and a request
     during a ban is a repeat offence that restarts the ban at the next length.
 
-    ``check(endpoint, now)`` returns a :class:`Refusal` or None (serve the request);
-    ``note_429(retry_after, now)`` records a 429 the server sent for another reason (weight).
+    ``check(endpoint, history, now)`` returns a :class:`Refusal` or None (serve the request;
+    ``history``: a trade-history endpoint, the only ones the count faults hit);
+    ``refuse_429(retry_after, now, why)`` answers a 429 for another reason (the weight limit)
+    and opens its ``Retry-After`` window.
     """
 
     def __init__(self, faults: Faults) -> None:
