@@ -102,6 +102,7 @@ class Recorder:
         self._open: list[_OpenGap] = []  # open gaps the repair task re-attempts
         self._repair_wake = asyncio.Event()
         self._failure: BaseException | None = None
+        self._pause_logged = 0.0  # the pause (its end) already announced in the log
         self.store: TickStore | None = None
         self.stream: BinanceStream | None = None
         self.alerts = None
@@ -287,7 +288,7 @@ class Recorder:
                     try:
                         fill = await fetch_gap(self.rest, symbol, a, b, head_id=seq.newest_held)
                     except RestPaused as exc:  # ban or firewall: send nothing, store what is held
-                        gap, whole = self._defer(symbol, a, b, str(exc)), False
+                        gap, whole = self._defer(symbol, a, b, str(exc), paused=exc), False
                         continue
                     except RestrictedLocation as exc:
                         self._fail(exc)
@@ -318,10 +319,19 @@ class Recorder:
             if self._backfills.get(symbol) is asyncio.current_task():
                 self._backfills.pop(symbol, None)
 
-    def _defer(self, symbol: str, first: int, last: int, reason: str, *, auto: bool = True):
+    def _defer(self, symbol: str, first: int, last: int, reason: str, *, auto: bool = True,
+               paused: RestPaused | None = None):
         """Record ``first..last`` as an open gap, store the held trades, repair it later."""
         self.c["gaps_deferred"] += 1
-        log.warning("%s: ids %d..%d kept open (%s); repaired later", symbol, first, last, reason)
+        if paused is not None and paused.until == self._pause_logged:
+            log.debug("%s: ids %d..%d kept open (REST paused); repaired later", symbol, first, last)
+        else:
+            if paused is not None:  # once per ban or firewall pause, not once per gap
+                self._pause_logged = paused.until
+                reason_log = f"{reason}; every gap meanwhile stays open"
+            else:
+                reason_log = reason
+            log.warning("%s: ids %d..%d kept open (%s); repaired later", symbol, first, last, reason_log)
         self.store.add_gap(symbol, first, last, reason, permanent=False)
         if auto:
             self._open.append(_OpenGap(symbol, first, last, self._repair_delays()))
