@@ -173,7 +173,7 @@ def test_repair_fills_gaps_left_open_during_a_ban(tmp_path, capsys):
     lines = out.strip().splitlines()
     assert sorted(ln.split(":")[0] for ln in lines) == sorted(set(gaps["symbol"]))
     filled = sum(int(ln.split("filled ")[1].split(" of")[0].replace(",", "")) for ln in lines)
-    assert filled == missing and all("0 still open" in ln and "0 gone" in ln for ln in lines)
+    assert filled == missing and all("0 not yet available" in ln and "0 gone" in ln for ln in lines)
     assert TickStore(store).gaps().empty
     stored_exactly_once(store, made)
 
@@ -197,3 +197,41 @@ def test_status_names_open_gaps(tmp_path):
 @pytest.fixture(autouse=True)
 def _quiet_logs(caplog):
     caplog.set_level("WARNING")
+
+
+def test_open_gaps_left_by_a_stopped_recorder_are_repaired_by_the_next_run(tmp_path):
+    store = tmp_path / "s"
+    with ExchangeThread(Synthetic(SYMS, rate=400, seed=9), faults="rest418=1,ban=3,drop=0.02,seed=9") as ex:
+        def run_for(seconds, **extra):
+            async def go():
+                rec = Recorder(RecorderConfig(store=store, symbols=SYMS, ws_url=ex.ws_url, rest_url=ex.rest_url,
+                                              duration_s=seconds, stream_options=FAST_BACKOFF, alerts=False,
+                                              repair_backoff_cap_s=1.0, **extra))
+                await rec.run()
+                return rec.c, rec.status()
+            return asyncio.run(go())
+
+        c1, _ = run_for(2.0)  # stopped during the ban
+        left = TickStore(store).gaps()
+        assert c1["gaps_deferred"] >= 2 and len(left) == c1["gaps_deferred"] and not left["permanent"].any()
+        time.sleep(1.5)  # the ban is over
+        c2, status = run_for(4.0)
+        made = {s: ex.trades(s) for s in SYMS}
+        assert ex.counters.get("rest_during_ban", 0) == 0
+    assert c2["gaps_repaired_later"] >= len(left) and status["gaps_open"] == 0
+    assert TickStore(store).gaps().empty
+    stored_exactly_once(store, made)
+
+
+def test_repair_during_an_outage_keeps_every_gap_and_says_so(tmp_path, capsys):
+    st = TickStore(tmp_path / "s", mode="a")
+    st.add_gap("BTCUSDT", 100, 199, "kept open", permanent=False)
+    st.add_gap("BTCUSDT", 300, 310, "gone", permanent=True)
+    st.close()
+    code, out, _ = _cli(capsys, "repair", "--store", str(tmp_path / "s"), "--rest-url", "http://127.0.0.1:9")
+    assert code == 0
+    lines = out.strip().splitlines()
+    assert lines[0] == "BTCUSDT: filled 0 of 111 missing ids in 2 gaps; 0 gone for good; 111 not yet available"
+    assert lines[1].startswith("stopped early: REST unreachable")
+    gaps = TickStore(tmp_path / "s").gaps()
+    assert list(gaps["count"]) == [100, 11] and list(gaps["permanent"]) == [False, True]

@@ -41,7 +41,7 @@ class _Tally:
 
     def line(self, symbol: str) -> str:
         text = (f"{symbol}: filled {self.filled:,} of {self.missing:,} missing ids in {self.gaps} gap"
-                f"{'s' if self.gaps != 1 else ''}; {self.gone:,} gone for good; {self.open:,} still open")
+                f"{'s' if self.gaps != 1 else ''}; {self.gone:,} gone for good; {self.open:,} not yet available")
         return text + (f" ({'; '.join(dict.fromkeys(self.notes))})" if self.notes else "")
 
 
@@ -115,7 +115,10 @@ async def _repair(store, rest_url: str) -> tuple[dict[str, _Tally], str]:
                 continue
             except (RestError, OSError, ValueError) as exc:
                 t.open += last - first + 1
-                t.notes.append(str(exc).split(";")[0])
+                if isinstance(exc, RestError) and exc.status is None:  # unreachable: stop asking
+                    stopped = f"REST unreachable ({exc})"
+                else:
+                    t.notes.append(str(exc).split(";")[0])
                 continue
             t.filled += settle(store, fill)
             t.gone += sum(b - a + 1 for a, b in fill.gone)
