@@ -266,6 +266,8 @@ class Refusal:
     headers: tuple[tuple[str, str], ...] = ()
 
 
+# rest-api.md does not list 451; this is the reply public client reports quote from Binance
+# for a restricted location (e.g. github.com/ccxt/ccxt/issues/15872, "451 Client Error").
 _GEO_MSG = ("Service unavailable from a restricted location according to 'b. Eligibility' in "
             "https://www.binance.com/en/terms. Please contact customer service if you believe you "
             "received this message in error.")
