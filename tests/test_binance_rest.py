@@ -11,8 +11,15 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from quantlab.binance.protocol import UNKNOWN_TIME, AggTrade
-from quantlab.binance.rest import BinanceRest, RateLimitBanned, RestError
+from quantlab.binance.rest import (
+    BinanceRest,
+    FirewallBlocked,
+    RateLimitBanned,
+    RestError,
+    RestrictedLocation,
+)
 from quantlab.errors import QuantlabError, UnknownSymbolError
+from quantlab.recorder.backfill import fetch_gap
 
 TRADES_CSV = "BTCUSDT-spot-trades-2024-08-08T2354_2024-08-09T0005.csv"
 
@@ -280,3 +287,139 @@ def test_bad_arguments():
                     await call
 
     run(main())
+
+
+# --------------------------------------------------------------------------- when Binance says no
+
+
+def test_a_ban_is_remembered_and_nothing_is_sent_until_it_ends():
+    fake = FakeTime()
+    banned_until_ms = int((fake.now + 90) * 1000)
+
+    def handler(path, q):
+        if len(srv.requests) == 1:  # no Retry-After: the end is read from Binance's message
+            return 418, {}, {"code": -1003, "msg": f"Way too many requests; IP(1.2.3.4) banned until {banned_until_ms}."}
+        return 200, {}, []
+
+    async def main():
+        global srv
+        async with MiniHTTP(handler) as srv:
+            async with BinanceRest(srv.url, sleep=fake.sleep, clock=fake.clock) as rest:
+                with pytest.raises(RateLimitBanned):
+                    await rest.historical_trades("BTCUSDT", 1)
+                # two callers at once, and later ones: none of them may reach the server
+                results = await asyncio.gather(rest.historical_trades("BTCUSDT", 2), rest.recent_trades("BTCUSDT"),
+                                               return_exceptions=True)
+                fake.now += 60
+                with pytest.raises(RateLimitBanned) as late:
+                    await rest.exchange_info("BTCUSDT")
+                sent_during = len(srv.requests)
+                assert rest.banned and 29 <= rest.pause_left() <= 31
+                fake.now += 31  # the ban is over
+                assert await rest.historical_trades("BTCUSDT", 3) == []
+                return results, late.value, sent_during, len(srv.requests), rest.counters
+
+    results, late, sent_during, sent_after, counters = run(main())
+    assert all(isinstance(r, RateLimitBanned) for r in results)
+    assert "banned this IP until" in str(late) and late.until == pytest.approx(banned_until_ms / 1000)
+    assert sent_during == 1 and sent_after == 2
+    assert counters["withheld"] == 3 and counters["http_418"] == 1
+
+
+def test_firewall_403_backs_off_long_doubling_then_retries():
+    fake = FakeTime()
+    waf = b"<HTML><HEAD><TITLE>ERROR: The request could not be satisfied</TITLE></HEAD></HTML>"
+
+    def handler(path, q):
+        return (403, {}, waf) if len(srv.requests) <= 2 else (200, {}, [])
+
+    async def main():
+        global srv
+        async with MiniHTTP(handler) as srv:
+            async with BinanceRest(srv.url, sleep=fake.sleep, clock=fake.clock, waf_pause_s=300) as rest:
+                with pytest.raises(FirewallBlocked) as first:
+                    await rest.historical_trades("BTCUSDT", 1)
+                assert rest.pause_left() == pytest.approx(300)
+                with pytest.raises(FirewallBlocked):
+                    await rest.historical_trades("BTCUSDT", 1)  # withheld, not sent
+                fake.now += 300
+                with pytest.raises(FirewallBlocked):
+                    await rest.historical_trades("BTCUSDT", 1)  # 403 again: twice as long
+                second = rest.pause_left()
+                fake.now += second
+                got = await rest.historical_trades("BTCUSDT", 1)
+                return first.value, second, got, len(srv.requests)
+
+    first, second, got, n = run(main())
+    assert first.status == 403 and "firewall" in str(first)
+    assert second == pytest.approx(600) and got == [] and n == 3
+
+
+def test_restricted_location_451_is_fatal_and_not_retried():
+    def handler(path, q):
+        return 451, {}, {"code": 0, "msg": "Service unavailable from a restricted location according to "
+                                           "'b. Eligibility' in https://www.binance.com/en/terms."}
+
+    async def main():
+        async with MiniHTTP(handler) as srv:
+            async with BinanceRest(srv.url) as rest:
+                with pytest.raises(RestrictedLocation) as info:
+                    await rest.exchange_info("BTCUSDT")
+            return info.value, len(srv.requests)
+
+    err, n = run(main())
+    assert n == 1 and isinstance(err, QuantlabError) and "451" in str(err) and "restricted location" in str(err)
+
+
+def test_market_data_host_is_known_not_to_serve_history_without_asking():
+    async def main():
+        async with BinanceRest("https://data-api.binance.vision") as rest:
+            return await rest.serves_history("BTCUSDT"), rest.counters["requests"]
+
+    assert run(main()) == (False, 0)
+
+
+def _rows_by_id(ids, t0=1723161255342):
+    return [{"id": i, "price": "61837.63", "qty": "0.02", "quoteQty": "1236.75", "time": t0 + i,
+             "isBuyerMaker": bool(i % 2), "isBestMatch": True} for i in ids]
+
+
+def test_fetch_gap_tells_gone_from_not_yet_served():
+    # the history database lacks 105..109 but served 110.. (proof 1: gone), and has nothing
+    # after 150 yet (lag); memory holds the last 1000 trades 1100..2099, so 151..1099 stay
+    # pending and 1100..1200 come from memory.
+    history = _rows_by_id([*range(100, 105), *range(110, 151)])
+    memory = _rows_by_id(range(1100, 2100))
+
+    def handler(path, q):
+        if path == "/api/v3/trades":
+            return 200, {}, memory
+        start, limit = int(q["fromId"]), int(q["limit"])
+        return 200, {}, [r for r in history if r["id"] >= start][:limit]
+
+    async def main():
+        async with MiniHTTP(handler) as srv:
+            async with BinanceRest(srv.url) as rest:
+                return await fetch_gap(rest, "BTCUSDT", 100, 1200, head_id=2099)
+
+    fill = run(main())
+    assert fill.gone == [(105, 109)]
+    assert fill.pending == [(151, 1099)]
+    assert [t.trade_id for t in fill.trades] == [*range(100, 105), *range(110, 151), *range(1100, 1201)]
+    assert fill.is_gone((105, 109)) and not fill.is_gone((151, 1099)) and not fill.complete
+
+
+def test_fetch_gap_memory_proves_a_hole_near_the_head():
+    memory = _rows_by_id([*range(5000, 5010), *range(5012, 5990)])  # 5010, 5011 never made it
+
+    def handler(path, q):
+        return 200, {}, (memory if path == "/api/v3/trades" else [])  # database lags: empty
+
+    async def main():
+        async with MiniHTTP(handler) as srv:
+            async with BinanceRest(srv.url) as rest:
+                return await fetch_gap(rest, "BTCUSDT", 5005, 5020)
+
+    fill = run(main())
+    assert fill.gone == [(5010, 5011)] and fill.pending == []
+    assert len(fill.trades) == 14

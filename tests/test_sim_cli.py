@@ -66,3 +66,15 @@ def test_sim_verb_refuses_bad_arguments_in_one_line():
                            cwd=ROOT, timeout=60)
         assert r.returncode == 2 and message in r.stderr and "Traceback" not in r.stderr
         assert r.stderr.strip().startswith("quantlab sim: error:")
+
+
+def test_help_documents_every_fault_key():
+    from quantlab.sim.faults import _KEYS
+
+    out = subprocess.run([sys.executable, "-m", "quantlab", "sim", "--help"], capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0
+    for key in _KEYS:
+        assert f"  {key}=" in out.stdout, key
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    for key in ("history_lag=", "ban=", "rest403=", "rest451=", "data_api="):
+        assert key in readme, key

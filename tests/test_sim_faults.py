@@ -7,7 +7,7 @@ import json
 import pytest
 
 from quantlab.sim import wire
-from quantlab.sim.faults import Faults, FaultState, malformed_frame, parse_faults
+from quantlab.sim.faults import Faults, FaultState, RestGate, malformed_frame, parse_faults
 
 
 def test_fault_spec_parses_and_round_trips():
@@ -80,3 +80,51 @@ def test_control_messages_follow_binance_rules():
     assert wire.result_reply(None, 1) == '{"result":null,"id":1}'
     assert wire.parse_stream_name("btcusdt@depth20@100ms") == ("btcusdt", "depth20@100ms")
     assert wire.parse_stream_name("!miniTicker@arr") == ("", "!miniTicker@arr")
+
+
+# --------------------------------------------------------------------------- REST refusals
+
+
+def test_rest_fault_keys_parse_round_trip_and_refuse_bad_values():
+    f = parse_faults("rest418=2,ban=1.5,ban_max=10,rest403=1,rest451=3,history_lag=4,data_api=1")
+    assert (f.rest418, f.ban, f.ban_max, f.rest403, f.rest451, f.history_lag, f.data_api) == (2, 1.5, 10.0, 1, 3, 4.0, 1)
+    assert parse_faults(f.spec()) == f
+    assert Faults().ban == 120.0 and Faults().ban_max == 259200.0  # Binance: 2 minutes to 3 days
+    with pytest.raises(ValueError, match="ban=20 is longer than ban_max=10"):
+        parse_faults("ban=20,ban_max=10")
+    with pytest.raises(ValueError, match="history_lag"):
+        parse_faults("history_lag=-1")
+
+
+def test_bans_escalate_and_a_request_during_a_ban_is_a_repeat_offence():
+    gate = RestGate(parse_faults("rest418=2,ban=2,ban_max=7"))
+    t = 1000.0
+    first = gate.check("historicalTrades", True, t)
+    assert first.status == 418 and dict(first.headers)["Retry-After"] == "2"
+    assert "banned until 1002000" in first.body["msg"]
+    assert gate.check("ping", False, t + 2.01) is None  # waited it out: served
+    second = gate.check("historicalTrades", True, t + 3)  # the second fault ban: twice as long
+    assert dict(second.headers)["Retry-After"] == "4"
+    during = gate.check("ping", False, t + 4)  # sent during the ban: banned again, longer (capped)
+    assert during.status == 418 and dict(during.headers)["Retry-After"] == "7"
+    assert gate.counts["rest_during_ban"] == 1 and gate.counts["bans"] == 3
+    assert [gate.ban_length(n) for n in (1, 2, 3, 4)] == [2, 4, 7, 7]
+
+
+def test_a_429_ignored_gets_the_ip_banned():
+    gate = RestGate(parse_faults("rest429=1,retry_after=3,ban=60"))
+    assert gate.check("trades", True, 0.0).status == 429
+    assert gate.check("trades", True, 1.0).status == 418  # inside the 3 s Retry-After
+    assert gate.counts["rest_ignored_429"] == 1
+    gate = RestGate(parse_faults("rest429=1,retry_after=3"))
+    gate.check("trades", True, 0.0)
+    assert gate.check("trades", True, 3.0) is None  # backed off as told: served
+
+
+def test_firewall_and_restricted_location_replies_look_like_binance():
+    gate = RestGate(parse_faults("rest403=1,rest451=1"))
+    geo = gate.check("exchangeInfo", False, 0.0)
+    assert geo.status == 451 and "restricted location" in geo.body["msg"]
+    waf = gate.check("historicalTrades", True, 0.0)
+    assert waf.status == 403 and waf.body.startswith(b"<!DOCTYPE HTML") and "Retry-After" not in dict(waf.headers)
+    assert gate.check("historicalTrades", True, 0.0) is None

@@ -4,15 +4,28 @@
 * ``GET /api/v3/historicalTrades?symbol=&fromId=&limit=`` — trades by id, for gap repair.
 * ``GET /api/v3/aggTrades?symbol=&fromId=&limit=`` and ``GET /api/v3/trades``.
 
-Rate limits, as Binance documents them: every reply carries ``X-MBX-USED-WEIGHT-1M`` (the
-IP's weight used in the current minute). The client waits for the next minute rather than
-send a request that would cross ``max_weight_per_min``; on HTTP 429 it sleeps for
-``Retry-After`` seconds and retries; on HTTP 418 (the IP is banned for ignoring 429s) it
-stops and raises :class:`RateLimitBanned`. Network errors and 5xx replies are retried with
-:func:`quantlab.binance.backoff.backoff_delays`, at most ``max_retries`` times.
+What Binance says and what this client does (spot REST docs, ``rest-api.md`` "HTTP Return
+Codes" and "LIMITS", checked 2026-07):
+
+* every reply carries ``X-MBX-USED-WEIGHT-1M``; the client waits for the next minute rather
+  than send a request that would cross ``max_weight_per_min``;
+* **429** (rate limit): ``Retry-After`` says how long to back off. The client remembers it
+  and *sends nothing* (from any caller) until it has passed, then retries;
+* **418** (IP auto-banned for not backing off after 429s; "IP bans are tracked and scale in
+  duration for repeat offenders, from 2 minutes to 3 days"; ``Retry-After`` says when the
+  ban ends): the client remembers "banned until" and raises :class:`RateLimitBanned` at once,
+  without sending, for every request until then — a request during a ban only prolongs it;
+* **403** (a WAF rule was violated — "can indicate a rate limit violation or a security
+  block"): the client backs off long (``waf_pause_s``, doubling while it repeats) and raises
+  :class:`FirewallBlocked` without sending until then;
+* **451** (service unavailable from a restricted location): :class:`RestrictedLocation`,
+  fatal — retrying cannot help;
+* network errors and 5xx replies are retried with :func:`~quantlab.binance.backoff.backoff_delays`,
+  at most ``max_retries`` times.
 
 HTTP runs on the standard library (``http.client`` with a kept-alive connection) in one
-worker thread, behind this class; callers only see coroutines.
+worker thread, behind this class; callers only see coroutines. The pause is checked on that
+thread right before each send, so a request queued behind a 429/418/403 never goes out.
 """
 
 from __future__ import annotations
@@ -22,6 +35,7 @@ import gzip
 import http.client
 import json
 import logging
+import re
 import ssl
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -35,14 +49,32 @@ from quantlab.errors import QuantlabError, UnknownSymbolError
 from .backoff import backoff_delays, classify_http_status, parse_retry_after
 from .protocol import AggTrade, ProtocolError, Trade, agg_trade_from_rest, trade_from_rest
 
-__all__ = ["BinanceRest", "RestError", "RateLimitBanned", "WEIGHTS"]
+__all__ = [
+    "BinanceRest",
+    "RestError",
+    "RestPaused",
+    "RateLimitBanned",
+    "FirewallBlocked",
+    "RestrictedLocation",
+    "WEIGHTS",
+    "MARKET_DATA_HOSTS",
+]
 
 log = logging.getLogger(__name__)
 
-#: Request weights of the endpoints used here (Binance spot, 2025).
-WEIGHTS = {"exchangeInfo": 20, "historicalTrades": 25, "aggTrades": 4, "trades": 25}
+#: Request weights of the spot endpoints quantlab calls, the one table for the client and the
+#: simulator (rest-api.md; ``trades``/``historicalTrades`` went from 10 to 25 on 2024-04-04).
+WEIGHTS = {"ping": 1, "time": 1, "exchangeInfo": 20, "trades": 25, "historicalTrades": 25, "aggTrades": 4}
 MAX_LIMIT = 1000
 INVALID_SYMBOL = -1121  # Binance error code for an unknown symbol
+#: Hosts that serve public market data only; ``faqs/market_data_only.md`` lists what they serve
+#: (aggTrades, trades, klines, depth, ticker, exchangeInfo, ...) and ``historicalTrades`` is not
+#: among them, so gap repair cannot run there.
+MARKET_DATA_HOSTS = ("data-api.binance.vision",)
+#: Replies meaning "this host does not serve that path" (as opposed to a refused request).
+_NOT_SERVED = (404, 405, 410, 501)
+#: Shortest ban Binance gives (rest-api.md, LIMITS): used when a 418 carries no Retry-After.
+MIN_BAN_S = 120.0
 
 
 class RestError(QuantlabError):
@@ -54,12 +86,36 @@ class RestError(QuantlabError):
         self.code = code
 
 
-class RateLimitBanned(RestError):
+class RestPaused(RestError):
+    """Binance asked for silence (418 ban, 403 firewall): nothing is sent until ``until``
+    (epoch seconds); the request was not sent (or was the one that got the refusal)."""
+
+    def __init__(self, message: str, *, status: int, until: float, retry_after_s: float | None = None):
+        super().__init__(message, status=status)
+        self.until = until
+        self.retry_after_s = retry_after_s
+
+
+class RateLimitBanned(RestPaused):
     """HTTP 418: Binance banned this IP for ignoring 429s; nothing may be sent until it ends."""
 
-    def __init__(self, message: str, *, retry_after_s: float | None = None):
-        super().__init__(message, status=418)
-        self.retry_after_s = retry_after_s
+    def __init__(self, message: str, *, retry_after_s: float | None = None, until: float | None = None):
+        until = until if until is not None else time.time() + (retry_after_s or MIN_BAN_S)
+        super().__init__(message, status=418, until=until, retry_after_s=retry_after_s)
+
+
+class FirewallBlocked(RestPaused):
+    """HTTP 403: a Binance WAF rule blocked the request; back off long before trying again."""
+
+    def __init__(self, message: str, *, until: float):
+        super().__init__(message, status=403, until=until)
+
+
+class RestrictedLocation(RestError):
+    """HTTP 451: Binance does not serve this location; retrying cannot help."""
+
+    def __init__(self, message: str):
+        super().__init__(message, status=451)
 
 
 class BinanceRest:
@@ -70,8 +126,14 @@ class BinanceRest:
     ``max_weight_per_min``: stay under this weight per minute (Binance allows 6000).
     ``time_unit="MICROSECOND"`` asks for µs timestamps (``X-MBX-TIME-UNIT``); ``api_key``
     is sent as ``X-MBX-APIKEY`` when given (not needed for these public endpoints).
+    ``waf_pause_s``: how long to stay silent after a 403 (doubling while 403s repeat, at
+    most ``waf_pause_max_s``).
     ``sleep``/``clock`` are injectable for tests (``clock`` is wall-clock epoch seconds:
     the weight window is the calendar minute).
+
+    State a caller may read: :attr:`paused_until` (epoch s; nothing is sent before it),
+    :meth:`pause_left` and :attr:`counters` (``withheld`` counts requests not sent because
+    of a ban or firewall pause).
     """
 
     def __init__(
@@ -84,6 +146,8 @@ class BinanceRest:
         backoff: Callable[[], Iterator[float]] = backoff_delays,
         time_unit: str | None = None,
         api_key: str | None = None,
+        waf_pause_s: float = 300.0,
+        waf_pause_max_s: float = 3600.0,
         sleep: Callable[[float], Any] = asyncio.sleep,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -98,6 +162,8 @@ class BinanceRest:
             raise ValueError(f"max_weight_per_min: must be a positive int, got {max_weight_per_min!r}")
         if not (isinstance(max_retries, int) and max_retries >= 0):
             raise ValueError(f"max_retries: must be an int >= 0, got {max_retries!r}")
+        if not (0 < waf_pause_s <= waf_pause_max_s):
+            raise ValueError(f"waf_pause_s: must be > 0 and <= waf_pause_max_s, got {waf_pause_s!r}")
         if time_unit is not None and time_unit.upper() not in ("MILLISECOND", "MICROSECOND"):
             raise ValueError(f"time_unit: {time_unit!r} is not one of MILLISECOND, MICROSECOND")
         self.rest_url = rest_url.rstrip("/")
@@ -118,10 +184,19 @@ class BinanceRest:
         self._used_weight = 0
         self._weight_minute: int | None = None
         self._closed = False
+        self.waf_pause_s = float(waf_pause_s)
+        self.waf_pause_max_s = float(waf_pause_max_s)
+        self._waf_delays: Iterator[float] | None = None  # reset by a 200
+        #: nothing is sent before this (epoch s); why, as (status, message)
+        self.paused_until = 0.0
+        self._pause_why: tuple[int, str] = (0, "")
         self.counters: dict[str, float] = {
             "requests": 0,
             "retries": 0,
             "http_429": 0,
+            "http_418": 0,
+            "http_403": 0,
+            "withheld": 0,
             "weight_waits": 0,
             "weight_wait_s": 0.0,
         }
@@ -143,6 +218,22 @@ class BinanceRest:
         if conn is not None:
             await asyncio.get_running_loop().run_in_executor(self._pool, conn.close)
         self._pool.shutdown(wait=False)
+
+    def pause_left(self) -> float:
+        """Seconds until requests may be sent again (0.0 when they may go now)."""
+        return max(0.0, self.paused_until - self._clock())
+
+    @property
+    def banned(self) -> bool:
+        """True while a 418 ban or 403 firewall pause is in force."""
+        return self._pause_why[0] in (418, 403) and self.pause_left() > 0
+
+    def _pause(self, status: int, seconds: float, why: str) -> None:
+        """Called on the worker thread as soon as a refusal arrives (before anyone else sends)."""
+        until = self._clock() + seconds
+        if until > self.paused_until or status in (418, 403):
+            self.paused_until = max(self.paused_until, until)
+            self._pause_why = (status, why)
 
     @property
     def used_weight(self) -> int:
@@ -220,6 +311,26 @@ class BinanceRest:
         recv_ns = time.time_ns()
         return [trade_from_rest(r, sym, recv_ns, time_unit=self.time_unit) for r in _rows(rows)]
 
+    async def serves_history(self, symbol: str) -> bool | None:
+        """Whether this host serves ``/api/v3/historicalTrades`` (gap repair needs it).
+
+        False for a known market-data-only host (no request sent) or when the host answers
+        that path as not found; None when it cannot tell now (ban, firewall, outage).
+        """
+        if (self._host or "").lower() in MARKET_DATA_HOSTS:
+            return False
+        try:
+            await self.historical_trades(symbol, 0, 1)
+        except RestPaused:
+            return None
+        except RestError as exc:
+            if exc.status in _NOT_SERVED:
+                return False
+            if exc.status is None or exc.status >= 500 or exc.status == 429:
+                return None
+            raise
+        return True
+
     async def agg_trades(self, symbol: str, from_id: int, limit: int = MAX_LIMIT) -> list[AggTrade]:
         """Up to ``limit`` aggregate trades of ``symbol`` from agg id ``from_id`` upward."""
         sym = _one_symbol(symbol)
@@ -234,11 +345,22 @@ class BinanceRest:
         return [agg_trade_from_rest(r, sym, recv_ns, time_unit=self.time_unit) for r in _rows(rows)]
 
     async def fetch_trade_range(self, symbol: str, first_id: int, last_id: int) -> list[Trade]:
-        """Every trade of ``symbol`` with ``first_id <= id <= last_id`` the exchange still
-        has, sorted by id, paging 1000 at a time.
+        """Every trade of ``symbol`` with ``first_id <= id <= last_id`` that
+        ``historicalTrades`` serves now, sorted by id, paging 1000 at a time.
 
-        Ids the exchange cannot provide are simply absent from the result (the caller
-        records them as a gap); paging stops at ``last_id`` or at an empty page.
+        Ids it does not serve are simply absent (see :meth:`history_range` for whether
+        they are gone or merely not served yet).
+        """
+        return (await self.history_range(symbol, first_id, last_id))[0]
+
+    async def history_range(self, symbol: str, first_id: int, last_id: int) -> tuple[list[Trade], int | None]:
+        """``(trades, highest_id_seen)``: the trades of ``first_id..last_id`` that
+        ``historicalTrades`` serves now, sorted by id, and the highest trade id any of its
+        pages returned (possibly beyond ``last_id``; None when every page was empty).
+
+        Paging stops at ``last_id``, at an empty page, or at a short page (the history
+        database has nothing newer yet: Binance serves this endpoint from its database,
+        which may lag the market).
         """
         sym = _one_symbol(symbol)
         _check_id("first_id", first_id)
@@ -246,21 +368,27 @@ class BinanceRest:
         if last_id < first_id:
             raise ValueError(f"last_id: {last_id} is below first_id {first_id}")
         out: list[Trade] = []
+        seen: int | None = None
         next_id = first_id
         while next_id <= last_id:
-            page = await self.historical_trades(sym, next_id, min(MAX_LIMIT, last_id - next_id + 1))
-            page = [t for t in page if next_id <= t.trade_id <= last_id]
+            want = min(MAX_LIMIT, last_id - next_id + 1)
+            raw = await self.historical_trades(sym, next_id, want)
+            if raw:
+                top = max(t.trade_id for t in raw)
+                seen = top if seen is None else max(seen, top)
+            page = sorted((t for t in raw if next_id <= t.trade_id <= last_id), key=lambda t: t.trade_id)
             if not page:
                 break
-            page.sort(key=lambda t: t.trade_id)
             out.extend(page)
             next_id = page[-1].trade_id + 1
+            if len(raw) < want:
+                break
         if out and (len(out) != last_id - first_id + 1):
             log.info(
-                "%s: exchange returned %d of %d trades in ids %d..%d",
+                "%s: historicalTrades served %d of %d trades in ids %d..%d",
                 sym, len(out), last_id - first_id + 1, first_id, last_id,
             )
-        return out
+        return out, seen
 
     # ------------------------------------------------------------------ transport
 
@@ -273,10 +401,10 @@ class BinanceRest:
         attempt = 0
         loop = asyncio.get_running_loop()
         while True:
+            await self._wait_pause(url)
             await self._respect_weight(weight)
-            self.counters["requests"] += 1
             try:
-                status, headers, body = await loop.run_in_executor(self._pool, self._fetch, target)
+                reply = await loop.run_in_executor(self._pool, self._fetch, target)
             except (OSError, http.client.HTTPException) as exc:
                 attempt += 1
                 if attempt > self.max_retries:
@@ -289,20 +417,24 @@ class BinanceRest:
                 self.counters["retries"] += 1
                 await self._sleep(delay)
                 continue
+            if reply is None:
+                continue  # a pause began while this request waited for the worker: not sent
+            status, headers, body = reply
             self._note_weight(headers)
             if status == 200:
+                self._waf_delays: Iterator[float] | None = None  # reset by a 200
                 try:
                     return json.loads(body)
                 except ValueError as exc:
                     raise RestError(f"GET {url}: reply is not JSON: {body[:80]!r}", status=200) from exc
             retry_after = parse_retry_after(headers.get("retry-after"))
             code, msg = _error_of(body)
-            if status == 418:
-                raise RateLimitBanned(
-                    f"GET {url}: HTTP 418, this IP is banned by Binance"
-                    + (f" for {retry_after:g} s" if retry_after is not None else "")
-                    + f" ({msg or 'rate limits ignored'}); stop sending requests",
-                    retry_after_s=retry_after,
+            if status in (418, 403):
+                self._raise_paused(url, retry_after)
+            if status == 451:
+                raise RestrictedLocation(
+                    f"GET {url}: HTTP 451, Binance refuses service from this location"
+                    + (f" ({msg})" if msg else "") + "; nothing can be recorded from this network"
                 )
             if not classify_http_status(status):
                 raise RestError(
@@ -323,7 +455,32 @@ class BinanceRest:
             delay = retry_after if retry_after is not None else next(delays)
             log.warning("GET %s: HTTP %d; retry %d in %.2f s", url, status, attempt, delay)
             self.counters["retries"] += 1
-            await self._sleep(delay)
+            if status != 429:  # a 429 pause is already in force (set on the worker thread)
+                await self._sleep(delay)
+
+    async def _wait_pause(self, url: str) -> None:
+        """Sleep through a 429 back-off; raise at once during a ban or firewall pause."""
+        while (left := self.pause_left()) > 0:
+            if self._pause_why[0] in (418, 403):
+                self.counters["withheld"] += 1
+                self._raise_paused(url)
+            await self._sleep(left)
+
+    def _raise_paused(self, url: str, retry_after: float | None = None) -> None:
+        status, why = self._pause_why
+        left = self.pause_left()
+        until_txt = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(self.paused_until))
+        if status == 418:
+            raise RateLimitBanned(
+                f"GET {url}: HTTP 418, Binance banned this IP until {until_txt} ({left:.0f} s left; {why}); "
+                "nothing is sent until then",
+                retry_after_s=retry_after if retry_after is not None else left, until=self.paused_until,
+            )
+        raise FirewallBlocked(
+            f"GET {url}: HTTP 403, blocked by Binance's web application firewall ({why}); "
+            f"backing off until {until_txt} ({left:.0f} s)",
+            until=self.paused_until,
+        )
 
     async def _respect_weight(self, weight: int) -> None:
         now = self._clock()
@@ -357,8 +514,35 @@ class BinanceRest:
             )
         return http.client.HTTPConnection(self._host, self._port, timeout=self.timeout_s)
 
-    def _fetch(self, target: str) -> tuple[int, dict[str, str], bytes]:
-        """Blocking GET on the worker thread; reuses the kept-alive connection once."""
+    def _fetch(self, target: str) -> tuple[int, dict[str, str], bytes] | None:
+        """Blocking GET on the worker thread; reuses the kept-alive connection once.
+
+        Returns None without sending when a pause is in force (a refusal that arrived while
+        this request waited behind another); notes any refusal's pause before returning, so
+        the next queued request sees it."""
+        if self._clock() < self.paused_until:
+            return None
+        self.counters["requests"] += 1
+        reply = self._send(target)
+        status, hdrs, body = reply
+        if status in (429, 418, 403):
+            after = parse_retry_after(hdrs.get("retry-after"))
+            code, msg = _error_of(body)
+            if code is None and msg.lstrip().startswith("<"):
+                msg = ""  # an HTML page (the firewall's): nothing worth quoting
+            if status == 429:
+                self._pause(429, after if after is not None else 1.0, msg or "rate limit")
+            elif status == 418:
+                self.counters["http_418"] += 1
+                self._pause(418, after if after is not None else _ban_left(msg, self._clock()), msg or "banned")
+            else:
+                self.counters["http_403"] += 1
+                if self._waf_delays is None:
+                    self._waf_delays = backoff_delays(self.waf_pause_s, 2.0, self.waf_pause_max_s, jitter=0.0)
+                self._pause(403, next(self._waf_delays), (msg or "request blocked")[:120])
+        return reply
+
+    def _send(self, target: str) -> tuple[int, dict[str, str], bytes]:
         headers = {"Accept": "application/json", "Accept-Encoding": "gzip", "User-Agent": "quantlab"}
         if self.time_unit:
             headers["X-MBX-TIME-UNIT"] = self.time_unit
@@ -392,6 +576,15 @@ class BinanceRest:
 
 
 # --------------------------------------------------------------------------- helpers
+
+
+def _ban_left(msg: str, now: float) -> float:
+    """Seconds left of a ban from Binance's message "IP banned until 1620286253180", else the
+    shortest ban Binance gives."""
+    m = re.search(r"banned until (\d{12,14})", msg or "")
+    if m:
+        return max(1.0, int(m.group(1)) / 1000.0 - now)
+    return MIN_BAN_S
 
 
 def _symbols_of(info: Any) -> dict[str, dict]:

@@ -41,8 +41,17 @@ fault spec (--faults), comma-separated key=value items:
   stall=S@T              from T s after start, no data on any connection for S s
                          (connections stay open; repeat the key for several stalls)
   rest429=N              the first N trade-history REST requests answer 429 + Retry-After
-  rest418=N              the N requests after those answer 418 (banned) + Retry-After
-  retry_after=S          Retry-After seconds for the two above (default 1)
+  rest418=N              the N trade-history requests after those start an IP ban: 418 + Retry-After
+  ban=S                  first ban length in seconds (default 120); each later ban doubles, up to
+  ban_max=S              (default 259200 = 3 days); any request during a ban, or inside a 429's
+                         Retry-After, is answered 418 and bans again (Binance's repeat offenders)
+  rest403=N              the N trade-history requests after the 418 ones answer 403 (web firewall)
+  rest451=N              the first N REST requests answer 451 (restricted location)
+  history_lag=S          historicalTrades/aggTrades (Binance: "Data Source: Database") serve only
+                         trades at least S s old: short pages near the head; /trades
+                         ("Data Source: Memory", the last 1000) does not lag
+  data_api=1             act as data-api.binance.vision: historicalTrades is not served (404)
+  retry_after=S          Retry-After seconds of the rest429 replies (default 1)
   seed=N                 seed of the random fault choices (default 0)
   e.g. --faults "drop=0.01,cut_every=300,dup_after_reconnect=20,malformed=0.001,stall=5@30,rest429=1"
 """

@@ -9,7 +9,8 @@ stored segments)::
     gap = seq.push(trade)            # None, or (first_missing, last_missing) to fetch
     ready = seq.drain()              # trades ready to store, in id order
     gap = seq.fill(first, last, fetched)   # backfill arrived: releases the held trades
-    gap = seq.give_up(first, last)         # cannot be backfilled: skip it (caller records it)
+    gap = seq.give_up(first, last)         # not backfilled now: move past it (caller records it,
+                                           # as gone for good or as an open gap to re-attempt)
 
 A fresh store (``last_id=None``) starts at the first trade it sees; a resumed one treats the
 first live trade after ``last_id`` like any other jump, so a restart backfills what it missed.
@@ -40,6 +41,11 @@ class Sequencer:
     def held(self) -> int:
         """Trades waiting for a backfill to complete."""
         return len(self._held)
+
+    @property
+    def newest_held(self) -> int | None:
+        """Highest trade id held behind the open gap (the exchange has reached at least it)."""
+        return max(t.trade_id for t in self._held) if self._held else None
 
     def push(self, trade) -> Gap | None:
         """Take one trade; returns a newly opened gap to backfill, else None."""
@@ -72,7 +78,8 @@ class Sequencer:
         return self._replay([t for t in trades if first <= t.trade_id <= last] + self._held)
 
     def give_up(self, first: int, last: int) -> Gap | None:
-        """The open gap cannot be backfilled: move past it (the caller records it)."""
+        """Move past the open gap without its trades (the caller records it: as a permanent
+        gap, or as an open one that is repaired later and merged into the store)."""
         if self.gap != (first, last):
             raise ValueError(f"{self.symbol}: give_up({first}, {last}) does not match the open gap {self.gap}")
         self.gap = None

@@ -6,6 +6,15 @@ appends what is ready every ``flush_interval_s`` (so at most that much is lost t
 and hands each durable batch to the alert service; a status loop publishes the counters as
 ``<store>/status.json`` for ``quantlab info`` and every notebook.
 
+When Binance says no (see :mod:`quantlab.recorder.backfill` and :mod:`quantlab.binance.rest`):
+a gap whose ids the history does not serve yet is retried with delays for up to
+``backfill_hold_s`` while its trades are held; after that — or at once during a 418 ban or a
+403 firewall pause, when nothing may be sent — it becomes an *open* gap: recorded in the
+store (``permanent: false``), the held trades are stored, and a repair task re-attempts it
+when the pause ends or its back-off elapses, merges what it gets into the store and drops
+the record. Only ids Binance provably no longer has are recorded as permanent gaps. HTTP 451
+(restricted location) stops the recorder with one line saying so.
+
 Overflow policy: the stream's queue is bounded and applies back-pressure to the socket
 (nothing is dropped in the process); if the exchange cuts a slow reader, the ids it skipped
 come back through the normal gap repair.
@@ -26,9 +35,10 @@ import pandas as pd
 
 from quantlab.binance.backoff import backoff_delays
 from quantlab.binance.protocol import Trade, trades_to_frame
-from quantlab.binance.rest import BinanceRest, RateLimitBanned
+from quantlab.binance.rest import BinanceRest, RestError, RestPaused, RestrictedLocation
 from quantlab.binance.stream import BinanceStream, Connected, Disconnected, StreamError
 from quantlab.errors import UnknownSymbolError
+from quantlab.recorder.backfill import GONE_REASON, fetch_gap, settle
 from quantlab.recorder.metrics import LatencyWindow, RateMeter
 from quantlab.recorder.sequencer import Sequencer
 from quantlab.status import write_status
@@ -48,8 +58,15 @@ class RecorderConfig:
     flush_interval_s: float = 0.25
     status_interval_s: float = 1.0
     watchdog_s: float = 10.0
-    backfill_attempts: int = 6
+    #: how long a gap may hold the trades after it while its ids are retried; then it is
+    #: recorded as open, the trades are stored and the gap is repaired later
+    backfill_hold_s: float = 10.0
+    #: longest wait between re-attempts of an open gap
+    repair_backoff_cap_s: float = 60.0
+    #: larger gaps are recorded open but left to ``quantlab repair``
     max_backfill_ids: int = 5_000_000
+    #: passed to BinanceRest (e.g. ``waf_pause_s``)
+    rest_options: dict = field(default_factory=dict)
     alerts: bool = True
     #: for symbols with nothing stored yet: start at this trade id (backfilled over REST)
     #: instead of at the first live trade
@@ -91,8 +108,12 @@ class Recorder:
         self.lat_durable = LatencyWindow()
         self.last: dict[str, dict] = {}
         self.c = dict.fromkeys(
-            ("gaps_repaired", "gaps_unrepaired", "backfilled", "stored", "rejected",
-             "reconnects", "alerts_fired", "alert_errors"), 0)
+            ("gaps_repaired", "gaps_unrepaired", "gaps_deferred", "gaps_repaired_later", "backfill_retries",
+             "backfilled", "stored", "rejected", "reconnects", "alerts_fired", "alert_errors"), 0)
+        self._open: list[_OpenGap] = []  # open gaps the repair task re-attempts
+        self._repair_wake = asyncio.Event()
+        self._failure: BaseException | None = None
+        self._pause_logged = 0.0  # the pause (its end) already announced in the log
         self.store: TickStore | None = None
         self.stream: BinanceStream | None = None
         self.alerts = None
@@ -147,19 +168,22 @@ class Recorder:
             )
             if cfg.duration_s is not None:
                 asyncio.get_running_loop().call_later(cfg.duration_s, self._stop.set)
-            async with BinanceRest(cfg.rest_url) as rest:
+            async with BinanceRest(cfg.rest_url, **cfg.rest_options) as rest:
                 self.rest = rest
                 if not await self._validate_symbols(rest):
                     return 0
+                await self._check_history_host(rest)
+                self._load_open_gaps()
                 self.state = "connecting"
                 tasks = [
                     asyncio.create_task(self._consume(), name="recorder-consume"),
                     asyncio.create_task(self._flush_loop(), name="recorder-flush"),
                     asyncio.create_task(self._status_loop(), name="recorder-status"),
+                    asyncio.create_task(self._repair_loop(), name="recorder-repair"),
                 ]
                 stop_wait = asyncio.create_task(self._stop.wait())
                 done, _ = await asyncio.wait([stop_wait, tasks[0]], return_when=asyncio.FIRST_COMPLETED)
-                failure = None
+                failure = self._failure
                 if tasks[0] in done and tasks[0].exception() is not None:
                     failure = tasks[0].exception()
                 stop_wait.cancel()
@@ -171,6 +195,9 @@ class Recorder:
                 held = sum(s.held for s in self.seqs.values())
                 if held:
                     log.info("%d trade(s) behind an open gap were not stored; the next run backfills them", held)
+                if self._open:
+                    log.warning("%d open gap(s) left in %s/gaps.json: the next run or `quantlab repair` "
+                                "re-attempts them", len(self._open), self.store.path)
                 self.state = "failed" if failure else "stopped"
                 if failure:
                     self.reason = str(failure)
@@ -192,8 +219,12 @@ class Recorder:
             try:
                 await rest.exchange_info(self.symbols)
                 return True
-            except UnknownSymbolError:
+            except (UnknownSymbolError, RestrictedLocation):
                 raise
+            except RestPaused as exc:
+                # a ban may last days: record the stream meanwhile (it is not the REST API)
+                log.warning("symbols not checked (%s); recording anyway, gaps stay open until it ends", exc)
+                return True
             except Exception as exc:  # noqa: BLE001 - any transport failure is retried
                 delay = next(delays)
                 self.state, self.reason = "unreachable", f"{self.cfg.rest_url}: {exc}"
@@ -229,52 +260,160 @@ class Recorder:
             log.error("stream stopped: %s", exc)
             raise
 
+    async def _check_history_host(self, rest: BinanceRest) -> None:
+        """Refuse a REST host that does not serve ``historicalTrades`` (e.g. Binance's
+        market-data host): gap repair needs it, and nothing else gives every trade by id —
+        ``/api/v3/trades`` holds only the last 1000 and ``aggTrades`` merges trades of one
+        taker order into one row (their separate quantities are lost)."""
+        if await rest.serves_history(self.symbols[0]) is False:
+            raise RestError(
+                f"--rest-url {self.cfg.rest_url}: this host does not serve /api/v3/historicalTrades, "
+                "which gap repair needs (Binance's market-data host data-api.binance.vision serves only "
+                "trades, aggTrades, klines and tickers); use --rest-url https://api.binance.com"
+            )
+
+    def _fail(self, exc: BaseException) -> None:
+        self.state, self.reason = "failed", str(exc)
+        log.error("%s", exc)
+        self._failure = self._failure or exc
+        self._stop.set()
+
     def _start_backfill(self, symbol: str, gap: tuple[int, int]) -> None:
         log.debug("%s: ids %d..%d missing (%d); backfilling over REST", symbol, gap[0], gap[1], gap[1] - gap[0] + 1)
         self._backfills[symbol] = asyncio.create_task(self._backfill(symbol, gap), name=f"backfill-{symbol}")
 
     async def _backfill(self, symbol: str, gap: tuple[int, int] | None) -> None:
+        """Repair the open gap while holding the trades after it; see the module doc."""
         seq = self.seqs[symbol]
-        while gap is not None:
-            first, last = gap
-            trades, reason = await self._fetch(symbol, first, last)
-            if trades is None:
-                self._record_gap(symbol, first, last, reason)
-                gap = seq.give_up(first, last)
-                continue
-            self.c["backfilled"] += len(trades)
-            gap = seq.fill(first, last, trades)
-            if gap is not None and first <= gap[0] and gap[1] <= last:
-                self._record_gap(symbol, gap[0], gap[1], "the exchange no longer has these trades")
-                gap = seq.give_up(*gap)
-            else:
-                self.c["gaps_repaired"] += 1
-                log.debug("%s: gap %d..%d repaired (%d trades)", symbol, first, last, len(trades))
-        self._backfills.pop(symbol, None)
+        hold = self.cfg.backfill_hold_s
+        try:
+            while gap is not None:
+                first, last = gap
+                hold_until = time.monotonic() + hold
+                delays = backoff_delays(initial_s=0.25, cap_s=2.0)
+                whole = True  # every id of this gap stored now
+                while gap is not None and first <= gap[0] and gap[1] <= last:
+                    a, b = gap
+                    if b - a + 1 > self.cfg.max_backfill_ids:
+                        gap, whole = self._defer(symbol, a, b, f"gap of {b - a + 1} ids exceeds max_backfill_ids="
+                                                 f"{self.cfg.max_backfill_ids}; run `quantlab repair`", auto=False), False
+                        continue
+                    try:
+                        fill = await fetch_gap(self.rest, symbol, a, b, head_id=seq.newest_held)
+                    except RestPaused as exc:  # ban or firewall: send nothing, store what is held
+                        gap, whole = self._defer(symbol, a, b, str(exc), paused=exc), False
+                        continue
+                    except RestrictedLocation as exc:
+                        self._fail(exc)
+                        return
+                    except Exception as exc:  # noqa: BLE001 - an outage, a bad reply: retry, then keep it open
+                        if time.monotonic() < hold_until:
+                            await asyncio.sleep(next(delays))
+                            continue
+                        gap, whole = self._defer(symbol, a, b, f"REST unavailable: {exc}"), False
+                        continue
+                    self.c["backfilled"] += len(fill.trades)
+                    gap = seq.fill(a, b, fill.trades)
+                    while gap is not None and a <= gap[0] and gap[1] <= b and fill.is_gone(gap):
+                        self._record_gap(symbol, gap[0], gap[1], GONE_REASON)
+                        gap, whole = seq.give_up(*gap), False
+                    if gap is not None and a <= gap[0] and gap[1] <= b:  # not served yet
+                        if time.monotonic() < hold_until:
+                            self.c["backfill_retries"] += 1
+                            await asyncio.sleep(next(delays))
+                        else:
+                            gap, whole = self._defer(symbol, gap[0], gap[1],
+                                                     "not served yet after "
+                                                     f"{hold:g} s (Binance's trade history lags)"), False
+                if whole:
+                    self.c["gaps_repaired"] += 1
+                    log.debug("%s: gap %d..%d repaired", symbol, first, last)
+        finally:
+            if self._backfills.get(symbol) is asyncio.current_task():
+                self._backfills.pop(symbol, None)
 
-    async def _fetch(self, symbol: str, first: int, last: int):
-        if last - first + 1 > self.cfg.max_backfill_ids:
-            return None, f"gap of {last - first + 1} ids exceeds max_backfill_ids={self.cfg.max_backfill_ids}"
-        delays = backoff_delays()
-        reason = ""
-        for attempt in range(1, self.cfg.backfill_attempts + 1):
+    def _defer(self, symbol: str, first: int, last: int, reason: str, *, auto: bool = True,
+               paused: RestPaused | None = None):
+        """Record ``first..last`` as an open gap, store the held trades, repair it later."""
+        self.c["gaps_deferred"] += 1
+        if paused is not None and paused.until == self._pause_logged:
+            log.debug("%s: ids %d..%d kept open (REST paused); repaired later", symbol, first, last)
+        else:
+            if paused is not None:  # once per ban or firewall pause, not once per gap
+                self._pause_logged = paused.until
+                reason_log = f"{reason}; every gap meanwhile stays open"
+            else:
+                reason_log = reason
+            log.warning("%s: ids %d..%d kept open (%s); repaired later", symbol, first, last, reason_log)
+        self.store.add_gap(symbol, first, last, reason, permanent=False)
+        if auto:
+            self._open.append(_OpenGap(symbol, first, last, self._repair_delays()))
+            self._repair_wake.set()
+        return self.seqs[symbol].give_up(first, last)
+
+    def _repair_delays(self):
+        return backoff_delays(initial_s=0.5, cap_s=max(0.5, self.cfg.repair_backoff_cap_s))
+
+    def _load_open_gaps(self) -> None:
+        """Open gaps a previous run left (e.g. stopped during a ban) are re-attempted too."""
+        gaps = self.store.gaps()
+        for g in gaps[~gaps["permanent"]].itertuples():
+            if g.symbol in self.seqs and g.count <= self.cfg.max_backfill_ids:
+                self._open.append(_OpenGap(g.symbol, int(g.first_id), int(g.last_id), self._repair_delays()))
+        if self._open:
+            log.info("%d open gap(s) from an earlier run will be re-attempted", len(self._open))
+            self._repair_wake.set()
+
+    async def _repair_loop(self) -> None:
+        """Re-attempt open gaps: never during a ban or firewall pause, each with its own
+        back-off while the history does not serve it yet; merge what arrives into the store."""
+        while True:
+            if not self._open:
+                self._repair_wake.clear()
+                await self._repair_wake.wait()
+                continue
+            pause = self.rest.pause_left()
+            if pause > 0:
+                await asyncio.sleep(pause + 0.01)
+                continue
+            og = min(self._open, key=lambda g: g.next_at)
+            wait = og.next_at - time.monotonic()
+            if wait > 0:
+                self._repair_wake.clear()
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(self._repair_wake.wait(), wait)
+                continue
+            seq = self.seqs[og.symbol]
             try:
-                return await self.rest.fetch_trade_range(symbol, first, last), ""
-            except RateLimitBanned as exc:
-                return None, f"REST banned this IP (HTTP 418): {exc}"
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # noqa: BLE001 - transport errors are retried
-                reason = f"REST backfill failed {attempt}x: {exc}"
-                delay = next(delays)
-                log.warning("%s: backfill of %d..%d failed (%s); retry in %.1fs", symbol, first, last, exc, delay)
-                await asyncio.sleep(delay)
-        return None, reason
+                fill = await fetch_gap(self.rest, og.symbol, og.first, og.last, head_id=seq.last_id)
+            except RestPaused:
+                continue
+            except RestrictedLocation as exc:
+                self._fail(exc)
+                return
+            except Exception as exc:  # noqa: BLE001 - an outage, a bad reply: try again later
+                og.next_at = time.monotonic() + next(og.delays)
+                log.info("%s: open gap %d..%d not repaired yet (%s)", og.symbol, og.first, og.last, exc)
+                continue
+            self._open.remove(og)
+            added = settle(self.store, fill, pending_reason="not served yet (Binance's trade history lags)")
+            self.c["backfilled"] += added
+            for a, b in fill.gone:
+                self.c["gaps_unrepaired"] += 1
+                log.error("%s: ids %d..%d are gone (%s); recorded as a gap", og.symbol, a, b, GONE_REASON)
+            for a, b in fill.pending:
+                nxt = _OpenGap(og.symbol, a, b, og.delays)
+                nxt.next_at = time.monotonic() + next(og.delays)
+                self._open.append(nxt)
+            if fill.complete:
+                self.c["gaps_repaired_later"] += 1
+                log.info("%s: open gap %d..%d repaired (%d trades merged into the store)",
+                         og.symbol, og.first, og.last, added)
 
     def _record_gap(self, symbol: str, first: int, last: int, reason: str) -> None:
         self.c["gaps_unrepaired"] += 1
         log.error("%s: ids %d..%d could not be backfilled (%s); recorded as a gap", symbol, first, last, reason)
-        self.store.add_gap(symbol, first, last, reason)
+        self.store.add_gap(symbol, first, last, reason, permanent=True)
 
     # ------------------------------------------------------------------ storage
     async def _flush_loop(self) -> None:
@@ -347,6 +486,9 @@ class Recorder:
             "reconnects": self.c["reconnects"],
             "gaps_repaired": self.c["gaps_repaired"],
             "gaps_unrepaired": self.c["gaps_unrepaired"],
+            "gaps_open": len(self._open),
+            "gaps_repaired_later": self.c["gaps_repaired_later"],
+            "rest_paused_s": round(self.rest.pause_left(), 1) if getattr(self, "rest", None) else 0.0,
             "backfilled": self.c["backfilled"],
             "rejected": self.c["rejected"],
             "duplicates": sc.get("duplicates", 0) + sum(s.duplicates for s in self.seqs.values()),
@@ -357,6 +499,17 @@ class Recorder:
             "alerts_fired": self.c["alerts_fired"],
             "alert_errors": self.c["alert_errors"],
         }
+
+
+@dataclass
+class _OpenGap:
+    """An open gap the repair task re-attempts, with its own back-off."""
+
+    symbol: str
+    first: int
+    last: int
+    delays: object
+    next_at: float = 0.0
 
 
 def recorder_alive(store_dir: str | os.PathLike[str]) -> int | None:

@@ -29,9 +29,12 @@ REST, through ``websockets``' ``process_request`` hook):
 * ``GET /api/v3/ping``, ``/time``, ``/exchangeInfo?symbol=|symbols=[..]``,
   ``/trades?symbol=&limit=``, ``/historicalTrades?symbol=&fromId=&limit=``,
   ``/aggTrades?symbol=&fromId=|startTime=&endTime=&limit=`` (limit <= 1000), with
-  ``X-MBX-USED-WEIGHT-1M`` (weights 1, 1, 20, 25, 25, 4; limit ``weight_limit`` a minute,
-  then 429 with ``Retry-After``), ``X-MBX-TIME-UNIT: MICROSECOND`` honoured, Binance's
-  error bodies (``{"code":-1121,"msg":"Invalid symbol."}``).
+  ``X-MBX-USED-WEIGHT-1M`` (weights from :data:`quantlab.binance.rest.WEIGHTS`; limit
+  ``weight_limit`` a minute, then 429 with ``Retry-After``; a request inside that
+  ``Retry-After`` gets the IP banned, 418, as on Binance), ``X-MBX-TIME-UNIT: MICROSECOND``
+  honoured, Binance's error bodies (``{"code":-1121,"msg":"Invalid symbol."}``). REST faults
+  (escalating bans, firewall 403, restricted location 451, a lagging history database, the
+  market-data host) are in :class:`~quantlab.sim.faults.RestGate` and ``history_lag``.
 
 A :class:`~quantlab.sim.sources.Replay` starts making trades when the first client
 subscribes to a trade stream (``start_on_subscribe``), so a recorder started after the
@@ -56,14 +59,16 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, unquote
 
+import numpy as np
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
+from quantlab.binance.rest import WEIGHTS
 from quantlab.errors import UnknownSymbolError
 from quantlab.sim import wire
-from quantlab.sim.faults import Faults, FaultState, malformed_frame, parse_faults
+from quantlab.sim.faults import Faults, FaultState, Refusal, RestGate, malformed_frame, parse_faults
 from quantlab.sim.sources import Replay, Source, SymbolInfo, source_from_spec
 from quantlab.sim.tape import Tape
 
@@ -77,8 +82,6 @@ _ws_log = logging.getLogger("quantlab.sim.websockets")
 if _ws_log.level == logging.NOTSET:
     _ws_log.setLevel(logging.WARNING)  # one line per REST request is noise
 
-#: Request weights of the REST endpoints (Binance spot, 2024-2026).
-WEIGHTS = {"ping": 1, "time": 1, "exchangeInfo": 20, "trades": 25, "historicalTrades": 25, "aggTrades": 4}
 _HISTORY = ("trades", "historicalTrades", "aggTrades")
 _MAX_LIMIT = 1000
 _DEFAULT_LIMIT = 500
@@ -185,8 +188,7 @@ class Exchange:
         self._clients: set[_Client] = set()
         self._served: set[str] = set()
         self._counters: Counter[str] = Counter()
-        self._rest429_left = self.faults.rest429
-        self._rest418_left = self.faults.rest418
+        self._gate = RestGate(self.faults)
         self._weight_minute = -1
         self._weight_used = 0
         self._server: Any = None
@@ -279,6 +281,7 @@ class Exchange:
         """A snapshot: connections, messages_sent, trades_made, dropped, cuts, duplicates,
         malformed, stalled, pings, pongs, control_messages, rest_requests, rest_429, ..."""
         snap = dict(self._counters)
+        snap.update({k: v for k, v in self._gate.counts.items() if v})
         snap["connections_open"] = len(self._clients)
         return snap
 
@@ -605,9 +608,10 @@ class Exchange:
 
     def _json(self, status: int, body: object, extra: Sequence[tuple[str, str]] = ()) -> Response:
         raw = body if isinstance(body, bytes) else json.dumps(body, separators=(",", ":")).encode()
+        if not any(k.lower() == "content-type" for k, _ in extra):
+            extra = (("Content-Type", "application/json;charset=UTF-8"), *extra)
         headers = Headers([
             ("Date", email.utils.formatdate(usegmt=True)),
-            ("Content-Type", "application/json;charset=UTF-8"),
             ("Content-Length", str(len(raw))),
             ("Connection", "close"),
             *extra,
@@ -629,30 +633,21 @@ class Exchange:
         weight = WEIGHTS.get(endpoint)
         if weight is None:
             return self._json(404, {"code": -1, "msg": f"Not found: {path}"})
+        now = time.time()
+        refusal: Refusal | None = self._gate.check(endpoint, endpoint in _HISTORY, now)
+        if refusal is not None:
+            return self._json(refusal.status, refusal.body, refusal.headers)
         used, reset = self._use_weight(weight)
         used_h = (("X-MBX-USED-WEIGHT-1M", str(used)),)
-        retry = str(self.faults.retry_after)
-        if endpoint in _HISTORY and self._rest429_left > 0:
-            self._rest429_left -= 1
-            self._counters["rest_429"] += 1
-            return self._json(429, {"code": -1003, "msg": (
-                f"Too many requests; current limit of IP(127.0.0.1) request weight per 1 MINUTE is "
-                f"{self.weight_limit}. Please use WebSocket Streams for live updates to avoid polling the API.")},
-                (*used_h, ("Retry-After", retry)))
-        if endpoint in _HISTORY and self._rest418_left > 0:
-            self._rest418_left -= 1
-            self._counters["rest_418"] += 1
-            until = int(time.time() * 1000) + 1000 * self.faults.retry_after
-            return self._json(418, {"code": -1003, "msg": (
-                f"Way too many requests; IP(127.0.0.1) banned until {until}. "
-                "Please use WebSocket Streams for live updates to avoid bans.")},
-                (*used_h, ("Retry-After", retry)))
         if used > self.weight_limit:
-            self._counters["rest_429"] += 1
-            return self._json(429, {"code": -1003, "msg": (
-                f"Too many requests; current limit of IP(127.0.0.1) request weight per 1 MINUTE is "
-                f"{self.weight_limit}. Please use WebSocket Streams for live updates to avoid polling the API.")},
-                (*used_h, ("Retry-After", str(reset))))
+            r = self._gate.refuse_429(reset, now, "weight", self.weight_limit)
+            return self._json(r.status, r.body, (*used_h, *r.headers))
+        if endpoint == "historicalTrades" and self.faults.data_api:
+            # data-api.binance.vision does not list historicalTrades among the endpoints it
+            # serves (faqs/market_data_only.md); the shape of its refusal is not documented,
+            # so it is answered here as any path the host does not serve.
+            self._counters["rest_not_served"] += 1
+            return self._json(404, {"code": -1, "msg": f"Not found: {path}"}, used_h)
         micro = headers.get("X-MBX-TIME-UNIT", "").upper() == "MICROSECOND"
         try:
             body = self._endpoint(endpoint, params, micro)
@@ -702,7 +697,7 @@ class Exchange:
         if endpoint == "historicalTrades":
             from_id = self._int(params, "fromId")
             rows = tape.last(limit) if from_id is None else tape.from_id(from_id, limit)
-            return wire.trade_rows_json(info, rows, micro=micro)
+            return wire.trade_rows_json(info, self._lagged(rows), micro=micro)
         # aggTrades
         from_id = self._int(params, "fromId")
         start, end = self._int(params, "startTime"), self._int(params, "endTime")
@@ -720,6 +715,8 @@ class Exchange:
         else:
             hi = n_aggs
             lo = max(0, hi - limit)
+        if self.faults.history_lag > 0:  # served from the database too: the same lag
+            hi = min(hi, tape.agg_index_of_time(self._history_cutoff_us()))
         ids, first, last, qty = tape.aggs(lo, hi)
         if len(ids) == 0:
             return b"[]"
@@ -728,6 +725,24 @@ class Exchange:
         first_rows = rows[first - base]
         last_ids = rows["id"][last - base]
         return wire.agg_rows_json(info, ids, qty, first_rows, first_rows["id"], last_ids, micro=micro)
+
+    def _history_cutoff_us(self) -> int:
+        return _now_us() - int(self.faults.history_lag * 1e6)
+
+    def _lagged(self, rows):
+        """``historicalTrades`` rows as a lagging history database serves them.
+
+        Binance's spot docs give ``historicalTrades`` "Data Source: Database" and ``trades``
+        "Data Source: Memory", and order the sources by "potential for delays in data
+        updates" with the database last (rest-api.md, "Data Sources"): the newest trades
+        reach the database some time after they happen. With ``history_lag=S`` rows made in
+        the last S seconds are not there yet, so the page comes back short."""
+        if self.faults.history_lag <= 0 or len(rows) == 0:
+            return rows
+        keep = int(np.searchsorted(rows["time"], self._history_cutoff_us(), "left"))
+        if keep < len(rows):
+            self._counters["history_short_pages"] += 1
+        return rows[:keep]
 
     def _info_symbols(self, params: dict[str, str]) -> list[str]:
         if "symbol" in params:

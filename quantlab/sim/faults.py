@@ -30,9 +30,25 @@ key=value              effect
 ``rest429=N``          the first N requests to the trade-history endpoints
                        (``trades``, ``historicalTrades``, ``aggTrades``) answer HTTP
                        429 with a ``Retry-After`` header.
-``rest418=N``          the N requests after those answer HTTP 418 (IP banned) with a
-                       ``Retry-After`` header.
-``retry_after=S``      the ``Retry-After`` value in seconds for the two above
+``rest418=N``          the N trade-history requests after those start an IP ban: HTTP
+                       418 with ``Retry-After`` (seconds until the ban ends).
+``ban=S``              length of the first ban in seconds (default 120, Binance's
+                       shortest). Each later ban doubles, up to ``ban_max=S`` (default
+                       259200, 3 days). Any request during a ban is answered 418 and
+                       restarts the ban at the next length (a repeat offence); so is a
+                       request sent inside the ``Retry-After`` of a 429 (a 429 ignored).
+``rest403=N``          the N trade-history requests after the 418 ones answer HTTP 403
+                       (Binance's web application firewall; an HTML page, no
+                       ``Retry-After``).
+``rest451=N``          the first N REST requests of any endpoint answer HTTP 451
+                       ("Service unavailable from a restricted location").
+``history_lag=S``      ``historicalTrades`` and ``aggTrades`` (Binance: "Data Source:
+                       Database") serve only trades made at least S seconds ago: a page
+                       that reaches newer ids comes back short. ``trades`` ("Data
+                       Source: Memory", the last 1000) has no lag.
+``data_api=1``         behave as the market-data host ``data-api.binance.vision``, which
+                       does not serve ``historicalTrades`` (HTTP 404).
+``retry_after=S``      the ``Retry-After`` value in seconds of the ``rest429`` replies
                        (default 1).
 ``seed=N``             seed of the random choices (default 0), so a run is repeatable.
 =====================  ==============================================================
@@ -49,7 +65,7 @@ from dataclasses import dataclass, field, fields, replace
 
 import numpy as np
 
-__all__ = ["Faults", "FaultState", "parse_faults", "MALFORMED_KINDS", "malformed_frame"]
+__all__ = ["Faults", "FaultState", "RestGate", "Refusal", "parse_faults", "MALFORMED_KINDS", "malformed_frame"]
 
 #: The kinds of malformed frame sent in turn by the ``malformed`` fault.
 MALFORMED_KINDS = ("truncated", "not_json", "missing_fields")
@@ -67,6 +83,12 @@ class Faults:
     rest429: int = 0
     rest418: int = 0
     retry_after: int = 1
+    ban: float = 120.0
+    ban_max: float = 259200.0
+    rest403: int = 0
+    rest451: int = 0
+    history_lag: float = 0.0
+    data_api: int = 0
     seed: int = 0
 
     @property
@@ -104,6 +126,12 @@ _KEYS = {
     "rest429": "count",
     "rest418": "count",
     "retry_after": "count",
+    "ban": "seconds",
+    "ban_max": "seconds",
+    "rest403": "count",
+    "rest451": "count",
+    "history_lag": "seconds",
+    "data_api": "count",
     "seed": "count",
 }
 
@@ -144,6 +172,11 @@ def parse_faults(spec: str | Faults | None) -> Faults:
             values[key] = p
         elif kind == "count":
             values[key] = _int(key, value)
+        elif kind == "seconds":
+            x = _float(key, value)
+            if x < 0 or (key in ("ban", "ban_max") and x <= 0):
+                raise ValueError(f"faults: {key}={value} must be a {'positive' if key != 'history_lag' else 'non-negative'} number of seconds")
+            values[key] = x
         else:
             dur, at, when = value.partition("@")
             if not at:
@@ -154,7 +187,10 @@ def parse_faults(spec: str | Faults | None) -> Faults:
             stalls.append((t, d))
     if stalls:
         values["stalls"] = tuple(sorted(stalls))
-    return replace(Faults(), **values)
+    out = replace(Faults(), **values)
+    if out.ban > out.ban_max:
+        raise ValueError(f"faults: ban={_num(out.ban)} is longer than ban_max={_num(out.ban_max)}")
+    return out
 
 
 def _float(key: str, value: str) -> float:
@@ -216,3 +252,104 @@ class FaultState:
     def stalled(self, elapsed_s: float) -> bool:
         """True while a stall window covers ``elapsed_s`` (seconds since the exchange started)."""
         return any(start <= elapsed_s < start + duration for start, duration in self.faults.stalls)
+
+
+# --------------------------------------------------------------------------- REST refusals
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """What the gate answers instead of the endpoint: status, Binance's body, headers."""
+
+    status: int
+    body: dict | bytes
+    headers: tuple[tuple[str, str], ...] = ()
+
+
+# rest-api.md does not list 451; this is the reply public client reports quote from Binance
+# for a restricted location (e.g. github.com/ccxt/ccxt/issues/15872, "451 Client Error").
+_GEO_MSG = ("Service unavailable from a restricted location according to 'b. Eligibility' in "
+            "https://www.binance.com/en/terms. Please contact customer service if you believe you "
+            "received this message in error.")
+_WAF_PAGE = (b"<!DOCTYPE HTML PUBLIC \"-//W3C//DTD HTML 4.01 Transitional//EN\"><HTML><HEAD><TITLE>"
+             b"ERROR: The request could not be satisfied</TITLE></HEAD><BODY><H1>403 ERROR</H1>"
+             b"<H2>The request could not be satisfied.</H2>Request blocked.</BODY></HTML>")
+
+
+class RestGate:
+    """The REST fault and ban state of one simulated IP (sans-I/O: the caller gives the clock).
+
+    Binance's rules as its spot docs state them (``rest-api.md``, "LIMITS" and "HTTP Return
+    Codes", checked 2026-07): a client that keeps sending after a 429 is auto-banned with
+    HTTP 418; "IP bans are tracked and scale in duration for repeat offenders, from 2
+    minutes to 3 days"; ``Retry-After`` gives the seconds until the ban is over; 403 is the
+    web application firewall; 451 a restricted location. The exact escalation ladder is not
+    published: here each ban doubles the previous one (``ban`` .. ``ban_max``), and a request
+    during a ban is a repeat offence that restarts the ban at the next length.
+
+    ``check(endpoint, history, now)`` returns a :class:`Refusal` or None (serve the request;
+    ``history``: a trade-history endpoint, the only ones the count faults hit);
+    ``refuse_429(retry_after, now, why)`` answers a 429 for another reason (the weight limit)
+    and opens its ``Retry-After`` window.
+    """
+
+    def __init__(self, faults: Faults) -> None:
+        self.faults = faults
+        self.left = {429: faults.rest429, 418: faults.rest418, 403: faults.rest403, 451: faults.rest451}
+        self.banned_until = 0.0
+        self.bans = 0
+        self.quiet_until = 0.0  # the Retry-After window of the last 429
+        self.counts = {"rest_429": 0, "rest_418": 0, "rest_403": 0, "rest_451": 0,
+                       "rest_during_ban": 0, "rest_ignored_429": 0, "bans": 0}
+
+    def ban_length(self, n: int) -> float:
+        """Length of the ``n``-th ban (1-based) in seconds."""
+        return min(self.faults.ban_max, self.faults.ban * 2.0 ** (n - 1))
+
+    def _ban(self, now: float, why: str) -> Refusal:
+        self.bans += 1
+        self.counts["bans"] += 1
+        self.counts["rest_418"] += 1
+        self.banned_until = now + self.ban_length(self.bans)
+        return self._banned_reply(now, why)
+
+    def _banned_reply(self, now: float, why: str) -> Refusal:
+        left = max(1, math.ceil(self.banned_until - now))
+        return Refusal(418, {"code": -1003, "msg": (
+            f"Way too many requests; IP(127.0.0.1) banned until {int(self.banned_until * 1000)}. "
+            f"Please use WebSocket Streams for live updates to avoid bans. ({why})")},
+            (("Retry-After", str(left)),))
+
+    def check(self, endpoint: str, history: bool, now: float) -> Refusal | None:
+        if self.left[451] > 0:
+            self.left[451] -= 1
+            self.counts["rest_451"] += 1
+            return Refusal(451, {"code": 0, "msg": _GEO_MSG})
+        if now < self.banned_until:
+            self.counts["rest_during_ban"] += 1
+            return self._ban(now, "request sent during a ban")
+        if now < self.quiet_until:
+            self.counts["rest_ignored_429"] += 1
+            self.quiet_until = 0.0
+            return self._ban(now, "429 not backed off")
+        if not history:
+            return None
+        if self.left[429] > 0:
+            self.left[429] -= 1
+            return self.refuse_429(self.faults.retry_after, now, "fault")
+        if self.left[418] > 0:
+            self.left[418] -= 1
+            return self._ban(now, "fault")
+        if self.left[403] > 0:
+            self.left[403] -= 1
+            self.counts["rest_403"] += 1
+            return Refusal(403, _WAF_PAGE, (("Content-Type", "text/html"),))
+        return None
+
+    def refuse_429(self, retry_after: float, now: float, why: str, limit: int = 6000) -> Refusal:
+        self.counts["rest_429"] += 1
+        self.quiet_until = now + retry_after
+        return Refusal(429, {"code": -1003, "msg": (
+            f"Too many requests; current limit of IP(127.0.0.1) request weight per 1 MINUTE is {limit}. "
+            "Please use WebSocket Streams for live updates to avoid polling the API.")},
+            (("Retry-After", str(int(math.ceil(retry_after)))),))

@@ -702,8 +702,12 @@ class TickStore:
         return frame
 
     # ------------------------------------------------------------------ gaps and counters
-    def add_gap(self, symbol: str, first_missing_id: int, last_missing_id: int, reason: str) -> None:
-        """Record trade ids that could not be backfilled (listed by ``gaps()`` and ``info()``)."""
+    def add_gap(self, symbol: str, first_missing_id: int, last_missing_id: int, reason: str,
+                *, permanent: bool = True) -> None:
+        """Record trade ids missing from the store (listed by ``gaps()`` and ``info()``).
+
+        ``permanent=False``: an *open* gap, not backfilled yet but still to be re-attempted
+        (after a ban, an outage or while Binance's history lags)."""
         self._require_writer()
         if last_missing_id < first_missing_id:
             raise ValueError("last_missing_id is below first_missing_id")
@@ -713,13 +717,30 @@ class TickStore:
             "symbol": str(parse_symbol(symbol)), "first_id": int(first_missing_id),
             "last_id": int(last_missing_id), "count": int(last_missing_id - first_missing_id + 1),
             "reason": str(reason), "recorded_at": pd.Timestamp.now(tz="UTC").isoformat(),
+            "permanent": bool(permanent),
         })
         _atomic_json(path, gaps)
 
+    def remove_gap(self, symbol: str, first_missing_id: int, last_missing_id: int) -> bool:
+        """Drop the oldest gap entry ``(symbol, first, last)`` (filled, or re-recorded in
+        parts); False when there is none."""
+        self._require_writer()
+        path = self.path / "gaps.json"
+        gaps = _read_json(path, [])
+        for k, g in enumerate(gaps):
+            if (g["symbol"], g["first_id"], g["last_id"]) == (symbol.upper(), first_missing_id, last_missing_id):
+                del gaps[k]
+                _atomic_json(path, gaps)
+                return True
+        return False
+
     def gaps(self, symbol: str | None = None) -> pd.DataFrame:
-        """Known unrepaired gaps: ``symbol first_id last_id count reason recorded_at``."""
-        gaps = _read_json(self.path / "gaps.json", [])
-        frame = pd.DataFrame(gaps, columns=["symbol", "first_id", "last_id", "count", "reason", "recorded_at"])
+        """Known missing id ranges: ``symbol first_id last_id count reason recorded_at
+        permanent`` (``permanent`` False: open, to be re-attempted)."""
+        gaps = [{"permanent": True, **g} for g in _read_json(self.path / "gaps.json", [])]
+        frame = pd.DataFrame(gaps, columns=["symbol", "first_id", "last_id", "count", "reason",
+                                            "recorded_at", "permanent"])
+        frame["permanent"] = frame["permanent"].astype(bool)
         if symbol is not None:
             frame = frame[frame["symbol"] == str(parse_symbol(symbol))].reset_index(drop=True)
         return frame
