@@ -21,6 +21,7 @@ _LAZY = {
     "screen": ("quantlab.screen", "screen"),
     "QuantlabError": ("quantlab.errors", "QuantlabError"),
     "analytics": ("quantlab.analytics", None),
+    "PairSpec": ("quantlab.analytics.pair", "PairSpec"),
     "backtest": ("quantlab.backtest", None),
     "alerts": ("quantlab.alerts", None),
 }
