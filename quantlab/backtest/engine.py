@@ -324,7 +324,7 @@ def _trades_frame(tr: np.ndarray, index: pd.Index, z: np.ndarray) -> pd.DataFram
 
 def _backtest(index: pd.Index, yv: np.ndarray, xv: np.ndarray, z: np.ndarray,
               beta: np.ndarray, rules, costs, ppy: float, rf_bar: float,
-              params: dict[str, Any], signal: Any = None) -> BacktestResult:
+              params: dict[str, Any], pair_signal: Any = None) -> BacktestResult:
     if np.isnan(z).all():
         warnings.warn("the z-score is undefined at every bar (series shorter than the "
                       "warm-up, or a constant spread): no trade can be taken",
@@ -341,7 +341,7 @@ def _backtest(index: pd.Index, yv: np.ndarray, xv: np.ndarray, z: np.ndarray,
         trades=_trades_frame(trades, index, z),
         stats=stats,
         params=dict(params, periods_per_year=ppy),
-        signal=signal,
+        signal=pair_signal,
     )
 
 
@@ -416,7 +416,7 @@ def run(y: pd.Series, x: pd.Series, entry: float = 2.0, exit: float = 0.5,
                   stop=None if stop is None else rules[2], max_holding=max_holding,
                   fee_bps=float(fee_bps), slippage_bps=float(slippage_bps),
                   capital=costs[2], notional=costs[3], risk_free_annual=risk_free_annual)
-    return _backtest(index, yv, xv, z, beta, rules, costs, ppy, rf_bar, params, signal=sig)
+    return _backtest(index, yv, xv, z, beta, rules, costs, ppy, rf_bar, params, pair_signal=sig)
 
 
 def _spec_arg(spec: Any, hedge: Any, window: Any, z_window: Any, delta: Any,
