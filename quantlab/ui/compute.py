@@ -115,15 +115,16 @@ def analytics_frame(view: PairView) -> pd.DataFrame:
 
 @dataclass(frozen=True)
 class PairTests:
-    comparison: pd.DataFrame          # method x (beta, alpha, spread_std, adf_stat, adf_pvalue, half_life)
-    eg: Any                           # CointBothResult
-    adf: Any                          # ADFResult of the OLS spread
-    half_life: float                  # bars
+    comparison: pd.DataFrame          # method x (beta, ..., coint_stat, coint_pvalue, half_life, z_std)
+    eg: Any                           # CointBothResult (.pvalue: direction-corrected)
+    half_life: float                  # bars, of the static OLS spread
     nobs: int
 
 
 def pair_tests(pair: pd.DataFrame, max_bars: int = 3_000) -> PairTests:
-    """The 4-method hedge comparison, Engle-Granger both ways, ADF and half-life of the
+    """The hedge comparison with Engle-Granger p-values (MacKinnon N=2: the hedge is
+    estimated, so a Dickey-Fuller p-value on the spread would be far too small),
+    Engle-Granger both ways with the direction-corrected p-value, and the half-life of the
     static OLS spread, on the last ``max_bars`` bars."""
     from quantlab import analytics as qa
 
@@ -132,11 +133,8 @@ def pair_tests(pair: pd.DataFrame, max_bars: int = 3_000) -> PairTests:
         warnings.simplefilter("ignore", qa.AnalyticsWarning)
         comp = qa.compare_hedge_ratios(y, x)
         eg = qa.engle_granger_both(y, x)
-        h = qa.hedge_ratio(y, x, method="ols")
-        s = qa.spread(y, x, h)
-        adf = qa.adf(s)
-        hl = qa.half_life(s)
-    return PairTests(comp, eg, adf, float(hl), len(y))
+        hl = float(comp.loc["ols", "half_life"]) if "ols" in comp.index else float("nan")
+    return PairTests(comp, eg, hl, len(y))
 
 
 def drawdown(equity: pd.Series) -> pd.Series:

@@ -321,19 +321,23 @@ def _tests_html(t, y: str, x: str, tf: str) -> str:
     rows = []
     for method, r in comp.iterrows():
         name = {"ols": "OLS", "kalman": "Kalman (last)", "huber": "Huber", "theilsen": "Theil-Sen"}.get(method, method)
+        p = (fmt_num(r["coint_pvalue"], 4) if method != "kalman"
+             else f"n/a (z std {fmt_num(r['z_std'], 2)})")
         rows.append([name, fmt_num(r["beta"], 6), fmt_num(r["alpha"], 4), fmt_num(r["spread_std"], 4),
-                     fmt_num(r["adf_stat"], 2), fmt_num(r["adf_pvalue"], 4), fmt_num(r["half_life"], 1, "bars")])
-    table = table_html(rows, ["method", "beta", "alpha", "spread std", "ADF stat", "ADF p", "half-life"],
-                       css="ql-hedge-table")
+                     fmt_num(r["coint_stat"], 2), p, fmt_num(r["half_life"], 1, "bars")])
+    table = table_html(rows, ["method", "beta (raw prices)", "alpha", "spread std", "EG stat",
+                              "EG p (N=2)", "half-life"], css="ql-hedge-table")
     eg = t.eg
     lines = [
         f"Engle-Granger {eg.y_on_x.y_name} ~ {eg.y_on_x.x_name}: stat {fmt_num(eg.y_on_x.stat, 3)}, "
         f"p {fmt_num(eg.y_on_x.pvalue, 4)}",
         f"Engle-Granger {eg.x_on_y.y_name} ~ {eg.x_on_y.x_name}: stat {fmt_num(eg.x_on_y.stat, 3)}, "
         f"p {fmt_num(eg.x_on_y.pvalue, 4)}",
-        f"ADF of the OLS spread: stat {fmt_num(t.adf.stat, 3)}, p {fmt_num(t.adf.pvalue, 4)}, "
-        f"{'stationary' if t.adf.is_stationary() else 'not stationary'} at 5 %",
+        f"Cointegrated, either direction: p {fmt_num(eg.pvalue, 4)} (min(1, 2·min p): corrected for "
+        f"picking the better direction)",
         f"Half-life of mean reversion: {fmt_num(t.half_life, 1, 'bars')} of {tf}",
+        "p-values: Engle-Granger (MacKinnon 2010, two series), which accounts for the estimated hedge; "
+        "Kalman innovations are white by construction and are not tested",
     ]
     body = "".join(f"<li>{html.escape(s)}</li>" for s in lines)
     return (f"<div><b>{html.escape(y)} vs {html.escape(x)}</b> · last {t.nobs:,} bars of {tf}"
