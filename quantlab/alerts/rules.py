@@ -32,8 +32,6 @@ PRICE_HYSTERESIS_FRACTION = 0.001
 MOVE_HYSTERESIS_FRACTION = 0.25
 #: default hysteresis of a z-score rule, in z units
 ZSCORE_HYSTERESIS = 0.5
-#: hedge methods accepted by pair rules: the pair signal's one vocabulary
-HEDGE_METHODS = ("rolling_ols", "expanding_ols", "kalman", "ols", "huber", "theilsen")
 
 _UNITS_NS = {"s": 1_000_000_000, "m": 60_000_000_000, "h": 3_600_000_000_000,
              "d": 86_400_000_000_000}
@@ -258,8 +256,10 @@ def _pair_spec(value: Any, window: Any, method: str) -> Any:
         return PairSpec.from_dict(value)
     if value is not None:
         raise TypeError(f"spec: expected a quantlab.PairSpec, got {type(value).__name__}")
-    if method not in HEDGE_METHODS:
-        raise ValueError(f"method: {method!r} must be one of {', '.join(HEDGE_METHODS)}")
+    from quantlab.analytics.pair import HEDGES
+
+    if method not in HEDGES:
+        raise ValueError(f"method: {method!r} must be one of {', '.join(HEDGES)}")
     hedge = "rolling_ols" if method == "ols" else method
     return PairSpec(hedge=hedge, window=window)
 
@@ -388,6 +388,14 @@ class SpreadRule(_PairRule):
         return f"{self.y}/{self.x} spread {self.op} {self.level:g} ({self._pair()})" + self._suffix()
 
 
+def __getattr__(name: str) -> Any:
+    if name == "HEDGE_METHODS":  # the pair signal's one vocabulary, imported on first use
+        from quantlab.analytics.pair import HEDGES
+
+        return HEDGES
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 RULE_KINDS: dict[str, type[Rule]] = {
     cls.kind: cls for cls in (PriceRule, MoveRule, ZScoreRule, SpreadRule)
 }
@@ -406,7 +414,6 @@ def rule_from_dict(data: dict[str, Any]) -> Rule:
 
 
 __all__ = [
-    "HEDGE_METHODS",
     "MoveRule",
     "PriceRule",
     "RULE_KINDS",
