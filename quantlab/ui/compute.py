@@ -106,9 +106,11 @@ def pair_view(pair: pd.DataFrame, spec: Any) -> PairView:
 
 
 def analytics_frame(view: PairView) -> pd.DataFrame:
-    """The analytics export: named columns (``<y>``, ``<x>``, beta, alpha, spread, zscore,
-    corr); ``attrs["spec"]`` says which signal (its label names the prices of beta)."""
-    f = view.frame.rename(columns={"y": view.y, "x": view.x, "z": "zscore"})
+    """The analytics export: named columns (``<y>``, ``<x>``, ``beta_raw`` or ``beta_log`` (the
+    prices the hedge ratio is on), alpha, spread, zscore, corr) of the controls' spec;
+    ``attrs["spec"]`` says which signal."""
+    f = view.frame.rename(columns={"y": view.y, "x": view.x, "z": "zscore",
+                                   "beta": f"beta_{view.spec.prices}"})
     f.attrs["spec"] = view.spec.label
     return f
 
