@@ -171,3 +171,19 @@ def test_kalman_defaults_on_real_sol_btc(real_data):
     z = sig.frame["z"].dropna()
     assert len(z) > 1000 and 0.3 < z.std() < 3.0, z.std()
     assert sig.fitted.noise_source == "mle"
+
+
+def test_stream_survives_a_failed_formation_fit():
+    """Flat legs over the formation cannot be fitted; the stream says so, then fits on the
+    latest formation bars once they vary (an alert never gets stuck)."""
+    spec = PairSpec(hedge="kalman", window=10, formation=20)
+    stream = spec.incremental()
+    for _ in range(19):
+        assert np.isnan(stream.update(100.0, 50.0)["z"])
+    with pytest.raises(ValueError, match="constant"):
+        stream.update(100.0, 50.0)
+    rng = np.random.default_rng(0)
+    xs = 50 + np.cumsum(rng.normal(0, 0.1, 40))
+    for xv in xs:
+        row = stream.update(2 * xv + rng.normal(0, 0.05), xv)
+    assert stream.fitted is not None and np.isfinite(row["z"])

@@ -417,3 +417,38 @@ def expanding_ols_from_py(y, x, min_periods, k, mx, my, sxx, sxy):
 
 
 expanding_ols_from = _jit(expanding_ols_from_py)
+
+
+def kalman2_loglik_py(y, x, qb, qa, r, p0):
+    """Exact Gaussian log-likelihood of the filter of :func:`kalman2_step` from state 0 with
+    covariance ``p0 * I`` (no transition before the first bar), from its innovations."""
+    n = y.shape[0]
+    b = 0.0
+    a = 0.0
+    p00 = p0
+    p01 = 0.0
+    p11 = p0
+    ll = 0.0
+    for t in range(n):
+        if t > 0:
+            p00 = p00 + qb
+            p11 = p11 + qa
+        xt = x[t]
+        fr0 = xt * p00 + p01
+        fr1 = xt * p01 + p11
+        q = fr0 * xt + fr1 + r
+        if not q > 0.0:
+            return -np.inf
+        e = y[t] - (xt * b + a)
+        ll -= 0.5 * (np.log(2.0 * np.pi * q) + e * e / q)
+        k0 = fr0 / q
+        k1 = fr1 / q
+        b = b + k0 * e
+        a = a + k1 * e
+        p00 = p00 - k0 * fr0
+        p01 = p01 - k0 * fr1
+        p11 = p11 - k1 * fr1
+    return ll
+
+
+kalman2_loglik = _jit(kalman2_loglik_py)

@@ -228,7 +228,12 @@ class PairSpec:
         if self.hedge != "kalman":
             bits.append(f"z {z}")
         if self.needs_formation:
-            bits.append(f"formation {self.window if self.formation is None else self.formation}")
+            try:
+                form: Any = self.formation if self.formation is not None else self.formation_bars()
+            except ValueError:  # a duration window: known once the bar length is
+                form = (f"max({self.window}, {KALMAN_MIN_FORMATION} bars)" if self.hedge == "kalman"
+                        else self.window)
+            bits.append(f"formation {form}")
         bits += [hedge_label(self.prices), f"lag {self.lag}"]
         return ", ".join(bits)
 
@@ -570,25 +575,21 @@ def kalman_loglik(y: np.ndarray, x: np.ndarray, q_beta: float, q_alpha: float, r
     state with variances ``q_beta``, ``q_alpha``, ``var(e) = r``, initial state 0 with
     covariance ``p0 * I``; pykalman's convention: no transition before the first bar), from
     the filter's innovations. Equal to pykalman ``KalmanFilter.loglikelihood``."""
-    n = y.size
-    fb, fa, f00, f01, f11 = kernels.kalman2_filter(y, x, q_beta, q_alpha, r, 0.0, 0.0, p0, 0.0,
-                                                   p0, True)
-    pb = np.concatenate([[0.0], fb[:-1]])
-    pa = np.concatenate([[0.0], fa[:-1]])
-    p00 = np.concatenate([[p0 - q_beta], f00[:-1]]) + q_beta
-    p01 = np.concatenate([[0.0], f01[:-1]])
-    p11 = np.concatenate([[p0 - q_alpha], f11[:-1]]) + q_alpha
-    e = y - (pb * x + pa)
-    q = x * x * p00 + 2.0 * x * p01 + p11 + r
-    if n == 0 or not (q > 0).all():
+    if y.size == 0:
         return -math.inf
-    return float(-0.5 * np.sum(np.log(2.0 * np.pi * q) + e * e / q))
+    return float(kernels.kalman2_loglik(np.ascontiguousarray(y, dtype=np.float64),
+                                        np.ascontiguousarray(x, dtype=np.float64),
+                                        float(q_beta), float(q_alpha), float(r), float(p0)))
 
 
 def fit_kalman_noise(y: np.ndarray, x: np.ndarray) -> tuple[float, float, float]:
     """Maximum-likelihood ``(q_beta, q_alpha, r)`` of the random-walk hedge model on
-    standardised ``y``, ``x`` (L-BFGS-B over log variances, exact likelihood)."""
+    standardised ``y``, ``x``: Nelder-Mead over log variances (bounded to
+    ``_KALMAN_BOUNDS``) on the exact likelihood, from two starts, keeping the better."""
     from scipy.optimize import minimize
+
+    y = np.ascontiguousarray(y, dtype=np.float64)
+    x = np.ascontiguousarray(x, dtype=np.float64)
 
     def nll(theta: np.ndarray) -> float:
         val = kalman_loglik(y, x, *np.exp(theta))
@@ -596,9 +597,8 @@ def fit_kalman_noise(y: np.ndarray, x: np.ndarray) -> tuple[float, float, float]
 
     best = None
     for start in ((-9.0, -9.0, -3.0), (-5.0, -5.0, -1.0)):
-        res = minimize(nll, np.array(start), method="L-BFGS-B",
-                       bounds=[_KALMAN_BOUNDS] * 3,
-                       options={"ftol": 1e-14, "gtol": 1e-9, "maxiter": 500})
+        res = minimize(nll, np.array(start), method="Nelder-Mead", bounds=[_KALMAN_BOUNDS] * 3,
+                       options={"xatol": 1e-10, "fatol": 1e-12, "maxiter": 4000})
         if best is None or res.fun < best.fun:
             best = res
     return tuple(float(t) for t in np.exp(best.x))  # type: ignore[union-attr,return-value]
@@ -677,9 +677,14 @@ class PairStream:
         self.bars += 1
         if self.fitted is None:
             self._form.append((y, x))
-            if len(self._form) == self._formation:
-                arr = np.asarray(self._form)
-                self._load(_fit(self.spec, arr[:, 0].copy(), arr[:, 1].copy(), self.step))
+            if len(self._form) >= self._formation:
+                arr = np.asarray(self._form[-self._formation:])
+                try:
+                    self._load(_fit(self.spec, arr[:, 0].copy(), arr[:, 1].copy(), self.step))
+                except Exception:
+                    # e.g. flat legs over the formation: keep the latest bars, retry next bar
+                    self._form = self._form[-(self._formation - 1):]
+                    raise
                 self._form = []
             return dict.fromkeys(COLUMNS, math.nan)
         h = self.spec.hedge
