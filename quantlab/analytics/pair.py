@@ -528,9 +528,11 @@ def _half_life(y: np.ndarray, x: np.ndarray) -> float | None:
     from . import hedge as hg
     from .stationarity import half_life
 
-    b, a = hg._ols(y, x)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", v.AnalyticsWarning)
+        b, a = hg._ols(y, x)
+        if not math.isfinite(b):
+            return None
         hl = half_life(y - (b * x + a))
     return hl if math.isfinite(hl) else None
 
