@@ -39,7 +39,8 @@ def test_one_hedge_vocabulary():
 
     assert HEDGES == ("rolling_ols", "expanding_ols", "kalman", "ols", "huber", "theilsen")
     assert backtest.HEDGES is HEDGES
-    assert set(compute.HEDGES.values()) == set(HEDGES)
+    assert set(compute.HEDGE_LABELS.values()) == set(HEDGES)  # labels of the one vocabulary
+    assert not hasattr(compute, "HEDGES")
     assert quantlab.PairSpec is PairSpec
     with pytest.raises(ValueError, match="hedge must be one of"):
         PairSpec(hedge="median")

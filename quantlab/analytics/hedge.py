@@ -19,9 +19,11 @@ import pandas as pd
 
 from . import _validate as v
 from . import kernels
+from .pair import STATIC_HEDGES  # noqa: E402 - the one hedge vocabulary
 from .results import HedgeResult
 
-METHODS = ("ols", "huber", "theilsen", "kalman")
+#: methods of :func:`hedge_ratio`: the static fits, and Kalman's last state
+METHODS = (*STATIC_HEDGES, "kalman")
 
 
 # --------------------------------------------------------------------------------------

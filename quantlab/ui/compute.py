@@ -19,7 +19,7 @@ import pandas as pd
 from quantlab.errors import InsufficientDataError
 
 #: the hedge control: button label -> PairSpec hedge (the package's one vocabulary)
-HEDGES = {"OLS": "rolling_ols", "Kalman": "kalman", "Huber": "huber", "T-S": "theilsen",
+HEDGE_LABELS = {"OLS": "rolling_ols", "Kalman": "kalman", "Huber": "huber", "T-S": "theilsen",
           "Static OLS": "ols", "Expanding": "expanding_ols"}
 HEDGE_TIPS = ("ordinary least squares over the rolling window", "Kalman filter (dynamic beta, "
               "noise fitted by maximum likelihood)", "Huber robust regression fitted on the "
@@ -35,7 +35,7 @@ def controls_spec(window: int, hedge: str) -> Any:
 
     if isinstance(window, bool) or not isinstance(window, int | np.integer) or window < 3:
         raise ValueError(f"window: need a whole number of bars >= 3, got {window!r}")
-    return PairSpec(hedge=HEDGES.get(hedge, hedge), window=int(window))
+    return PairSpec(hedge=HEDGE_LABELS.get(hedge, hedge), window=int(window))
 
 
 def _check_pair(pair: pd.DataFrame, window: int, what: str) -> tuple[pd.Series, pd.Series]:

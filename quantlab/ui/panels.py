@@ -42,8 +42,8 @@ from quantlab.ui.base import (
 )
 from quantlab.ui.charts import HeatMap, TimeChart
 from quantlab.ui.compute import (
+    HEDGE_LABELS,
     HEDGE_TIPS,
-    HEDGES,
     analytics_frame,
     controls_spec,
     drawdown,
@@ -102,7 +102,7 @@ class Controls(widgets.VBox):
                                              description="Window", style=wide, layout=lay,
                                              tooltip="rolling window, in bars")
         self.window.add_class("ql-window")
-        self.hedge = widgets.ToggleButtons(options=list(HEDGES), value="OLS", description="Hedge",
+        self.hedge = widgets.ToggleButtons(options=list(HEDGE_LABELS), value="OLS", description="Hedge",
                                            tooltips=list(HEDGE_TIPS),
                                            style={**wide, "button_width": "74px"})
         self.hedge.add_class("ql-hedge")
@@ -133,7 +133,7 @@ class Controls(widgets.VBox):
 
     @property
     def hedge_method(self) -> str:
-        return HEDGES[self.hedge.value]
+        return HEDGE_LABELS[self.hedge.value]
 
     def spec(self):
         """The ``quantlab.PairSpec`` of these controls: what the Pair tab shows, the backtest
