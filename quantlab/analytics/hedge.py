@@ -19,7 +19,7 @@ import pandas as pd
 
 from . import _validate as v
 from . import kernels
-from .pair import STATIC_HEDGES  # noqa: E402 - the one hedge vocabulary
+from .pair import STATIC_HEDGES  # the one hedge vocabulary
 from .results import HedgeResult
 
 #: methods of :func:`hedge_ratio`: the static fits, and Kalman's last state
