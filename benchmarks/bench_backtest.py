@@ -152,7 +152,7 @@ def run(quick: bool) -> list[Row]:
     # vectorbt on the same 100 position sets (built here, untimed)
     inputs = []
     for w in grid["window"]:
-        beta_w, z_w = _engine.signal_inputs(ys, xs, hedge="rolling_ols", window=w)
+        beta_w, z_w, _ = _engine.signal_inputs(ys, xs, _engine.spec_from_args("rolling_ols", w))
         for en in grid["entry"]:
             for ex in grid["exit"]:
                 r = bt.from_zscore(ys, xs, pd.Series(z_w, ys.index), pd.Series(beta_w, ys.index),

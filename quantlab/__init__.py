@@ -23,6 +23,7 @@ _LAZY = {
     "parse_timeframe": ("quantlab.timeframes", "parse_timeframe"),
     "QuantlabError": ("quantlab.errors", "QuantlabError"),
     "analytics": ("quantlab.analytics", None),
+    "PairSpec": ("quantlab.analytics.pair", "PairSpec"),
     "backtest": ("quantlab.backtest", None),
     "alerts": ("quantlab.alerts", None),
 }

@@ -69,7 +69,7 @@ def test_add_list_rm(store, capsys):
     (["--symbol", "DOGEUSDT", "--above", "1"], "DOGEUSDT is not in the store"),
     (["--symbol", "BTCUSDT", "--above", "abc"], "--above level: 'abc' is not a number"),
     (["--symbol", "BTCUSDT", "--below", "nan"], "must be a finite number"),
-    (["--pair", "ETHUSDT,BTCUSDT", "--zscore", "2", "--window", "1"], "window: '1' must be at least 2 bars"),
+    (["--pair", "ETHUSDT,BTCUSDT", "--zscore", "2", "--window", "1"], "window: '1' must be at least 3 bars"),
     (["--pair", "ETHUSDT,BTCUSDT", "--zscore", "two"], "not a number"),
     (["--pair", "ETHUSDT,SOLUSDT", "--zscore", "2"], "SOLUSDT is not in the store"),
     (["--pair", "ETHUSDT", "--zscore", "2"], "expected two different symbols"),

@@ -194,76 +194,82 @@ def _feed_pair(eng, t, y, x, batch=4):
     return out
 
 
+def _bars(t, y, x):
+    by = pd.Series(y, index=pd.to_datetime(t, utc=True)).resample("1min").last()
+    bx = pd.Series(x, index=pd.to_datetime(t + 3 * S, utc=True)).resample("1min").last()
+    return by, bx
+
+
 def test_pair_rule_evaluates_each_closed_bar_once():
-    seen = []
-
-    def value(kind, ys, xs, method):
-        seen.append((len(ys), ys[-1], xs[-1]))
-        return 0.0
-
     t, y, x = _pair_ticks(40)
     rule = ZScoreRule(id="z", y="ETHUSDT", x="BTCUSDT", k=2, window=10)
-    eng = AlertEngine([rule], pair_value=value)
-    assert _feed_pair(eng, t, y, x) == []
-    # bars 0..38 close (bar 39 is open); the first 9 only fill the window
-    assert len(seen) == 39 - 9 and all(n == 10 for n, _, _ in seen)
-    assert seen[-1] == (10, y[38 * 6 + 5], x[38 * 6 + 5])  # the bars' last trades
+    eng = AlertEngine([rule])
+    _feed_pair(eng, t, y, x)
+    ev = eng.evaluators["z"]
+    # bars 0..38 close (bar 39 is open): each fed to the signal once, with the bars' last trades
+    assert ev.stream.bars == 39
+    assert ev.fed[-1] == (t[38 * 6] // (60 * S), y[38 * 6 + 5], x[38 * 6 + 5])
 
 
 def test_zscore_rule_fires_on_synthetic_pair():
     """Real analytics: y = 2x + noise, then y jumps; the rule fires once, on the bar where
-    the z-score computed independently (pandas bars + quantlab.analytics) first crosses k."""
-    from quantlab.analytics import hedge_ratio, spread, zscore
+    the z-score of ``spec.evaluate`` on the pandas bars first crosses k, with that z."""
+    from quantlab.analytics import PairSpec
 
-    window, shock_bar, k = 30, 45, 3.0
+    shock_bar, k = 45, 3.0
+    spec = PairSpec(window=20, z_window=20)
     t, y, x = _pair_ticks(60, seed=1, shock_bar=shock_bar, shock=0.2)
-    rule = ZScoreRule(id="z", y="ETHUSDT", x="BTCUSDT", k=k, window=window)
+    rule = ZScoreRule(id="z", y="ETHUSDT", x="BTCUSDT", k=k, spec=spec)
     fired = _feed_pair(AlertEngine([rule]), t, y, x)
-    by = pd.Series(y, index=pd.to_datetime(t, utc=True)).resample("1min").last()
-    bx = pd.Series(x, index=pd.to_datetime(t + 3 * S, utc=True)).resample("1min").last()
-    z = {}
-    for i in range(window - 1, len(by) - 1):  # the last bar never closes
-        ys, xs = by.iloc[i - window + 1:i + 1].reset_index(drop=True), bx.iloc[i - window + 1:i + 1].reset_index(drop=True)
-        z[by.index[i]] = zscore(spread(ys, xs, hedge_ratio(ys, xs)), window).iloc[-1]
-    z = pd.Series(z)
+    by, bx = _bars(t, y, x)
+    z = spec.evaluate(by.iloc[:-1], bx.iloc[:-1]).z  # the last bar never closes
     first = z.index[np.argmax(z.to_numpy() >= k)]
-    assert z.iloc[: shock_bar - window + 1].abs().max() < k  # quiet before the shock
+    assert z.iloc[:shock_bar].abs().max() < k  # quiet before the shock
     assert [tr.event for tr in fired] == ["zscore_above"]
     tr = fired[0]
     assert pd.Timestamp(tr.bar_time_ns, unit="ns", tz="UTC") == first == by.index[shock_bar]
-    assert tr.value == pytest.approx(z[first], rel=1e-9)
+    assert tr.value == pytest.approx(z[first], rel=1e-9, abs=1e-9)
     assert tr.symbols == ("ETHUSDT", "BTCUSDT") and tr.threshold == k
     assert tr.time_ns // (60 * S) > tr.bar_time_ns // (60 * S)  # fired by a trade of a later bar
 
 
-def test_spread_rule_uses_analytics_spread():
-    from quantlab.analytics import hedge_ratio, spread
+def test_spread_rule_uses_the_spec_spread():
+    from quantlab.analytics import PairSpec
 
     t, y, x = _pair_ticks(20, seed=2)
-    rule = SpreadRule(id="s", y="ETHUSDT", x="BTCUSDT", op="above", level=-1e9, window=5)
+    spec = PairSpec(hedge="ols", window=5)
+    rule = SpreadRule(id="s", y="ETHUSDT", x="BTCUSDT", op="above", level=-1e9, spec=spec)
     fired = _feed_pair(AlertEngine([rule]), t, y, x)
-    assert len(fired) == 1  # fires once on the first full window and stays disarmed
-    by = pd.Series(y, index=pd.to_datetime(t, utc=True)).resample("1min").last()
-    bx = pd.Series(x, index=pd.to_datetime(t + 3 * S, utc=True)).resample("1min").last()
-    ys, xs = by.iloc[:5].reset_index(drop=True), bx.iloc[:5].reset_index(drop=True)
-    assert fired[0].value == pytest.approx(spread(ys, xs, hedge_ratio(ys, xs)).iloc[-1])
+    assert len(fired) == 1  # fires once on the first defined spread and stays disarmed
+    by, bx = _bars(t, y, x)
+    s = spec.evaluate(by.iloc[:-1], bx.iloc[:-1]).frame["spread"]
+    first = s.first_valid_index()
+    assert first == by.index[5]  # fitted on bars 0..4, applied from bar 5
+    assert pd.Timestamp(fired[0].bar_time_ns, unit="ns", tz="UTC") == first
+    assert fired[0].value == pytest.approx(s[first], rel=1e-12)
 
 
 def test_pair_warm_up_from_stored_bars():
+    from quantlab.alerts.pairmath import pair_values
+
     t, y, x = _pair_ticks(40, seed=3)
-    tf = 60 * S
+    rule = ZScoreRule(id="z", y="ETHUSDT", x="BTCUSDT", k=0.5, window=5)
 
     def loader(symbol, timeframe, n_bars):
-        assert timeframe == "1m" and n_bars >= 10
+        assert timeframe == "1m" and n_bars >= 2 * rule.warmup_bars
         tt, pp = (t, y) if symbol == "ETHUSDT" else (t + 3 * S, x)
         s = pd.Series(pp[: 20 * 6], index=pd.to_datetime(tt[: 20 * 6], utc=True)).resample("1min").last()
         return s.index.as_unit("ns").asi8, s.to_numpy()
 
-    calls = []
-    rule = ZScoreRule(id="z", y="ETHUSDT", x="BTCUSDT", k=2, window=10)
-    eng = AlertEngine([rule], bars_loader=loader,
-                      pair_value=lambda k, ys, xs, m: calls.append(len(ys)) or 0.0)
-    _feed_pair(eng, t[20 * 6:], y[20 * 6:], x[20 * 6:])
-    # stored bars 0..18 fill the window: bar 19 (open when loaded) is the first evaluated
-    assert calls and len(calls) == 39 - 19 and set(calls) == {10}
-    assert eng.evaluators["z"].window[-1][0] == (t[38 * 6]) // tf
+    eng = AlertEngine([rule], bars_loader=loader)
+    fired = _feed_pair(eng, t[20 * 6:], y[20 * 6:], x[20 * 6:])
+    ev = eng.evaluators["z"]
+    # stored bars 0..18 warm the signal up (bar 19 was open when loaded): no wait for live bars
+    assert ev.stream.bars == 39 and ev.fed[-1][0] == t[38 * 6] // (60 * S)
+    by, bx = _bars(t, y, x)
+    z = pair_values(rule, by.iloc[:-1], bx.iloc[:-1])
+    assert fired and all(tr.bar_time_ns >= t[19 * 6] // (60 * S) * 60 * S for tr in fired)
+    for tr in fired:
+        assert tr.value == pytest.approx(z[pd.Timestamp(tr.bar_time_ns, unit="ns", tz="UTC")],
+                                         rel=1e-9, abs=1e-9)
+

@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 from quantlab.alerts import AlertHistory, PriceRule, ZScoreRule, add_rule
+from quantlab.analytics import PairSpec
 from quantlab.recorder import Recorder, RecorderConfig
 from quantlab.sim import Exchange, Replay
 from quantlab.store import TickStore
@@ -94,7 +95,8 @@ def test_price_crossings_zscore_history_and_cli_rules(tmp_path, webhook):
         pass
     add_rule(store, PriceRule(id="cross100", symbol="BTCUSDT", op="cross", level=100.0, webhook=url),
              symbols=["BTCUSDT", "ETHUSDT"])
-    add_rule(store, ZScoreRule(id="z2", y="ETHUSDT", x="BTCUSDT", k=2.0, window=10, timeframe="1s"),
+    spec = PairSpec(hedge="ols", window=5, z_window=8)  # fitted on the first 5 bars: z from bar 7
+    add_rule(store, ZScoreRule(id="z2", y="ETHUSDT", x="BTCUSDT", k=2.0, timeframe="1s", spec=spec),
              symbols=["BTCUSDT", "ETHUSDT"])
 
     async def add_by_cli(rec):  # while the recorder runs: a rule it has never seen

@@ -64,7 +64,7 @@ def test_price_rule_refuses(kwargs, match):
 
 
 @pytest.mark.parametrize(("kwargs", "match"), [
-    ({"window": 1}, "at least 2"),
+    ({"window": 2}, "at least 3"),
     ({"window": 2.5}, "whole number"),
     ({"window": "x"}, "not a number"),
     ({"timeframe": "1 fortnight"}, "timeframe"),
@@ -80,6 +80,23 @@ def test_zscore_rule_refuses(kwargs, match):
     base = {"y": "ETHUSDT", "x": "BTCUSDT", "k": 2.0}
     with pytest.raises(ValueError, match=match):
         ZScoreRule(**{**base, **kwargs})
+
+
+def test_pair_rule_carries_a_pair_spec():
+    from quantlab.analytics import PairSpec
+
+    spec = PairSpec(hedge="kalman", window=30, formation=300, prices="log")
+    r = ZScoreRule(id="z", y="ETHUSDT", x="BTCUSDT", k=2.5, timeframe="1s", spec=spec)
+    assert r.spec == spec and r.method == "kalman"
+    back = rule_from_dict(json.loads(json.dumps(r.to_dict())))
+    assert back == r and back.spec == spec
+    assert "kalman window 30" in r.describe() and "log-log" in r.describe()
+    # a rule written by 0.1 (method "ols": a fit on the last window bars) is the rolling fit
+    old = rule_from_dict({"kind": "zscore", "id": "z", "y": "ETHUSDT", "x": "BTCUSDT", "k": 2,
+                          "window": 20, "timeframe": "1m", "method": "ols"})
+    assert old.spec == PairSpec(hedge="rolling_ols", window=20)
+    with pytest.raises(ValueError, match="hedge must be one of"):
+        ZScoreRule(y="ETHUSDT", x="BTCUSDT", k=2, spec={"hedge": "magic"})
 
 
 def test_move_rule_refuses():

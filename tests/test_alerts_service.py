@@ -227,7 +227,9 @@ def test_zscore_rule_through_the_service_with_store_warm_up(store):
     from quantlab.store import TickStore
 
     rng = np.random.default_rng(5)
-    n_bars, window = 40, 30
+    from quantlab.analytics import PairSpec
+
+    n_bars, window = 40, 10
     start = T0 - T0 % (60 * S) + 100_000 * S
     t = start + np.arange(n_bars * 6) * 10 * S
     x = 100 + np.cumsum(rng.normal(0, 0.05, t.size))
@@ -236,7 +238,8 @@ def test_zscore_rule_through_the_service_with_store_warm_up(store):
     with TickStore(store, mode="a") as st:
         st.append("ETHUSDT", ticks_frame(y[:cut], start_ns=start, step_ns=10 * S, first_id=10).drop(columns="recv_time"))
         st.append("BTCUSDT", ticks_frame(x[:cut], start_ns=start + 3 * S, step_ns=10 * S, first_id=10).drop(columns="recv_time"))
-    rule = add_rule(store, ZScoreRule(y="ETHUSDT", x="BTCUSDT", k=3, window=window))
+    rule = add_rule(store, ZScoreRule(y="ETHUSDT", x="BTCUSDT", k=3,
+                                      spec=PairSpec(window=window, z_window=20)))
     svc = AlertService(store)
     y_live = y[cut:].copy()
     y_live[6:] += 0.3  # a shock in the second live bar

@@ -248,10 +248,13 @@ def test_compare_and_result_views():
     y, x = _pair(500)
     table = qa.compare_hedge_ratios(y, x)
     assert list(table.index) == ["ols", "huber", "theilsen", "kalman"]
-    assert list(table.columns) == ["beta", "alpha", "spread_std", "adf_stat", "adf_pvalue",
-                                   "half_life"]
+    assert list(table.columns) == ["beta", "alpha", "beta_se", "rsquared", "spread_std",
+                                   "coint_stat", "coint_pvalue", "half_life", "z_std",
+                                   "pvalue_source"]
     assert table.loc["ols", "beta"] == qa.hedge_ratio(y, x).beta
-    assert np.isfinite(table.to_numpy()).all()
+    static = table.loc[["ols", "huber", "theilsen"], ["beta", "alpha", "spread_std", "coint_stat",
+                                                       "coint_pvalue", "half_life"]]
+    assert np.isfinite(static.to_numpy(dtype=float)).all()
     for r in (qa.hedge_ratio(y, x), qa.adf(y), qa.engle_granger(y, x),
               qa.engle_granger_both(y, x), qa.johansen(pd.DataFrame({"y": y, "x": x}))):
         assert r.summary().strip() and "<table>" in r._repr_html_()

@@ -51,9 +51,9 @@ def check_trades(res, entry, exit_, stop, max_holding, last_time):
 
 
 @pytest.mark.parametrize("kw", [dict(hedge="rolling_ols"),
-                                dict(hedge="kalman", delta=1e-6, obs_var=1.0),
-                                dict(hedge="ols_expanding")],
-                         ids=["rolling_ols", "kalman", "ols_expanding"])
+                                dict(hedge="kalman"),
+                                dict(hedge="expanding_ols")],
+                         ids=["rolling_ols", "kalman", "expanding_ols"])
 def test_backtest_on_real_1s_bars(btc_eth, kw):
     y, x = btc_eth
     assert len(y) > 600 and (y.index[1:] - y.index[:-1] == pd.Timedelta("1s")).all()

@@ -8,7 +8,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import quantlab.analytics as qa
 from quantlab import backtest as bt
 from quantlab.backtest.metrics import STAT_KEYS
 
@@ -32,7 +31,7 @@ def _same(a, b):
 
 
 @pytest.mark.parametrize("kw", [dict(hedge="rolling_ols"),
-                                dict(hedge="kalman", delta=1e-6, obs_var=1e5)],
+                                dict(hedge="kalman")],
                          ids=["rolling_ols", "kalman"])
 def test_each_row_equals_run(pair, kw):
     y, x = pair
@@ -58,24 +57,19 @@ def test_each_row_equals_run(pair, kw):
 
 def test_hedge_is_estimated_once_per_window(pair, monkeypatch):
     y, x = pair
-    calls = {"rolling": 0, "kalman": 0}
-    rolling, kalman = qa.rolling_hedge_ratio, qa.kalman_hedge_ratio
+    from quantlab.analytics.pair import PairSpec
 
-    def counting_rolling(*a, **k):
-        calls["rolling"] += 1
-        return rolling(*a, **k)
+    calls = []
+    evaluate = PairSpec.evaluate
 
-    def counting_kalman(*a, **k):
-        calls["kalman"] += 1
-        return kalman(*a, **k)
+    def counting(self, *a, **k):
+        calls.append(self.hedge)
+        return evaluate(self, *a, **k)
 
-    monkeypatch.setattr(qa, "rolling_hedge_ratio", counting_rolling)
-    monkeypatch.setattr(qa, "kalman_hedge_ratio", counting_kalman)
+    monkeypatch.setattr(PairSpec, "evaluate", counting)
     grid = bt.sweep(y, x, entry=[1.5, 2.0, 2.5], exit=[0.0, 0.5], window=[30, 60, 90],
                     progress=False)
-    assert len(grid) == 18 and calls["rolling"] == 3
-    bt.sweep(y, x, entry=[1.5, 2.0], window=[30, 60, 90], hedge="kalman", progress=False)
-    assert calls["kalman"] == 1
+    assert len(grid) == 18 and calls == ["rolling_ols"] * 3
 
 
 def test_invalid_combinations_are_skipped_with_a_warning(pair):

@@ -76,6 +76,7 @@ def test_real_triangle_from_klines(real_data):
     assert {first["y"], first["x"]} == {"SOLBTC", "SOLBTC_IMPLIED"}
     assert first["qvalue"] < 1e-6 and first["n_obs"] == 1440
     assert 0.95 < first["hedge_ratio"] < 1.05  # the traded cross tracks the implied one
+    assert first["hedge_prices"] == "log"  # a log-log slope, and the table says so
     assert first["half_life"] < 5  # deviations close within minutes
     assert int(r["selected"].sum()) == 1  # no unrelated pair survives
     # the three traded markets alone: no pair is cointegrated over one day

@@ -26,7 +26,7 @@ from quantlab.ui import (
     StatusBar,
 )
 from quantlab.ui.base import Panel, fmt_time, in_words, price_decimals
-from quantlab.ui.compute import pair_view
+from quantlab.ui.compute import controls_spec, pair_view
 from quantlab.ui.downloads import MAX_BYTES, DownloadLink, anchor_html
 
 SYMS = ["BTCUSDT", "ETHUSDT", "SOLUSDT"]
@@ -200,15 +200,34 @@ def test_pair_panel_charts_and_tests(lab):
 
 
 def test_pair_view_has_no_look_ahead(lab):
+    """Seen: the Pair tab fitted Huber/Theil-Sen on every bar shown (look-ahead)."""
+    from quantlab.analytics.pair import HEDGES
+
     pair = lab.pair("ETHUSDT", "BTCUSDT", "1s")
-    for hedge in ("ols", "kalman"):
-        full = pair_view(pair, 100, hedge).frame
-        cut = pair_view(pair.iloc[:2_000], 100, hedge).frame
+    for hedge in HEDGES:
+        spec = controls_spec(100, hedge)
+        full = pair_view(pair, spec).frame
+        cut = pair_view(pair.iloc[:2_000], spec).frame
         pd.testing.assert_frame_equal(full.iloc[:2_000], cut, rtol=1e-9)
+        ref = spec.evaluate(pair.iloc[:, 0], pair.iloc[:, 1]).frame
+        pd.testing.assert_frame_equal(full[["beta", "alpha", "spread", "z"]], ref, check_names=False)
     with pytest.raises(InsufficientDataError, match="needs more than"):
-        pair_view(pair.iloc[:50], 100, "ols")
+        pair_view(pair.iloc[:50], controls_spec(100, "rolling_ols"))
     with pytest.raises(ValueError, match="hedge"):
-        pair_view(pair, 100, "lasso")
+        controls_spec(100, "lasso")
+
+
+def test_controls_spec_drives_pair_backtest_alert_and_export(lab, tmp_path):
+    """Seen: the alert form hard-coded method="ols" whatever the hedge control said."""
+    c = Controls(SYMS, window=120)
+    c.hedge.value = "Huber"
+    spec = c.spec()
+    assert spec.hedge == "huber" and spec.window == 120
+    a = AlertsPanel(lab, c)
+    a.kind.value = "zscore"
+    assert a.make_rule().spec == spec
+    view = PairPanel(lab, c).compute()[0]
+    assert view.spec == spec
 
 
 # --------------------------------------------------------------------------- backtest
@@ -221,7 +240,7 @@ def test_backtest_runs_in_a_thread_and_shows_metrics(lab):
     wait_until(lambda: not b._running)
     assert b.error.value == "" and b.result is not None
     assert "total return" in b.metrics.value and "USDT" in b.metrics.value
-    assert len(b.equity_chart.lines.x) > 0 and "hedge ols" in b.status.value
+    assert len(b.equity_chart.lines.x) > 0 and "hedge rolling_ols window 120" in b.status.value
     if len(b.result.trades):
         assert "long spread" in b.trades.value or "short spread" in b.trades.value
 
@@ -294,7 +313,10 @@ def test_exports_are_csv_with_iso_utc_times(lab):
     table = list(csv.reader(io.StringIO(text)))
     assert table[0][:5] == ["time", "open", "high", "low", "close"] and table[1][0].endswith("Z")
     name, text, rows = e.make("analytics")
-    assert text.splitlines()[0] == "time,ETHUSDT,BTCUSDT,beta,alpha,spread,zscore,corr"
+    assert text.splitlines()[0] == "time,ETHUSDT,BTCUSDT,beta_raw,alpha,spread,zscore,corr"
+    got = pd.read_csv(io.StringIO(text))
+    want = c.spec().evaluate(got["ETHUSDT"], got["BTCUSDT"]).z.to_numpy()
+    np.testing.assert_allclose(got["zscore"], want, rtol=1e-9, atol=1e-12)  # the same spec's z
     name, text, rows = e.make("ticks")
     assert text.startswith("time,trade_id,price,qty,is_buyer_maker\n")
     with pytest.raises(ValueError, match="Run a backtest first"):

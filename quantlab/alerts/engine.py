@@ -38,10 +38,8 @@ from typing import Any
 import numpy as np
 
 from quantlab.alerts.bars import BarBuilder, SecondCloses
-from quantlab.alerts.pairmath import pair_value as _default_pair_value
 from quantlab.alerts.rules import MoveRule, PriceRule, Rule, SpreadRule, ZScoreRule
 
-PairValueFn = Callable[[str, np.ndarray, np.ndarray, str], float]
 #: ``loader(symbol, timeframe, n_bars) -> (bar_open_ns int64 array, close array) | None``
 BarsLoader = Callable[[str, str, int], "tuple[np.ndarray, np.ndarray] | None"]
 
@@ -223,15 +221,15 @@ class TickEvaluator(RuleEvaluator):
 
 
 class PairEvaluator(RuleEvaluator):
-    """Z-score and spread rules: a value per closed bar of the pair, from the last
-    ``window`` bars where both legs have a close (forward-filled)."""
+    """Z-score and spread rules: a value per closed bar of the pair, where both legs have a
+    close (forward-filled), from the rule's ``PairSpec`` fed one closed bar at a time
+    (``spec.incremental``): the value equals ``spec.evaluate`` on the same bars."""
 
-    def __init__(self, rule: ZScoreRule | SpreadRule, by: BarBuilder, bx: BarBuilder,
-                 value_fn: PairValueFn) -> None:
+    def __init__(self, rule: ZScoreRule | SpreadRule, by: BarBuilder, bx: BarBuilder) -> None:
         super().__init__(rule)
         self.by, self.bx = by, bx
-        self.value_fn = value_fn
-        self.window: deque[tuple[int, float, float]] = deque(maxlen=rule.window)
+        self.stream = rule.spec.incremental(step=rule.timeframe_ns_td)
+        self.fed: deque[tuple[int, float, float]] = deque(maxlen=8)  # the last bars fed
         self.last_bar: int | None = None
         self.started = False
         self.errors = 0
@@ -254,12 +252,24 @@ class PairEvaluator(RuleEvaluator):
         ids = set(self.by.closed_after(self.last_bar, wm)) | set(self.bx.closed_after(self.last_bar, wm))
         return sorted(ids)
 
+    def _feed(self, row: tuple[int, float, float]) -> float:
+        self.fed.append(row)
+        try:
+            out = self.stream.update(row[1], row[2])
+        except Exception:  # a failing fit must never stop ingestion
+            self.errors += 1
+            return math.nan
+        v = out["z"] if self.rule.kind == "zscore" else out["spread"]
+        return v if math.isfinite(v) else math.nan
+
     def _start(self) -> None:
-        """Once both legs have an open bar, everything closed before is history (no firing)."""
+        """Once both legs have an open bar, everything closed before is history: it warms
+        the signal up, and fires nothing."""
         wm = self._watermark()
         if wm is None:
             return
-        self.window.extend(self._aligned(self._new_bars(wm)))
+        for row in self._aligned(self._new_bars(wm)):
+            self._feed(row)
         self.last_bar = wm - 1
         self.started = True
 
@@ -276,23 +286,8 @@ class PairEvaluator(RuleEvaluator):
         self.last_bar = wm - 1
         if not rows:
             return []
-        values, bars = [], []
-        for row in rows:
-            self.window.append(row)
-            if len(self.window) < self.rule.window:
-                continue
-            ys = np.fromiter((r[1] for r in self.window), np.float64, len(self.window))
-            xs = np.fromiter((r[2] for r in self.window), np.float64, len(self.window))
-            try:
-                v = float(self.value_fn(self.rule.kind, ys, xs, self.rule.method))
-            except Exception:  # a failing fit must never stop ingestion
-                self.errors += 1
-                v = math.nan
-            values.append(v)
-            bars.append(row[0])
-        if not values:
-            return []
-        b = np.asarray(bars, dtype=np.int64)
+        values = [self._feed(row) for row in rows]
+        b = np.asarray([row[0] for row in rows], dtype=np.int64)
         # the trade that completed each bar: the first one of this batch in a later bar
         k = np.minimum(np.searchsorted(bar_of_batch, b, side="right"), len(t) - 1)
         tf = self.by.timeframe_ns
@@ -307,9 +302,7 @@ class AlertEngine:
     """
 
     def __init__(self, rules: Iterable[Rule] = (), *, state: dict[str, Any] | None = None,
-                 pair_value: PairValueFn = _default_pair_value,
                  bars_loader: BarsLoader | None = None) -> None:
-        self.pair_value = pair_value
         self.bars_loader = bars_loader
         self.evaluators: dict[str, RuleEvaluator] = {}
         self._builders: dict[tuple[str, int], BarBuilder] = {}
@@ -336,7 +329,7 @@ class AlertEngine:
                 tf_name.setdefault(r.timeframe_ns, r.timeframe)
                 for s in r.symbols:
                     key = (s, r.timeframe_ns)
-                    need_keep[key] = max(need_keep.get(key, 0), 2 * r.window + 10)
+                    need_keep[key] = max(need_keep.get(key, 0), 2 * r.warmup_bars + 10)
         builders = {}
         for key, keep in need_keep.items():
             b = self._builders.get(key)
@@ -357,7 +350,7 @@ class AlertEngine:
                 ev: RuleEvaluator = TickEvaluator(r)
             else:
                 tf = r.timeframe_ns
-                ev = PairEvaluator(r, builders[(r.y, tf)], builders[(r.x, tf)], self.pair_value)
+                ev = PairEvaluator(r, builders[(r.y, tf)], builders[(r.x, tf)])
             if prev is not None and prev.rule.fingerprint() == r.fingerprint():
                 ev.restore(prev.state())
             else:

@@ -1,32 +1,30 @@
-"""The one place where alerts call :mod:`quantlab.analytics` (pair rules' values).
+"""Pair rules' values on a block of bars: the batch reference of what the engine computes.
 
-Given the last ``window`` aligned closes of a pair (oldest first), the hedge is fitted with
-``analytics.hedge_ratio(y, x, method)`` on those bars, the spread is
-``analytics.spread(y, x, hedge) = y - (beta*x + alpha)`` (what the app plots), and
-
-* ``zscore``: the last value of ``analytics.zscore(spread, window)``;
-* ``spread``: the last spread value.
+The engine feeds each closed bar to the rule's ``spec.incremental()`` stream
+(:class:`quantlab.analytics.pair.PairStream`); :func:`pair_values` computes the same numbers
+at once with ``spec.evaluate`` (both are :class:`quantlab.PairSpec`: one definition).
 """
 
 from __future__ import annotations
 
-import math
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 
-def pair_value(kind: str, y: np.ndarray, x: np.ndarray, method: str) -> float:
-    """Value of a pair rule on one window of closes; NaN when it is not defined (flat legs)."""
-    from quantlab.analytics import hedge_ratio, spread, zscore
+def pair_values(rule: Any, y: Any, x: Any) -> pd.Series:
+    """The value of a z-score (``z``) or spread (``spread``) rule at every bar of the
+    aligned closes ``y`` and ``x`` (oldest first), NaN while undefined::
 
-    if kind not in ("zscore", "spread"):
-        raise ValueError(f"kind: {kind!r} must be 'zscore' or 'spread'")
-    ys = pd.Series(np.asarray(y, dtype=np.float64))
-    xs = pd.Series(np.asarray(x, dtype=np.float64))
-    if ys.nunique() < 2 or xs.nunique() < 2:  # no variation: no hedge, no z-score
-        return math.nan
-    s = spread(ys, xs, hedge_ratio(ys, xs, method=method))
-    out = s if kind == "spread" else zscore(s, len(ys))
-    value = float(np.asarray(out, dtype=np.float64)[-1])
-    return value if math.isfinite(value) else math.nan
+        time                       value
+        2025-01-01 00:00:00+00:00    NaN
+        ...
+        2025-01-01 00:02:10+00:00   2.61
+    """
+    if rule.kind not in ("zscore", "spread"):
+        raise ValueError(f"kind: {rule.kind!r} must be 'zscore' or 'spread'")
+    sig = rule.spec.evaluate(y, x, step=rule.timeframe_ns_td)
+    out = sig.frame["z" if rule.kind == "zscore" else "spread"].copy()
+    out.name = "value"
+    return out.where(np.isfinite(out), np.nan)

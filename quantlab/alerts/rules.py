@@ -7,7 +7,8 @@ go back past the threshold before the rule re-arms, in the rule's own unit)::
     PriceRule(symbol="BTCUSDT", op="above", level=70_000)          # price >= 70000
     PriceRule(symbol="BTCUSDT", op="cross", level=70_000)          # either direction
     MoveRule(symbol="SOLUSDT", pct=2.0, window="5m")               # |move over 5 min| >= 2 %
-    ZScoreRule(y="ETHUSDT", x="BTCUSDT", k=2.5, window=60, timeframe="1m")
+    ZScoreRule(y="ETHUSDT", x="BTCUSDT", k=2.5, timeframe="1m",
+               spec=PairSpec(hedge="rolling_ols", window=60))
     SpreadRule(y="ETHUSDT", x="BTCUSDT", op="above", level=0.0, window=60)
 
 JSON form (one object per rule in ``<store>/alerts/rules.json``)::
@@ -31,8 +32,6 @@ PRICE_HYSTERESIS_FRACTION = 0.001
 MOVE_HYSTERESIS_FRACTION = 0.25
 #: default hysteresis of a z-score rule, in z units
 ZSCORE_HYSTERESIS = 0.5
-#: hedge methods accepted by pair rules (those of ``quantlab.analytics.hedge_ratio``)
-HEDGE_METHODS = ("ols", "kalman", "huber", "theilsen")
 
 _UNITS_NS = {"s": 1_000_000_000, "m": 60_000_000_000, "h": 3_600_000_000_000,
              "d": 86_400_000_000_000}
@@ -254,13 +253,34 @@ class MoveRule(Rule):
         return f"{self.symbol} move {sign}{self.pct:g}% over {self.window}" + self._suffix()
 
 
+def _pair_spec(value: Any, window: Any, method: str) -> Any:
+    """The rule's :class:`~quantlab.analytics.pair.PairSpec`: given, from its JSON form, or
+    built from ``window`` and ``method`` (older rules: ``"ols"`` was a fit on the last
+    ``window`` bars, i.e. the rolling regression)."""
+    from quantlab.analytics.pair import PairSpec
+
+    if isinstance(value, PairSpec):
+        return value
+    if isinstance(value, dict):
+        return PairSpec.from_dict(value)
+    if value is not None:
+        raise TypeError(f"spec: expected a quantlab.PairSpec, got {type(value).__name__}")
+    from quantlab.analytics.pair import HEDGES
+
+    if method not in HEDGES:
+        raise ValueError(f"method: {method!r} must be one of {', '.join(HEDGES)}")
+    hedge = "rolling_ols" if method == "ols" else method
+    return PairSpec(hedge=hedge, window=window)
+
+
 @dataclass(frozen=True, kw_only=True)
 class _PairRule(Rule):
     y: str
     x: str
     window: int = 60
     timeframe: str = "1m"
-    method: str = "ols"
+    method: str = "rolling_ols"
+    spec: Any = None  # quantlab.PairSpec; None: PairSpec(hedge=method, window=window)
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -268,19 +288,24 @@ class _PairRule(Rule):
         object.__setattr__(self, "x", _symbol(self.x, "pair"))
         if self.y == self.x:
             raise ValueError(f"pair: the two legs must differ, got {self.y},{self.x}")
-        if isinstance(self.window, bool) or not isinstance(self.window, int | float | str):
-            raise TypeError(f"window: expected a whole number of bars, got {self.window!r}")
-        w = _number(self.window, "window")
-        if w != int(w):
-            raise ValueError(f"window: {self.window!r} must be a whole number of bars")
-        if w < 2:
-            raise ValueError(f"window: {self.window!r} must be at least 2 bars")
-        if w > 100_000:
-            raise ValueError(f"window: {self.window!r} is too long (at most 100000 bars)")
-        object.__setattr__(self, "window", int(w))
+        if self.spec is None:
+            if isinstance(self.window, bool) or not isinstance(self.window, int | float | str):
+                raise TypeError(f"window: expected a whole number of bars, got {self.window!r}")
+            w = _number(self.window, "window")
+            if w != int(w):
+                raise ValueError(f"window: {self.window!r} must be a whole number of bars")
+            if w < 3:
+                raise ValueError(f"window: {self.window!r} must be at least 3 bars")
+            if w > 100_000:
+                raise ValueError(f"window: {self.window!r} is too long (at most 100000 bars)")
+            object.__setattr__(self, "window", int(w))
         parse_timeframe(self.timeframe)
-        if self.method not in HEDGE_METHODS:
-            raise ValueError(f"method: {self.method!r} must be one of {', '.join(HEDGE_METHODS)}")
+        spec = _pair_spec(self.spec, self.window, self.method)
+        object.__setattr__(self, "spec", spec)
+        object.__setattr__(self, "method", spec.hedge)
+        object.__setattr__(self, "window", spec.window)
+        if spec.warmup_bars(self.timeframe_ns_td) > 100_000:
+            raise ValueError("spec: the signal needs more than 100000 bars of warm-up")
 
     @property
     def symbols(self) -> tuple[str, ...]:
@@ -290,14 +315,32 @@ class _PairRule(Rule):
     def timeframe_ns(self) -> int:
         return parse_timeframe(self.timeframe)
 
+    @property
+    def timeframe_ns_td(self) -> Any:
+        import pandas as pd
+
+        return pd.Timedelta(self.timeframe_ns, unit="ns")
+
+    @property
+    def warmup_bars(self) -> int:
+        """Closed bars of both legs before the rule has a value."""
+        return self.spec.warmup_bars(self.timeframe_ns_td)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = super().to_dict()
+        d["spec"] = self.spec.to_dict()
+        return d
+
     def _pair(self) -> str:
-        return f"{self.y}/{self.x} {self.timeframe} window {self.window} {self.method}"
+        return f"{self.y}/{self.x} {self.timeframe} {self.spec.label}"
 
 
 @dataclass(frozen=True, kw_only=True)
 class ZScoreRule(_PairRule):
-    """z-score of the spread ``y - beta*x - alpha`` (hedge fitted on the last ``window`` closed
-    bars of ``timeframe`` with ``method``), evaluated on each closed bar.
+    """z-score of the pair signal ``spec`` (a ``quantlab.PairSpec``; default
+    ``PairSpec(hedge=method, window=window)``) on the closed bars of ``timeframe``, evaluated
+    on each closed bar with the spec's incremental form: the z of ``spec.evaluate`` on the
+    same bars.
 
     Fires ``zscore_above`` when z >= k and ``zscore_below`` when z <= -k; each side re-arms
     when |z| is back under ``k - hysteresis`` (default 0.5). With ``exit`` set, also fires
@@ -332,8 +375,8 @@ class ZScoreRule(_PairRule):
 
 @dataclass(frozen=True, kw_only=True)
 class SpreadRule(_PairRule):
-    """The spread ``y - (beta*x + alpha)`` (``quantlab.analytics.spread`` with the hedge fitted
-    on the last ``window`` bars) ``above``/``below`` ``level``, evaluated on each closed bar;
+    """The spread ``y - (beta*x + alpha)`` of the pair signal ``spec`` (as :class:`ZScoreRule`)
+    ``above``/``below`` ``level``, evaluated on each closed bar;
     re-arms after going back past the level by ``hysteresis`` (default 0)."""
 
     kind: ClassVar[str] = "spread"
@@ -354,6 +397,14 @@ class SpreadRule(_PairRule):
         return f"{self.y}/{self.x} spread {self.op} {self.level:g} ({self._pair()})" + self._suffix()
 
 
+def __getattr__(name: str) -> Any:
+    if name == "HEDGE_METHODS":  # the pair signal's one vocabulary, imported on first use
+        from quantlab.analytics.pair import HEDGES
+
+        return HEDGES
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 RULE_KINDS: dict[str, type[Rule]] = {
     cls.kind: cls for cls in (PriceRule, MoveRule, ZScoreRule, SpreadRule)
 }
@@ -372,7 +423,6 @@ def rule_from_dict(data: dict[str, Any]) -> Rule:
 
 
 __all__ = [
-    "HEDGE_METHODS",
     "MoveRule",
     "PriceRule",
     "RULE_KINDS",

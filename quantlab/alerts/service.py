@@ -143,7 +143,6 @@ class AlertService:
                  now_ns: Callable[[], int] = time.time_ns,
                  webhook: WebhookDispatcher | None = None,
                  bars_loader: Any = None,
-                 pair_value: Callable[..., float] | None = None,
                  on_alert: Callable[[FiredAlert], None] | None = None) -> None:
         self.store_dir = Path(store_dir)
         self.dir = alerts_dir(store_dir)
@@ -158,10 +157,7 @@ class AlertService:
         if self.webhook.on_result is None:
             self.webhook.on_result = self._delivery_done
         loader = store_bars_loader(store_dir) if bars_loader is None else (bars_loader or None)
-        kwargs: dict[str, Any] = {"bars_loader": loader}
-        if pair_value is not None:
-            kwargs["pair_value"] = pair_value
-        self.engine = AlertEngine((), **kwargs)
+        self.engine = AlertEngine((), bars_loader=loader)
         self._rules: dict[str, Rule] = {}
         self.fired = 0
         self.errors = 0

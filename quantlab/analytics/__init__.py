@@ -9,11 +9,15 @@ the input's index::
     kf = qa.kalman_hedge_ratio(eth, btc)                # DataFrame beta, alpha, spread, spread_std
     z = qa.zscore(qa.spread(eth, btc, h), window=60)    # Series
     qa.engle_granger(eth, btc).pvalue
+
+    spec = qa.PairSpec(hedge="rolling_ols", window=60)  # the one pair signal of quantlab
+    spec.evaluate(eth, btc).frame                       # beta, alpha, spread, z
 """
 
 from ._validate import AnalyticsWarning, CollinearityWarning
 from .compare import compare_hedge_ratios
 from .hedge import hedge_ratio, kalman_hedge_ratio, rolling_hedge_ratio
+from .pair import HEDGES, FittedPair, PairSignal, PairSpec, PairStream
 from .results import (
     ADFResult,
     CointBothResult,
@@ -30,8 +34,13 @@ __all__ = [
     "CointBothResult",
     "CointResult",
     "CollinearityWarning",
+    "FittedPair",
+    "HEDGES",
     "HedgeResult",
     "JohansenResult",
+    "PairSignal",
+    "PairSpec",
+    "PairStream",
     "adf",
     "compare_hedge_ratios",
     "engle_granger",

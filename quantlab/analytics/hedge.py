@@ -19,9 +19,11 @@ import pandas as pd
 
 from . import _validate as v
 from . import kernels
+from .pair import STATIC_HEDGES  # the one hedge vocabulary
 from .results import HedgeResult
 
-METHODS = ("ols", "huber", "theilsen", "kalman")
+#: methods of :func:`hedge_ratio`: the static fits, and Kalman's last state
+METHODS = (*STATIC_HEDGES, "kalman")
 
 
 # --------------------------------------------------------------------------------------
@@ -131,8 +133,10 @@ def _theilsen(y: np.ndarray, x: np.ndarray) -> tuple[float, float]:
 # --------------------------------------------------------------------------------------
 # public API
 # --------------------------------------------------------------------------------------
-def hedge_ratio(y: Any, x: Any, method: str = "ols", **kwargs: Any) -> HedgeResult:
-    """Static hedge ratio of ``y ~ alpha + beta * x``.
+def hedge_ratio(y: Any, x: Any, method: str = "ols", *, prices: str = "raw",
+                **kwargs: Any) -> HedgeResult:
+    """Static hedge ratio of ``y ~ alpha + beta * x`` on ``prices`` (``"raw"``, the package
+    default, or ``"log"``: the slope of log y on log x). The result says which.
 
     method:
       - ``"ols"``: least squares with intercept.
@@ -147,8 +151,13 @@ def hedge_ratio(y: Any, x: Any, method: str = "ols", **kwargs: Any) -> HedgeResu
     NaN/inf are refused; a constant x warns and returns beta = nan.
     """
     method = v.choice(method, "method", METHODS)
+    prices = v.choice(prices, "prices", ("raw", "log"))
     minimum = {"ols": 3, "huber": 3, "theilsen": 2, "kalman": 2}[method]
     ya, xa, _ = v.pair(y, x, minimum, f"hedge_ratio(method={method!r})")
+    if prices == "log":
+        if (ya <= 0).any() or (xa <= 0).any():
+            raise ValueError("prices='log' takes logs: y and x must be positive prices")
+        ya, xa = np.log(ya), np.log(xa)
     allowed = {"ols": set(), "huber": {"epsilon"}, "theilsen": set(),
                "kalman": {"delta", "obs_var"}}[method]
     extra = set(kwargs) - allowed
@@ -157,6 +166,8 @@ def hedge_ratio(y: Any, x: Any, method: str = "ols", **kwargs: Any) -> HedgeResu
                         f"{sorted(extra)}; allowed: {sorted(allowed) or 'none'}")
     if method == "ols":
         beta, alpha = _ols(ya, xa)
+        return HedgeResult(beta=beta, alpha=alpha, method=method, nobs=int(ya.size),
+                           **_ols_inference(ya, xa, beta, alpha), prices=prices)
     elif method == "huber":
         eps = float(kwargs.get("epsilon", 1.35))
         if not eps >= 1.0:
@@ -168,7 +179,32 @@ def hedge_ratio(y: Any, x: Any, method: str = "ols", **kwargs: Any) -> HedgeResu
         delta, obs_var = _kalman_args(kwargs.get("delta", 1e-4), kwargs.get("obs_var", 1e-3))
         b, a, _, _ = kernels.kalman_filter(ya, xa, delta, obs_var)
         beta, alpha = float(b[-1]), float(a[-1])
-    return HedgeResult(beta=beta, alpha=alpha, method=method, nobs=int(ya.size))
+    ssr, sst = _ssr_sst(ya, xa, beta, alpha)
+    return HedgeResult(beta=beta, alpha=alpha, method=method, nobs=int(ya.size),
+                       rsquared=1.0 - ssr / sst if sst > 0 else float("nan"), prices=prices)
+
+
+def _ssr_sst(y: np.ndarray, x: np.ndarray, beta: float, alpha: float) -> tuple[float, float]:
+    r = y - (beta * x + alpha)
+    d = y - y.mean()
+    return float(r @ r), float(d @ d)
+
+
+def _ols_inference(y: np.ndarray, x: np.ndarray, beta: float, alpha: float) -> dict[str, float]:
+    """Standard errors, t statistics and R^2 of the OLS fit (statsmodels' iid formulas)."""
+    nan = float("nan")
+    n = y.size
+    if not np.isfinite(beta) or n < 3:
+        return {}
+    ssr, sst = _ssr_sst(y, x, beta, alpha)
+    dx = x - x.mean()
+    sxx = float(dx @ dx)
+    s2 = ssr / (n - 2)
+    b_se = float(np.sqrt(s2 / sxx))
+    a_se = float(np.sqrt(s2 * (1.0 / n + x.mean() ** 2 / sxx)))
+    return {"beta_se": b_se, "alpha_se": a_se,
+            "beta_t": beta / b_se if b_se > 0 else nan, "alpha_t": alpha / a_se if a_se > 0 else nan,
+            "rsquared": 1.0 - ssr / sst if sst > 0 else nan}
 
 
 def _kalman_args(delta: Any, obs_var: Any) -> tuple[float, float]:

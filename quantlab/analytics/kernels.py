@@ -341,3 +341,114 @@ def close_pairs_ok_py(xp, yp, xcp, ycp, lo, a, d_lo, hi, b, d_hi, budget):
 
 
 close_pairs_ok = _jit(close_pairs_ok_py)
+
+
+# --------------------------------------------------------------------------------------
+# Kalman filter of the pair signal: separate beta/alpha noise, given initial state
+# --------------------------------------------------------------------------------------
+def kalman2_step_py(y, x, qb, qa, r, b, a, p00, p01, p11, first):
+    """One step of the filter of ``y = beta x + alpha + e``: predict (random walk with
+    variances ``qb``, ``qa``; no transition when ``first``, pykalman's convention for the
+    first observation) then correct. Returns the filtered ``(b, a, p00, p01, p11)``."""
+    if not first:
+        p00 = p00 + qb
+        p11 = p11 + qa
+    fr0 = x * p00 + p01
+    fr1 = x * p01 + p11
+    q = fr0 * x + fr1 + r
+    inv = 1.0 / q if q != 0.0 else 0.0
+    k0 = fr0 * inv
+    k1 = fr1 * inv
+    e = y - (x * b + a)
+    b = b + k0 * e
+    a = a + k1 * e
+    n00 = p00 - k0 * fr0
+    n01 = p01 - k0 * fr1
+    n11 = p11 - k1 * fr1
+    return b, a, n00, n01, n11
+
+
+kalman2_step = _jit(kalman2_step_py)
+
+
+def kalman2_filter_py(y, x, qb, qa, r, b, a, p00, p01, p11, prior_first):
+    """:func:`kalman2_step` over arrays from the state ``(b, a, P)``; the first step has no
+    transition when ``prior_first``. Returns the filtered b, a, p00, p01, p11 per bar."""
+    n = y.shape[0]
+    ob = np.empty(n)
+    oa = np.empty(n)
+    o00 = np.empty(n)
+    o01 = np.empty(n)
+    o11 = np.empty(n)
+    for t in range(n):
+        b, a, p00, p01, p11 = kalman2_step(y[t], x[t], qb, qa, r, b, a, p00, p01, p11,
+                                           prior_first and t == 0)
+        ob[t] = b
+        oa[t] = a
+        o00[t] = p00
+        o01[t] = p01
+        o11[t] = p11
+    return ob, oa, o00, o01, o11
+
+
+kalman2_filter = _jit(kalman2_filter_py)
+
+
+def expanding_ols_from_py(y, x, min_periods, k, mx, my, sxx, sxy):
+    """Expanding OLS ``y = alpha + beta x`` by Welford's updates, continuing from the sums
+    ``(k, mx, my, sxx, sxy)`` of the bars before. Returns beta, alpha (NaN below
+    ``min_periods`` bars or for a constant x) and the final sums."""
+    n = y.shape[0]
+    beta = np.full(n, np.nan)
+    alpha = np.full(n, np.nan)
+    for t in range(n):
+        k += 1.0
+        dx = x[t] - mx
+        dy = y[t] - my
+        mx += dx / k
+        my += dy / k
+        sxx += dx * (x[t] - mx)
+        sxy += dx * (y[t] - my)
+        if k >= min_periods and sxx > 0.0:
+            bt = sxy / sxx
+            beta[t] = bt
+            alpha[t] = my - bt * mx
+    return beta, alpha, k, mx, my, sxx, sxy
+
+
+expanding_ols_from = _jit(expanding_ols_from_py)
+
+
+def kalman2_loglik_py(y, x, qb, qa, r, p0):
+    """Exact Gaussian log-likelihood of the filter of :func:`kalman2_step` from state 0 with
+    covariance ``p0 * I`` (no transition before the first bar), from its innovations."""
+    n = y.shape[0]
+    b = 0.0
+    a = 0.0
+    p00 = p0
+    p01 = 0.0
+    p11 = p0
+    ll = 0.0
+    for t in range(n):
+        if t > 0:
+            p00 = p00 + qb
+            p11 = p11 + qa
+        xt = x[t]
+        fr0 = xt * p00 + p01
+        fr1 = xt * p01 + p11
+        q = fr0 * xt + fr1 + r
+        if not q > 0.0:
+            return -np.inf
+        e = y[t] - (xt * b + a)
+        ll -= 0.5 * (np.log(2.0 * np.pi * q) + e * e / q)
+        k0 = fr0 / q
+        k1 = fr1 / q
+        b = b + k0 * e
+        a = a + k1 * e
+        p00 = p00 - k0 * fr0
+        p01 = p01 - k0 * fr1
+        p11 = p11 - k1 * fr1
+    return ll
+
+
+kalman2_loglik = _jit(kalman2_loglik_py)

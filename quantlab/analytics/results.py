@@ -57,12 +57,25 @@ class _Result:
 
 @dataclass(frozen=True)
 class HedgeResult(_Result):
-    """A static hedge ratio: ``y ~ alpha + beta * x``."""
+    """A static hedge ratio: ``y ~ alpha + beta * x`` on ``prices`` (``"raw"`` or ``"log"``).
+
+    ``beta_se``, ``alpha_se``, ``beta_t``, ``alpha_t`` and ``rsquared`` equal statsmodels
+    ``OLS(y, add_constant(x))`` for ``method="ols"`` (iid errors: on two random walks the
+    regression is spurious and these say nothing; test cointegration with
+    :func:`engle_granger`); other methods give ``rsquared`` = 1 - SSR/SST of their fit and
+    NaN standard errors.
+    """
 
     beta: float
     alpha: float
     method: str
     nobs: int
+    beta_se: float = float("nan")
+    alpha_se: float = float("nan")
+    beta_t: float = float("nan")
+    alpha_t: float = float("nan")
+    rsquared: float = float("nan")
+    prices: str = "raw"
     _title = "Hedge ratio"
 
 
@@ -124,7 +137,17 @@ class CointBothResult(_Result):
 
     @property
     def best(self) -> CointResult:
+        """The direction with the lower statistic (its own ``pvalue`` is not corrected for
+        the choice: use :attr:`pvalue`)."""
         return self.y_on_x if self.y_on_x.stat <= self.x_on_y.stat else self.x_on_y
+
+    @property
+    def pvalue(self) -> float:
+        """P-value of "the pair is cointegrated" after picking the better of the two
+        directions: ``min(1, 2 * min(p_y_on_x, p_x_on_y))`` (Bonferroni over the two tests,
+        valid whatever their dependence; the screener's ``pvalue_pair``)."""
+        p = min(self.y_on_x.pvalue, self.x_on_y.pvalue)
+        return float(min(1.0, 2.0 * p)) if p == p else float("nan")
 
     def _rows(self) -> list[tuple[str, str]]:
         rows = []
@@ -132,6 +155,8 @@ class CointBothResult(_Result):
             rows.append((name, f"{r.y_name} ~ {r.x_name}: stat {_fmt(r.stat)}, p {_fmt(r.pvalue)}, "
                                f"beta {_fmt(r.beta)}, lags {r.lags}"))
         rows.append(("best", f"{self.best.y_name} ~ {self.best.x_name}"))
+        rows.append(("pvalue", f"{_fmt(self.pvalue)} (direction-corrected: min(1, 2 min p), "
+                               "Engle-Granger / MacKinnon N=2)"))
         return rows
 
 

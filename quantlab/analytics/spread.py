@@ -15,7 +15,7 @@ from . import _validate as v
 from .results import HedgeResult
 
 
-def spread(y: Any, x: Any, hedge: Any, *, lag: int = 1) -> pd.Series:
+def spread(y: Any, x: Any, hedge: Any, *, lag: int | None = None) -> pd.Series:
     """The spread ``y_t - (beta * x_t + alpha)`` on y's index.
 
     hedge may be:
@@ -26,9 +26,18 @@ def spread(y: Any, x: Any, hedge: Any, *, lag: int = 1) -> pd.Series:
         ``lag`` bars (default 1), so the spread at t uses the hedge estimated up to t-1 and
         has no look-ahead; with the Kalman frame this equals its ``spread`` column.
         ``lag=0`` uses the same bar's estimate (in-sample).
+
+    A static hedge (a number or a ``HedgeResult``) has no time to lag: passing ``lag`` with
+    one is refused (fit it on a formation window instead: ``PairSpec(hedge="ols")``).
     """
     ya, xa, index = v.pair(y, x, 1, "spread")
     idx = v.out_index(index, ya.size)
+    if not isinstance(hedge, pd.DataFrame) and lag is not None:
+        raise ValueError(f"lag={lag!r} applies to a time-varying hedge (a DataFrame); a static "
+                         "hedge is the same at every bar, so it cannot be lagged: fit it on a "
+                         "formation window before the bars, e.g. quantlab.PairSpec(hedge='ols')")
+    if lag is None:
+        lag = 1
     if isinstance(lag, bool) or not isinstance(lag, int | np.integer) or lag < 0:
         raise ValueError(f"lag must be a non-negative int number of bars, got {lag!r}")
     if isinstance(hedge, HedgeResult):

@@ -1,7 +1,9 @@
 """Mean-reversion backtests of a pair's spread: honest timing, real costs, trade lists.
 
     from quantlab import backtest
-    res = backtest.run(btc, eth, entry=2.0, exit=0.5, stop=4.0, window=300)
+    res = backtest.run(btc, eth, entry=2.0, exit=0.5, stop=4.0,
+                       spec=ql.PairSpec(hedge="rolling_ols", window=300))
+    res.z                         # the z-score it traded on (spec.evaluate(btc, eth).z)
     res.summary(); res.trades; res.equity
     grid = backtest.sweep(btc, eth, entry=[1.5, 2, 2.5], exit=[0, 0.5], window=[120, 300])
 
@@ -11,9 +13,11 @@ fill at bar t+1's price. See :mod:`quantlab.backtest.engine` for the full meanin
 
 from __future__ import annotations
 
+from ..analytics.pair import HEDGES
 from . import metrics
-from .engine import HEDGES, from_zscore, run
+from .engine import from_zscore, run
+from .metrics import ShortSampleWarning
 from .result import BacktestResult
 from .sweep import sweep
 
-__all__ = ["BacktestResult", "HEDGES", "from_zscore", "metrics", "run", "sweep"]
+__all__ = ["BacktestResult", "HEDGES", "ShortSampleWarning", "from_zscore", "metrics", "run", "sweep"]

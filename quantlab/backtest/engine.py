@@ -21,7 +21,8 @@ Meaning of a backtest (the contract every test holds it to):
   last price with reason ``end`` (and nothing is opened on the last bar). Bars with an
   undefined z (warm-up) enter nothing and close nothing.
 * **Legs.** Long spread = long ``notional / y`` units of y and short ``beta`` times as many
-  units of x, with ``beta`` frozen at the decision bar for the life of the trade (short
+  units of x (``beta`` the hedge used in the bar's spread; on log prices ``beta * y / x``,
+  the units that hedge a log-price spread), with ``beta`` frozen at the decision bar for the life of the trade (short
   spread: the opposite). The exit decision keeps using the current z-score.
 * **Costs.** Every fill pays ``fee_bps`` of its traded notional (Binance spot taker: 10 bps,
   four fills per round trip) and fills ``slippage_bps`` worse than the bar's price.
@@ -45,7 +46,6 @@ from . import kernels as _k
 from . import metrics as _m
 from .result import BacktestResult
 
-HEDGES = ("rolling_ols", "kalman", "ols_expanding")
 _REASON_NAMES = np.array(["", "exit", "stop", "time", "end"], dtype=object)
 
 
@@ -133,19 +133,6 @@ def _check_costs(fee_bps: Any, slippage_bps: Any, capital: Any,
     return fee / 1e4, slip / 1e4, cap, notl
 
 
-def _check_hedge(hedge: Any) -> str | float:
-    if isinstance(hedge, str):
-        if hedge not in HEDGES:
-            raise ValueError(f"hedge must be one of {', '.join(HEDGES)} or a fixed hedge "
-                             f"ratio, got {hedge!r}")
-        return hedge
-    if isinstance(hedge, numbers.Real) and not isinstance(hedge, bool) \
-            and math.isfinite(hedge):
-        return float(hedge)
-    raise ValueError(f"hedge must be one of {', '.join(HEDGES)} or a finite number, "
-                     f"got {hedge!r}")
-
-
 def _holding_bars(max_holding: Any, index: pd.Index) -> Any:
     """``max_holding`` as bars: an int passes through; a Timedelta or a string like
     ``"10min"`` is divided by the median bar length (rounded up)."""
@@ -178,65 +165,100 @@ def _ppy(index: pd.Index, periods_per_year: float | None) -> float:
 
 # --------------------------------------------------------------------------- signal
 
-def signal_inputs(y: pd.Series, x: pd.Series, *, hedge: str | float = "rolling_ols",
-                  window: int = 60, z_window: int | None = None, delta: float = 1e-4,
-                  obs_var: float = 1e-3) -> tuple[np.ndarray, np.ndarray]:
-    """``(beta, z)`` arrays for a validated pair: the hedge ratio and the z-score per bar.
+#: log prices are refused below this level (ln 270,000: above any real crypto price's log)
+_LOG_PRICE_MAX = 12.5
 
-    ``beta[t]`` is the estimate after bar t. ``z[t]`` standardises the spread of bar t
-    taken with the hedge estimated up to bar t-1 (``analytics.spread``'s default lag, the
-    rolling analogue of the Kalman forecast error), so both use data up to t only. NaN
-    during warm-up, and z is NaN wherever beta is. Computed once per window in
-    :func:`quantlab.backtest.sweep`.
+
+def _refuse_log_prices(yv: np.ndarray, xv: np.ndarray) -> None:
+    """Exchange prices sit on a decimal tick grid (Binance: at most 8 decimals); logs of
+    prices do not, and are small numbers. Both at once means log prices were passed."""
+    def looks_log(v: np.ndarray) -> bool:
+        if v.max() >= _LOG_PRICE_MAX:
+            return False
+        off = np.abs(v * 1e8 - np.round(v * 1e8))
+        return bool(np.mean(off > 1e-3) > 0.5)
+
+    if looks_log(yv) and looks_log(xv):
+        raise ValueError("y and x look like log prices (all below 12.5 and off any price "
+                         "tick); backtest.run trades prices: pass the prices and "
+                         "use PairSpec(prices='log') to fit the hedge on their logs")
+
+
+def spec_from_args(hedge: Any = "rolling_ols", window: Any = 60, z_window: Any = None,
+                   delta: Any = None, obs_var: Any = None) -> Any:
+    """The :class:`~quantlab.analytics.pair.PairSpec` meant by the older arguments
+    (``hedge`` a name, ``window``, ``z_window``); a number hedge stays a fixed ratio."""
+    from ..analytics.pair import HEDGES, PairSpec
+
+    if delta is not None or obs_var is not None:
+        raise ValueError("delta/obs_var set the old raw-unit Kalman noise, which depended on "
+                         "the price scale; use spec=PairSpec(hedge='kalman') (noise fitted by "
+                         "maximum likelihood) or PairSpec(hedge='kalman', kalman=(q_beta, "
+                         "q_alpha, r)) in standardised units")
+    if isinstance(hedge, numbers.Real) and not isinstance(hedge, bool):
+        if not math.isfinite(hedge):
+            raise ValueError(f"hedge must be one of {', '.join(HEDGES)} or a finite number, "
+                             f"got {hedge!r}")
+        return float(hedge)
+    if not isinstance(hedge, str):
+        raise ValueError(f"hedge must be one of {', '.join(HEDGES)} or a finite number, "
+                         f"got {hedge!r}")
+    if isinstance(window, bool) or not isinstance(window, numbers.Integral | str):
+        raise TypeError(f"window must be an integer number of bars or a duration, got {window!r}")
+    if isinstance(window, numbers.Integral) and window < 3:
+        raise ValueError(f"window must be >= 3, got {window!r}")
+    if z_window is not None and isinstance(z_window, numbers.Integral) and not isinstance(
+            z_window, bool) and z_window < 2:
+        raise ValueError(f"z_window must be >= 2, got {z_window!r}")
+    return PairSpec(hedge=hedge, window=window, z_window=z_window)
+
+
+def signal_inputs(y: pd.Series, x: pd.Series, spec: Any) -> tuple[np.ndarray, np.ndarray, Any]:
+    """``(beta_units, z, signal)`` for a validated pair: the units of x per unit of y that
+    hedge the spread at each bar (the spec's beta; on log prices ``beta * y / x``) and the
+    z-score per bar, from ``spec.evaluate(y, x)`` (a number: a fixed ratio, the spread
+    ``y - beta x`` z-scored over ``z_window``). NaN during warm-up; z is NaN wherever beta is.
+    Computed once per window in :func:`quantlab.backtest.sweep`.
     """
-    from .. import analytics  # imported here: analytics compiles its own kernels
-
-    zw = window if z_window is None else z_window
-    n = len(y)
-    if isinstance(hedge, float):
-        beta = np.full(n, hedge)
-        z = analytics.zscore(analytics.spread(y, x, hedge), zw).to_numpy(dtype=float)
-    elif hedge == "kalman":
-        kf = analytics.kalman_hedge_ratio(y, x, delta=delta, obs_var=obs_var)
-        beta = kf["beta"].to_numpy(dtype=float)
-        err = kf["spread"].to_numpy(dtype=float)
-        sd = kf["spread_std"].to_numpy(dtype=float)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            z = np.where(sd > 0, err / sd, np.nan)
-        z[: min(window, n)] = np.nan
-    else:
-        if hedge == "rolling_ols":
-            frame = analytics.rolling_hedge_ratio(y, x, window)
-        else:  # ols_expanding: Welford updates over every bar so far
-            _, _, expanding_ols = _k.get_kernels()
-            b, a = expanding_ols(y.to_numpy(dtype=float), x.to_numpy(dtype=float), window)
-            frame = pd.DataFrame({"beta": b, "alpha": a}, index=y.index)
-        beta = frame["beta"].to_numpy(dtype=float)
-        z = analytics.zscore(analytics.spread(y, x, frame), zw).to_numpy(dtype=float)
-    beta = np.array(beta, dtype=float)
-    z = np.array(z, dtype=float)
+    sig = spec.evaluate(y, x)
+    f = sig.frame
+    beta = f["beta"].to_numpy(dtype=float).copy()
+    if spec.prices == "log":
+        beta = beta * y.to_numpy(dtype=float) / x.to_numpy(dtype=float)
+    z = f["z"].to_numpy(dtype=float).copy()
     z[~np.isfinite(beta)] = np.nan
-    return beta, z
+    return beta, z, sig
 
 
-def _warmup(hedge: str | float, window: int, z_window: int | None) -> int:
+def _fixed_inputs(y: pd.Series, x: pd.Series, beta: float,
+                  z_window: int) -> tuple[np.ndarray, np.ndarray, None]:
+    from .. import analytics
+
+    z = analytics.zscore(analytics.spread(y, x, beta), z_window).to_numpy(dtype=float)
+    return np.full(len(y), beta), z, None
+
+
+def _step(index: pd.Index) -> pd.Timedelta | None:
+    if isinstance(index, pd.DatetimeIndex) and len(index) > 1:
+        return pd.Timedelta(int(np.median(np.diff(index.as_unit("ns").asi8))), unit="ns")
+    return None
+
+
+def _warmup(spec: Any, index: pd.Index, z_window: int | None = None) -> int:
     """Bars before the first defined z-score."""
-    zw = window if z_window is None else z_window
-    if hedge == "kalman":
-        return window
-    if isinstance(hedge, float):
-        return zw - 1
-    return window + zw - 1  # window - 1 for beta, 1 bar of lag, zw - 1 for the z-score
+    if isinstance(spec, float):
+        return (z_window or 60) - 1
+    return spec.warmup_bars(_step(index))
 
 
-def _check_length(n: int, hedge: str | float, windows: list[int],
-                  z_window: int | None) -> None:
-    need = max(_warmup(hedge, w, z_window) for w in windows) + 2
+def _check_length(n: int, specs: list[Any], index: pd.Index, z_window: int | None = None) -> None:
+    need = max(_warmup(s, index, z_window) for s in specs) + 2
     if n < need:
+        s = specs[0]
+        what = f"hedge={s!r}" if isinstance(s, float) else s.label
         raise InsufficientDataError(
-            f"y and x have {n} bars; hedge={hedge!r} with window={max(windows)}"
-            + ("" if z_window is None else f" and z_window={z_window}")
-            + f" needs at least {need} (warm-up, one decision bar and one fill bar)")
+            f"y and x have {n} bars; {what} needs at least {need} (warm-up, one decision "
+            f"bar and one fill bar)")
 
 
 # --------------------------------------------------------------------------- simulation
@@ -302,7 +324,7 @@ def _trades_frame(tr: np.ndarray, index: pd.Index, z: np.ndarray) -> pd.DataFram
 
 def _backtest(index: pd.Index, yv: np.ndarray, xv: np.ndarray, z: np.ndarray,
               beta: np.ndarray, rules, costs, ppy: float, rf_bar: float,
-              params: dict[str, Any]) -> BacktestResult:
+              params: dict[str, Any], pair_signal: Any = None) -> BacktestResult:
     if np.isnan(z).all():
         warnings.warn("the z-score is undefined at every bar (series shorter than the "
                       "warm-up, or a constant spread): no trade can be taken",
@@ -310,6 +332,7 @@ def _backtest(index: pd.Index, yv: np.ndarray, xv: np.ndarray, z: np.ndarray,
     raw = _simulate(yv, xv, z, beta, rules, costs)
     signal, units_y, units_x, equity, fees, _traded, trades = raw
     stats = _stats(raw, ppy, costs[2], rf_bar)
+    _m.warn_short_sample(index, stats, trades[:, _COL["pnl"]], trades[:, _COL["gross_notional"]])
     positions = pd.DataFrame({"z": z, "beta": beta, "signal": signal, "units_y": units_y,
                               "units_x": units_x, "fees": fees}, index=index)
     return BacktestResult(
@@ -318,25 +341,28 @@ def _backtest(index: pd.Index, yv: np.ndarray, xv: np.ndarray, z: np.ndarray,
         trades=_trades_frame(trades, index, z),
         stats=stats,
         params=dict(params, periods_per_year=ppy),
+        signal=pair_signal,
     )
 
 
 # --------------------------------------------------------------------------- public
 
 def run(y: pd.Series, x: pd.Series, entry: float = 2.0, exit: float = 0.5,
-        stop: float | None = 4.0, window: int = 60, *,
-        hedge: str | float = "rolling_ols", z_window: int | None = None,
+        stop: float | None = 4.0, window: Any = 60, *, spec: Any = None,
+        hedge: str | float = "rolling_ols", z_window: Any = None,
         fee_bps: float = 10.0, slippage_bps: float = 0.0, capital: float = 10_000.0,
         notional: float | None = None, max_holding: int | None = None,
-        delta: float = 1e-4, obs_var: float = 1e-3, risk_free_annual: float = 0.0,
+        delta: float | None = None, obs_var: float | None = None,
+        risk_free_annual: float = 0.0,
         periods_per_year: float | None = None) -> BacktestResult:
     """Backtest mean reversion of the spread of ``y`` against ``x``.
 
     Parameters
     ----------
     y, x : Series
-        Prices per bar on one shared, increasing index (a ``DatetimeIndex`` gives the bar
-        frequency for annualising; otherwise pass ``periods_per_year``)::
+        Prices (never their logs: use ``PairSpec(prices="log")``) per bar on one shared,
+        increasing index (a ``DatetimeIndex`` gives the bar frequency for annualising;
+        otherwise pass ``periods_per_year``)::
 
             time                         y (BTCUSDT)   x (ETHUSDT)
             2024-08-09 00:00:00+00:00       61837.63       2683.80
@@ -344,12 +370,13 @@ def run(y: pd.Series, x: pd.Series, entry: float = 2.0, exit: float = 0.5,
 
     entry, exit, stop : float
         z-score thresholds, ``0 <= exit < entry < stop`` (``stop=None``: no stop).
-    window : int
-        Bars of the rolling regression (minimum bars for ``ols_expanding``, warm-up for
-        ``kalman``); ``z_window`` bars of the z-score (default ``window``).
-    hedge : {"rolling_ols", "kalman", "ols_expanding"} or float
-        How beta is estimated (``delta``/``obs_var`` tune the Kalman filter); a number is a
-        fixed hedge ratio.
+    spec : PairSpec, optional
+        The pair signal traded (``quantlab.PairSpec``): hedge, windows, prices, lag. The
+        result's ``signal`` is ``spec.evaluate(y, x)`` and ``positions["z"]`` its z.
+    window, hedge, z_window :
+        Without ``spec``: ``PairSpec(hedge=hedge, window=window, z_window=z_window)``; a
+        number ``hedge`` is a fixed hedge ratio (spread ``y - hedge x`` z-scored over
+        ``z_window``, default ``window``).
     fee_bps, slippage_bps : float
         Cost per fill in basis points of traded notional (default: Binance spot taker fee).
     capital, notional : float
@@ -365,25 +392,49 @@ def run(y: pd.Series, x: pd.Series, entry: float = 2.0, exit: float = 0.5,
     Returns
     -------
     BacktestResult
-        ``equity``, ``positions``, ``trades``, ``stats``, ``summary()``.
+        ``equity``, ``positions``, ``trades``, ``stats``, ``signal``, ``summary()``.
     """
     index, yv, xv = _check_pair(y, x)
+    _refuse_log_prices(yv, xv)
     max_holding = _holding_bars(max_holding, index)
     rules = _check_rules(entry, exit, stop, max_holding)
     costs = _check_costs(fee_bps, slippage_bps, capital, notional)
-    hedge_v = _check_hedge(hedge)
-    w = _check_int("window", window, 3)
-    zw = None if z_window is None else _check_int("z_window", z_window, 2)
-    _check_length(len(yv), hedge_v, [w], zw)
+    spec_v = _spec_arg(spec, hedge, window, z_window, delta, obs_var)
+    zw = _fixed_z_window(spec_v, window, z_window)
+    _check_length(len(yv), [spec_v], index, zw)
     ppy = _ppy(index, periods_per_year)
     rf_bar = _rf_bar(risk_free_annual, ppy)
-    beta, z = signal_inputs(y, x, hedge=hedge_v, window=w, z_window=zw, delta=delta,
-                            obs_var=obs_var)
-    params = dict(hedge=hedge_v, window=w, z_window=zw, entry=rules[0], exit=rules[1],
+    if isinstance(spec_v, float):
+        beta, z, sig = _fixed_inputs(y, x, spec_v, zw)
+        hedge_p: Any = spec_v
+        params_spec: dict[str, Any] = dict(window=zw, z_window=zw)
+    else:
+        beta, z, sig = signal_inputs(y, x, spec_v)
+        hedge_p = spec_v.hedge
+        params_spec = dict(window=spec_v.window, z_window=spec_v.z_window, spec=spec_v)
+    params = dict(hedge=hedge_p, **params_spec, entry=rules[0], exit=rules[1],
                   stop=None if stop is None else rules[2], max_holding=max_holding,
                   fee_bps=float(fee_bps), slippage_bps=float(slippage_bps),
                   capital=costs[2], notional=costs[3], risk_free_annual=risk_free_annual)
-    return _backtest(index, yv, xv, z, beta, rules, costs, ppy, rf_bar, params)
+    return _backtest(index, yv, xv, z, beta, rules, costs, ppy, rf_bar, params, pair_signal=sig)
+
+
+def _spec_arg(spec: Any, hedge: Any, window: Any, z_window: Any, delta: Any,
+              obs_var: Any) -> Any:
+    from ..analytics.pair import PairSpec
+
+    if spec is None:
+        return spec_from_args(hedge, window, z_window, delta, obs_var)
+    if not isinstance(spec, PairSpec):
+        raise TypeError(f"spec must be a quantlab.PairSpec, got {type(spec).__name__}")
+    return spec
+
+
+def _fixed_z_window(spec: Any, window: Any, z_window: Any) -> int | None:
+    if not isinstance(spec, float):
+        return None
+    zw = window if z_window is None else z_window
+    return _check_int("z_window" if z_window is not None else "window", zw, 2)
 
 
 def from_zscore(y: pd.Series, x: pd.Series, z: pd.Series, beta: pd.Series | float,

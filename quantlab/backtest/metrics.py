@@ -253,8 +253,47 @@ def expectancy(pnl: ArrayLike) -> float:
 STAT_KEYS = (
     "total_return", "cagr", "sharpe", "sortino", "max_drawdown", "max_drawdown_duration",
     "calmar", "win_rate", "profit_factor", "expectancy", "n_trades", "avg_holding",
-    "exposure", "turnover", "fees", "final_equity",
+    "exposure", "turnover", "fees", "final_equity", "trade_sharpe", "trade_t_stat",
 )
+
+#: annualised statistics on fewer days or fewer round trips than these warn
+SHORT_SAMPLE_DAYS = 30
+SHORT_SAMPLE_TRADES = 30
+
+
+class ShortSampleWarning(UserWarning):
+    """Annualised statistics of a sample too short to annualise (see ``short_sample``)."""
+
+
+def short_sample(index: pd.Index, n_trades: int) -> str | None:
+    """Why annualised figures of this sample mean little (``None`` when they are fine):
+    fewer than ``SHORT_SAMPLE_DAYS`` days or fewer than ``SHORT_SAMPLE_TRADES`` trades."""
+    why = []
+    if isinstance(index, pd.DatetimeIndex) and len(index) > 1:
+        days = (index[-1] - index[0]) / pd.Timedelta(days=1)
+        if days < SHORT_SAMPLE_DAYS:
+            why.append(f"{days:.3g} days (< {SHORT_SAMPLE_DAYS})")
+    if n_trades < SHORT_SAMPLE_TRADES:
+        why.append(f"{n_trades} trades (< {SHORT_SAMPLE_TRADES})")
+    return " and ".join(why) if why else None
+
+
+def warn_short_sample(index: pd.Index, stats: dict, pnl: np.ndarray, gross: np.ndarray) -> None:
+    """One :class:`ShortSampleWarning` line when the sample is short, with the per-trade
+    statistics beside the annualised ones."""
+    import warnings
+
+    why = short_sample(index, int(stats.get("n_trades", 0)))
+    if why is None:
+        return
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ret = pnl / gross
+    mean = float(np.mean(ret)) if len(ret) else math.nan
+    warnings.warn(
+        f"annualised Sharpe {stats['sharpe']:.3g} and CAGR {stats['cagr']:.3g} come from "
+        f"{why}: read the per-trade figures instead (mean return per trade {mean:.4%}, "
+        f"per-trade Sharpe {stats['trade_sharpe']:.3g}, t {stats['trade_t_stat']:.3g})",
+        ShortSampleWarning, stacklevel=4)
 
 
 def compute_stats(equity: np.ndarray, periods_per_year: float, *, pnl: np.ndarray,
@@ -303,4 +342,18 @@ def compute_stats(equity: np.ndarray, periods_per_year: float, *, pnl: np.ndarra
         "turnover": float(np.sum(traded) / capital),
         "fees": float(fees),
         "final_equity": float(e[-1]) if e.size else math.nan,
+        **_per_trade(pnl),
     }
+
+
+def _per_trade(pnl: np.ndarray) -> dict[str, float]:
+    """Mean P&L per round trip over its standard deviation (not annualised), and the
+    t statistic of the mean (``trade_sharpe * sqrt(n)``); NaN below two trades."""
+    p = np.asarray(pnl, dtype=float)
+    if p.size < 2:
+        return {"trade_sharpe": math.nan, "trade_t_stat": math.nan}
+    sd = float(np.std(p, ddof=1))
+    if not sd > 0:
+        return {"trade_sharpe": math.nan, "trade_t_stat": math.nan}
+    ts = float(np.mean(p)) / sd
+    return {"trade_sharpe": ts, "trade_t_stat": ts * math.sqrt(p.size)}

@@ -9,7 +9,7 @@ from typing import Any
 
 import pandas as pd
 
-from .metrics import STAT_KEYS
+from .metrics import STAT_KEYS, short_sample
 
 _PERCENT = {"total_return", "cagr", "max_drawdown", "win_rate", "exposure"}
 
@@ -58,6 +58,12 @@ class BacktestResult:
     trades: pd.DataFrame
     stats: dict[str, Any]
     params: dict[str, Any] = field(default_factory=dict)
+    signal: Any = None
+
+    @property
+    def z(self) -> pd.Series:
+        """The z-score the backtest traded on (``positions["z"]``, the spec's signal)."""
+        return self.positions["z"]
 
     def _stat_rows(self) -> list[tuple[str, str]]:
         return [(k, _fmt(k, self.stats[k])) for k in STAT_KEYS if k in self.stats]
@@ -66,7 +72,10 @@ class BacktestResult:
         p = self.params
         hedge = p.get("hedge", "?")
         bits = [f"hedge={hedge}"]
-        for k in ("window", "entry", "exit", "stop", "max_holding", "fee_bps", "slippage_bps"):
+        if p.get("spec") is not None:
+            bits = [f"spec: {p['spec'].label}"]
+        keys = ("entry", "exit", "stop", "max_holding", "fee_bps", "slippage_bps")
+        for k in (keys if p.get("spec") is not None else ("window", *keys)):
             if k in p and p[k] is not None:
                 bits.append(f"{k}={p[k]}")
         span = ""
@@ -80,6 +89,10 @@ class BacktestResult:
         width = max(len(k) for k, _ in rows)
         lines = [self._title(), ""]
         lines += [f"  {k.ljust(width)}  {v}" for k, v in rows]
+        why = short_sample(self.equity.index, int(self.stats.get("n_trades", 0)))
+        if why is not None:
+            lines.append(f"  note: sample of {why}: annualised figures (cagr, sharpe, sortino, "
+                         "calmar) mean little; read trade_sharpe and trade_t_stat")
         if len(self.trades):
             counts = self.trades["reason"].value_counts()
             lines.append("")

@@ -1,7 +1,6 @@
 """Parameter sweeps: one tidy row of statistics per combination, ready for a heatmap.
 
-The hedge ratio and z-score are computed once per ``window`` (once in all for ``kalman``,
-where the window is only the warm-up); each combination of thresholds then runs only the
+The hedge ratio and z-score (``PairSpec.evaluate``) are computed once per ``window``; each combination of thresholds then runs only the
 per-bar state machine and the accounting kernel. So a sweep of E entries x X exits x S
 stops x W windows costs W hedge estimations, not E*X*S*W.
 """
@@ -14,7 +13,6 @@ import warnings
 from collections.abc import Iterable
 from typing import Any
 
-import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
@@ -35,15 +33,17 @@ def _as_list(name: str, v: Any) -> list[Any]:
 
 def sweep(y: pd.Series, x: pd.Series, entry: Any = (1.5, 2.0, 2.5),
           exit: Any = (0.0, 0.5, 1.0), window: Any = (60,), stop: Any = (4.0,), *,
-          max_holding: Any = (None,), hedge: str | float = "rolling_ols",
+          max_holding: Any = (None,), spec: Any = None, hedge: str | float = "rolling_ols",
           z_window: int | None = None, fee_bps: float = 10.0, slippage_bps: float = 0.0,
-          capital: float = 10_000.0, notional: float | None = None, delta: float = 1e-4,
-          obs_var: float = 1e-3, risk_free_annual: float = 0.0,
+          capital: float = 10_000.0, notional: float | None = None, delta: float | None = None,
+          obs_var: float | None = None, risk_free_annual: float = 0.0,
           periods_per_year: float | None = None, progress: bool = True) -> pd.DataFrame:
     """Statistics of :func:`quantlab.backtest.run` for every combination of parameters.
 
     ``entry``, ``exit``, ``window``, ``stop`` and ``max_holding`` each take one value or a
     list; the other arguments are those of ``run`` and are shared by every combination.
+    With ``spec`` (a ``quantlab.PairSpec``), each window is ``spec.replace(window=w)``; every
+    hedge of the spec vocabulary is swept as itself (no fallback to another method).
     Combinations that break ``0 <= exit < entry < stop`` are skipped with one warning.
     ``progress=False`` hides the tqdm progress bar.
 
@@ -56,11 +56,19 @@ def sweep(y: pd.Series, x: pd.Series, entry: Any = (1.5, 2.0, 2.5),
     Each row equals ``run(...).stats`` with the same parameters.
     """
     index, yv, xv = _e._check_pair(y, x)
+    _e._refuse_log_prices(yv, xv)
     costs = _e._check_costs(fee_bps, slippage_bps, capital, notional)
-    hedge_v = _e._check_hedge(hedge)
-    windows = [_e._check_int("window", w, 3) for w in _as_list("window", window)]
-    zw = None if z_window is None else _e._check_int("z_window", z_window, 2)
-    _e._check_length(len(yv), hedge_v, windows, zw)
+    windows = _as_list("window", window)
+    base = _e._spec_arg(spec, hedge, windows[0], z_window, delta, obs_var)
+    if isinstance(base, float):
+        specs = [base] * len(windows)
+        zws = [_e._fixed_z_window(base, w, z_window) for w in windows]
+    else:
+        specs = [base if spec is None and w == windows[0] else base.replace(window=w)
+                 for w in windows]
+        zws = [None] * len(windows)
+    for sp, zw in zip(specs, zws, strict=True):
+        _e._check_length(len(yv), [sp], index, zw)
     ppy = _e._ppy(index, periods_per_year)
     rf_bar = _e._rf_bar(risk_free_annual, ppy)
 
@@ -84,18 +92,13 @@ def sweep(y: pd.Series, x: pd.Series, entry: Any = (1.5, 2.0, 2.5),
                       UserWarning, stacklevel=2)
 
     rows: list[dict[str, Any]] = []
-    kalman_cache: tuple[np.ndarray, np.ndarray] | None = None
     with tqdm(total=len(windows) * len(combos), disable=not progress,
               desc="backtest sweep", unit="run") as bar:
-        for w in windows:
-            if hedge_v == "kalman":
-                if kalman_cache is None:
-                    kalman_cache = _e.signal_inputs(y, x, hedge="kalman", window=0,
-                                                    delta=delta, obs_var=obs_var)
-                beta, z = kalman_cache[0], kalman_cache[1].copy()
-                z[:w] = np.nan
+        for w, sp, zw in zip(windows, specs, zws, strict=True):
+            if isinstance(sp, float):
+                beta, z, _ = _e._fixed_inputs(y, x, sp, zw)
             else:
-                beta, z = _e.signal_inputs(y, x, hedge=hedge_v, window=w, z_window=zw)
+                beta, z, _ = _e.signal_inputs(y, x, sp)
             for (en, ex, st, mh), rules in combos:
                 raw = _e._simulate(yv, xv, z, beta, rules, costs)
                 stats = _e._stats(raw, ppy, costs[2], rf_bar)

@@ -54,7 +54,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     opt.add_argument("--direction", default=None, help="--move direction: up, down or any (default)")
     opt.add_argument("--window", default=None, help="pair rules: bars in the hedge/z-score window (default 60)")
     opt.add_argument("--timeframe", default=None, help="pair rules: bar timeframe (default 1m)")
-    opt.add_argument("--method", default=None, help="pair rules: hedge method ols|kalman|huber|theilsen")
+    opt.add_argument("--method", default=None, help="pair rules: hedge rolling_ols|expanding_ols|kalman|ols|huber|theilsen (default rolling_ols)")
     opt.add_argument("--exit", default=None, help="--zscore: also alert when |z| is back to EXIT or less")
     opt.add_argument("--cooldown", default="0", help="seconds during which the rule does not fire again")
     opt.add_argument("--hysteresis", default=None,
@@ -117,7 +117,7 @@ def build_rule(args: argparse.Namespace) -> Any:
     if len(legs) != 2:
         raise ValueError(f"--pair: expected two different symbols Y,X, got {args.pair!r}")
     pair: dict[str, Any] = {"y": legs[0], "x": legs[1], "window": args.window or 60,
-                            "timeframe": args.timeframe or "1m", "method": args.method or "ols"}
+                            "timeframe": args.timeframe or "1m", "method": args.method or "rolling_ols"}
     if cond == "zscore":
         return ZScoreRule(k=value, exit=args.exit, **pair, **common)
     if args.exit is not None:

@@ -35,7 +35,7 @@ _BLOCK_CELLS = 640_000
 
 COLUMNS = (
     "rank", "y", "x", "stat", "pvalue", "stat_rev", "pvalue_rev", "pvalue_pair", "qvalue",
-    "selected", "hedge_ratio", "intercept", "half_life", "ret_corr", "spread_vol", "n_obs",
+    "selected", "hedge_ratio", "hedge_prices", "intercept", "half_life", "ret_corr", "spread_vol", "n_obs",
     "start", "end",
 )
 OOS_COLUMNS = (
@@ -101,6 +101,9 @@ def screen(
         qvalue        Benjamini-Hochberg q-value of pvalue_pair over all tested pairs
         selected      qvalue <= alpha
         hedge_ratio, intercept   OLS  log y = intercept + hedge_ratio * log x + spread
+        hedge_prices  "log": the prices hedge_ratio is on (a log-log slope; the package's
+                      raw-price convention is PairSpec(prices="raw"), so trade this ratio
+                      with PairSpec(prices="log"))
         half_life     of the spread, in bars;  ret_corr: correlation of 1-bar log returns
         spread_vol    standard deviation of the spread (log units)
         n_obs         the bars of that stretch in which both symbols traded (filled bars
@@ -285,6 +288,7 @@ def _screen_part(aligned: Aligned, c0, c1, lag, min_overlap, block_size, client,
         "qvalue": np.nan,
         "selected": False,
         "hedge_ratio": pick("beta"),
+        "hedge_prices": "log",
         "intercept": pick("alpha"),
         "half_life": pick("half_life"),
         "ret_corr": r["ret_corr"],
@@ -354,6 +358,6 @@ def pvalue_matrix(result: pd.DataFrame, value: str = "pvalue_pair") -> pd.DataFr
 def panel_data(result: pd.DataFrame, top: int = 20) -> tuple[pd.DataFrame, pd.DataFrame]:
     """What a notebook panel shows: the ``top`` ranked pairs and the p-value heatmap matrix."""
     cols = ["rank", "y", "x", "stat", "pvalue_pair", "qvalue", "selected", "hedge_ratio",
-            "half_life", "ret_corr", "n_obs"]
+            "hedge_prices", "half_life", "ret_corr", "n_obs"]
     cols += [c for c in ("oos_pvalue", "oos_confirmed") if c in result.columns]
     return result.loc[:, cols].head(int(top)).reset_index(drop=True), pvalue_matrix(result)

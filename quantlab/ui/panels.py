@@ -42,9 +42,10 @@ from quantlab.ui.base import (
 )
 from quantlab.ui.charts import HeatMap, TimeChart
 from quantlab.ui.compute import (
-    BACKTEST_HEDGE,
-    HEDGES,
+    HEDGE_LABELS,
+    HEDGE_TIPS,
     analytics_frame,
+    controls_spec,
     drawdown,
     pair_tests,
     pair_view,
@@ -101,10 +102,8 @@ class Controls(widgets.VBox):
                                              description="Window", style=wide, layout=lay,
                                              tooltip="rolling window, in bars")
         self.window.add_class("ql-window")
-        self.hedge = widgets.ToggleButtons(options=list(HEDGES), value="OLS", description="Hedge",
-                                           tooltips=["ordinary least squares, rolling window",
-                                                     "Kalman filter (dynamic beta)",
-                                                     "Huber robust regression", "Theil-Sen median slope"],
+        self.hedge = widgets.ToggleButtons(options=list(HEDGE_LABELS), value="OLS", description="Hedge",
+                                           tooltips=list(HEDGE_TIPS),
                                            style={**wide, "button_width": "74px"})
         self.hedge.add_class("ql-hedge")
         self.entry = widgets.BoundedFloatText(value=2.0, min=0.1, max=20, step=0.1, description="Entry z",
@@ -134,7 +133,12 @@ class Controls(widgets.VBox):
 
     @property
     def hedge_method(self) -> str:
-        return HEDGES[self.hedge.value]
+        return HEDGE_LABELS[self.hedge.value]
+
+    def spec(self):
+        """The ``quantlab.PairSpec`` of these controls: what the Pair tab shows, the backtest
+        trades, the alert form watches and the analytics CSV holds."""
+        return controls_spec(int(self.window.value), self.hedge_method)
 
     def thresholds(self) -> dict[str, float]:
         entry, exit_, stop = float(self.entry.value), float(self.exit.value), float(self.stop.value)
@@ -317,19 +321,23 @@ def _tests_html(t, y: str, x: str, tf: str) -> str:
     rows = []
     for method, r in comp.iterrows():
         name = {"ols": "OLS", "kalman": "Kalman (last)", "huber": "Huber", "theilsen": "Theil-Sen"}.get(method, method)
+        p = (fmt_num(r["coint_pvalue"], 4) if method != "kalman"
+             else f"n/a (z std {fmt_num(r['z_std'], 2)})")
         rows.append([name, fmt_num(r["beta"], 6), fmt_num(r["alpha"], 4), fmt_num(r["spread_std"], 4),
-                     fmt_num(r["adf_stat"], 2), fmt_num(r["adf_pvalue"], 4), fmt_num(r["half_life"], 1, "bars")])
-    table = table_html(rows, ["method", "beta", "alpha", "spread std", "ADF stat", "ADF p", "half-life"],
-                       css="ql-hedge-table")
+                     fmt_num(r["coint_stat"], 2), p, fmt_num(r["half_life"], 1, "bars")])
+    table = table_html(rows, ["method", "beta (raw prices)", "alpha", "spread std", "EG stat",
+                              "EG p (N=2)", "half-life"], css="ql-hedge-table")
     eg = t.eg
     lines = [
         f"Engle-Granger {eg.y_on_x.y_name} ~ {eg.y_on_x.x_name}: stat {fmt_num(eg.y_on_x.stat, 3)}, "
         f"p {fmt_num(eg.y_on_x.pvalue, 4)}",
         f"Engle-Granger {eg.x_on_y.y_name} ~ {eg.x_on_y.x_name}: stat {fmt_num(eg.x_on_y.stat, 3)}, "
         f"p {fmt_num(eg.x_on_y.pvalue, 4)}",
-        f"ADF of the OLS spread: stat {fmt_num(t.adf.stat, 3)}, p {fmt_num(t.adf.pvalue, 4)}, "
-        f"{'stationary' if t.adf.is_stationary() else 'not stationary'} at 5 %",
+        f"Cointegrated, either direction: p {fmt_num(eg.pvalue, 4)} (min(1, 2·min p): corrected for "
+        f"picking the better direction)",
         f"Half-life of mean reversion: {fmt_num(t.half_life, 1, 'bars')} of {tf}",
+        "p-values: Engle-Granger (MacKinnon 2010, two series), which accounts for the estimated hedge; "
+        "Kalman innovations are white by construction and are not tested",
     ]
     body = "".join(f"<li>{html.escape(s)}</li>" for s in lines)
     return (f"<div><b>{html.escape(y)} vs {html.escape(x)}</b> · last {t.nobs:,} bars of {tf}"
@@ -365,7 +373,7 @@ class PairPanel(Panel):
         y, x = self.controls.pair
         tf = self.controls.timeframe.value
         pair = self.lab.pair(y, x, tf)
-        return pair_view(pair, int(self.controls.window.value), self.controls.hedge_method), pair
+        return pair_view(pair, self.controls.spec()), pair
 
     def refresh(self, force: bool = False) -> None:
         try:
@@ -380,8 +388,8 @@ class PairPanel(Panel):
         tf = self.controls.timeframe.value
         self.headline.value = (
             f"<div style='padding:4px 0'><b>{html.escape(view.y)}</b> − β·<b>{html.escape(view.x)}</b> · "
-            f"{tf} bars · window {view.window} · hedge {html.escape(self.controls.hedge.value)} · "
-            f"β = {fmt_num(last['beta'], 6)} · z = <b>{fmt_num(last['z'], 2)}</b> · "
+            f"{tf} bars · {html.escape(view.spec.label)} · "
+            f"β = {fmt_num(last['beta'], 6)} ({'log-log' if view.spec.prices == 'log' else 'raw prices'}) · z = <b>{fmt_num(last['z'], 2)}</b> · "
             f"ρ = {fmt_num(last['corr'], 3)} · as of {fmt_time(f.index[-1])}</div>")
         self.z_chart.set_bands(self.controls.bands())
         self.z_chart.update(f.index, [f["z"].to_numpy()], force=force)
@@ -515,18 +523,8 @@ class BacktestPanel(Panel):
         y, x = self.controls.pair
         hedge = self.controls.hedge_method
         return {"y": y, "x": x, "tf": self.controls.timeframe.value, "window": int(self.controls.window.value),
-                "hedge": hedge, "fee": float(self.controls.fee.value), **self.controls.thresholds()}
-
-    @staticmethod
-    def _hedge_arg(p: dict, yv: pd.Series, xv: pd.Series) -> tuple[Any, str]:
-        if p["hedge"] in BACKTEST_HEDGE:
-            return BACKTEST_HEDGE[p["hedge"]], p["hedge"]
-        # Huber / Theil-Sen: one ratio fitted on the first window bars (the warm-up) only
-        from quantlab import analytics as qa
-
-        w = p["window"]
-        h = qa.hedge_ratio(yv.iloc[:w], xv.iloc[:w], method=p["hedge"])
-        return float(h.beta), f"{p['hedge']} fixed β={h.beta:.6g} fitted on the first {w} bars"
+                "hedge": hedge, "spec": self.controls.spec(), "fee": float(self.controls.fee.value),
+                **self.controls.thresholds()}
 
     def run(self) -> None:
         """Start a backtest of the current pair and settings (returns at once)."""
@@ -551,10 +549,9 @@ class BacktestPanel(Panel):
                     f"the backtest needs more than {p['window'] + 10} bars of {p['tf']}; {len(pair)} so far "
                     f"(wait, or pick a shorter window or timeframe)")
             yv, xv = pair[p["y"]], pair[p["x"]]
-            hedge, hedge_txt = self._hedge_arg(p, yv, xv)
-            res = backtest.run(yv, xv, entry=p["entry"], exit=p["exit"], stop=p["stop"], window=p["window"],
-                               hedge=hedge, fee_bps=p["fee"])
-            return res, hedge_txt
+            res = backtest.run(yv, xv, entry=p["entry"], exit=p["exit"], stop=p["stop"], spec=p["spec"],
+                               fee_bps=p["fee"])
+            return res, p["spec"].label
 
         def done(out) -> None:
             res, hedge_txt = out
@@ -600,7 +597,7 @@ class BacktestPanel(Panel):
 
             pair = self.lab.pair(p["y"], p["x"], p["tf"]).dropna()
             yv, xv = pair[p["y"]], pair[p["x"]]
-            hedge = BACKTEST_HEDGE.get(p["hedge"], "rolling_ols")
+            hedge = p["spec"].label
             frames, skipped = [], []
             for i, w in enumerate(windows):
                 if len(pair) < w + 10:
@@ -609,7 +606,7 @@ class BacktestPanel(Panel):
                     with warnings.catch_warnings():
                         warnings.simplefilter("ignore", UserWarning)
                         frames.append(backtest.sweep(yv, xv, entry=entries, exit=[p["exit"]], window=[w],
-                                                     stop=[p["stop"]], hedge=hedge, fee_bps=p["fee"],
+                                                     stop=[p["stop"]], spec=p["spec"], fee_bps=p["fee"],
                                                      progress=False))
                 self.post(setattr, self.sweep_progress, "value", i + 1)
             if not frames:
@@ -706,8 +703,7 @@ class AlertsPanel(Panel):
         if kind == "zscore":
             y, x = self.controls.pair
             tf = self.controls.timeframe.value
-            return ZScoreRule(y=y, x=x, k=float(self.k.value), timeframe=tf,
-                              window=int(self.controls.window.value), method="ols")
+            return ZScoreRule(y=y, x=x, k=float(self.k.value), timeframe=tf, spec=self.controls.spec())
         level = float(self.level.value)
         if not level > 0:
             raise ValueError(f"Level must be a positive price in {quote_of(self.symbol.value) or 'quote units'}, "
@@ -903,7 +899,7 @@ class ExportPanel(Panel):
             f = self.lab.bars(y, tf)
             return f"bars_{y}_{tf}_{_stamp()}.csv", bars_csv(f), len(f)
         if kind == "analytics":
-            view = pair_view(self.lab.pair(y, x, tf), int(self.controls.window.value), self.controls.hedge_method)
+            view = pair_view(self.lab.pair(y, x, tf), self.controls.spec())
             f = analytics_frame(view)
             return f"analytics_{y}_{x}_{tf}_{_stamp()}.csv", frame_csv(f, "time"), len(f)
         if kind == "trades":
