@@ -23,6 +23,7 @@ _LAZY = {
     "analytics": ("quantlab.analytics", None),
     "backtest": ("quantlab.backtest", None),
     "alerts": ("quantlab.alerts", None),
+    "research": ("quantlab.research", None),
 }
 
 __all__ = sorted(_LAZY) + ["__version__"]
