@@ -8,11 +8,13 @@ computed on (one column per symbol, a ``DatetimeIndex``)::
 
 The rules, applied in this order (each pair must pass all):
 
-1. ``qvalue <= max_qvalue`` (Benjamini-Hochberg over all screened pairs).
-2. Unit-root pre-test per symbol: the ADF test (constant, ``lag`` lagged differences, the
+1. Unit-root pre-test per symbol: the ADF test (constant, ``lag`` lagged differences, the
    screen's lag) of each leg's log price must NOT reject a unit root at
    ``unit_root_pvalue``. Engle-Granger assumes both legs are I(1); a stationary leg
-   "cointegrates" with everything.
+   "cointegrates" with everything, and its many "discoveries" would also loosen the
+   Benjamini-Hochberg threshold for every other pair.
+2. ``qvalue <= max_qvalue``: when step 1 removed a symbol, Benjamini-Hochberg runs again
+   over the pairs left (``qvalue`` is then that; the screen's is kept as ``screen_qvalue``).
 3. ``min_half_life <= half_life <= max_half_life`` in time (the screen's half-life in bars
    times the median bar spacing); defaults one bar and half the window.
 4. The spread ``log y - intercept - hedge_ratio log x`` crosses its mean at least
@@ -20,7 +22,7 @@ The rules, applied in this order (each pair must pass all):
 5. In the screen's order (best p-value first): skip a pair whose symbol is already in
    ``max_per_symbol`` chosen pairs; stop at ``max_pairs``.
 
-The defaults are permissive (only rule 1 at 5%, clearly stationary legs, one bar to half the
+The defaults are permissive (q-values at 5%, clearly stationary legs, one bar to half the
 window, 2 crossings, no caps); narrow them for a real portfolio.
 """
 
@@ -35,8 +37,9 @@ import numpy as np
 import pandas as pd
 
 from quantlab.errors import InsufficientDataError
+from quantlab.screen.fdr import bh_qvalues
 
-_NEEDED = ("y", "x", "qvalue", "hedge_ratio", "intercept", "half_life")
+_NEEDED = ("y", "x", "pvalue_pair", "qvalue", "hedge_ratio", "intercept", "half_life")
 
 
 def _timedelta(value: Any, name: str) -> pd.Timedelta | None:
@@ -120,23 +123,27 @@ class Selection:
         hi = _timedelta(self.max_half_life, "max_half_life") or window / 2
         counts: dict[str, Any] = {"candidates": len(frame)}
 
-        keep = (frame["qvalue"] <= self.max_qvalue).fillna(False).to_numpy(dtype=bool)
-        counts["qvalue"] = int((~keep).sum())
-
         stationary: list[str] = []
-        if self.unit_root_pvalue is not None and keep.any():
+        passed_root = np.ones(len(frame), dtype=bool)
+        if self.unit_root_pvalue is not None:
             lag = self.lag if self.lag is not None else int(screen_frame.attrs.get("lag", 4))
-            legs = sorted(set(frame["y"][keep]) | set(frame["x"][keep]))
+            legs = sorted(set(frame["y"]) | set(frame["x"]))
             pvals = {s: _adf_pvalue(prices[s], lag) for s in legs}
             stationary = [s for s in legs if pvals[s] < self.unit_root_pvalue]
-            bad = frame["y"].isin(stationary).to_numpy() | frame["x"].isin(stationary).to_numpy()
-            counts["unit_root"] = int((keep & bad).sum())
-            keep &= ~bad
-        else:
-            counts["unit_root"] = 0
+            passed_root = ~(frame["y"].isin(stationary).to_numpy()
+                            | frame["x"].isin(stationary).to_numpy())
+        counts["unit_root"] = int((~passed_root).sum())
+        # The Engle-Granger p-value of a pair with a stationary leg is no test of
+        # cointegration: Benjamini-Hochberg runs again over the pairs that remain.
+        qvalue = frame["qvalue"].to_numpy(dtype=float, copy=True)
+        if stationary:
+            qvalue = np.full(len(frame), np.nan)
+            qvalue[passed_root] = bh_qvalues(frame["pvalue_pair"].to_numpy(dtype=float)[passed_root])
+        keep = passed_root & (qvalue <= self.max_qvalue)
+        counts["qvalue"] = int((passed_root & ~keep).sum())
 
-        hl_time = pd.to_timedelta(frame["half_life"].to_numpy(dtype=float) * bar.value, unit="ns")
-        in_range = ((hl_time >= lo) & (hl_time <= hi)).to_numpy(dtype=bool)
+        hl_ns = frame["half_life"].to_numpy(dtype=float) * float(bar.value)  # inf: no reversion
+        in_range = (hl_ns >= lo.value) & (hl_ns <= hi.value)
         counts["half_life"] = int((keep & ~in_range).sum())
         keep &= in_range
 
@@ -168,7 +175,9 @@ class Selection:
         counts["selected"] = len(chosen)
         counts["stationary_symbols"] = stationary
         out = frame.iloc[chosen].copy()
-        out["half_life_time"] = hl_time[chosen]
+        out["screen_qvalue"] = out["qvalue"]
+        out["qvalue"] = qvalue[chosen]
+        out["half_life_time"] = pd.to_timedelta(np.round(hl_ns[chosen]).astype(np.int64), unit="ns")
         out["crossings"] = crossings[chosen]
         out = out.reset_index(drop=True)
         out.attrs = {**screen_frame.attrs, "selection": counts, "rules": asdict(self),
