@@ -9,7 +9,7 @@ import pytest
 from numpy.testing import assert_allclose
 from statsmodels.stats.multitest import multipletests
 from statsmodels.tsa import adfvalues
-from statsmodels.tsa.stattools import coint
+from statsmodels.tsa.stattools import adfuller, coint
 
 from quantlab.screen import core
 from quantlab.screen.core import eg_block, mackinnon_p, pair_stats_reference
@@ -148,3 +148,22 @@ def test_tight_pairs_equal_statsmodels(spread_sd, phi):
         stat, pvalue, _ = coint(a, b, trend="c", maxlag=core.DEFAULT_LAG, autolag=None)
         assert_allclose(out[f"stat_{d}"][0], stat, rtol=1e-8)
         assert_allclose(out[f"pvalue_{d}"][0], pvalue, rtol=1e-8, atol=1e-12)
+
+
+@pytest.mark.parametrize("lag", [0, 1, 4])
+def test_adf_with_constant_equals_statsmodels(lag):
+    """The per-symbol unit-root pre-test's one-pass ADF equals adfuller(regression="c")."""
+    rng = np.random.default_rng(lag)
+    n = 2500
+    ar = np.zeros(n)
+    for t in range(1, n):
+        ar[t] = 0.5 * ar[t - 1] + rng.normal(0, 0.004)
+    series = {
+        "walk": np.cumsum(rng.normal(0, 1e-3, n)) + 3.0,
+        "stationary": ar + 3.0,
+        "trending walk": 3.0 + np.linspace(0, 1, n) + np.cumsum(rng.normal(0, 1e-3, n)),
+    }
+    for name, x in series.items():
+        want = adfuller(x, maxlag=lag, autolag=None, regression="c", result_object=False)[0]
+        assert_allclose(core.adf_c_stat(x, lag), want, rtol=1e-8, err_msg=name)
+    assert np.isnan(core.adf_c_stat(np.full(n, 3.0), lag))

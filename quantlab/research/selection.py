@@ -29,7 +29,6 @@ window, 2 crossings, no caps); narrow them for a real portfolio.
 from __future__ import annotations
 
 import math
-import warnings
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -216,15 +215,17 @@ def _spacing(index: pd.DatetimeIndex) -> tuple[pd.Timedelta, pd.Timedelta]:
 
 
 def _adf_pvalue(close: pd.Series, lag: int) -> float:
-    """ADF p-value (constant, fixed ``lag``) of a symbol's log price; NaN if undefined."""
-    from quantlab.analytics import adf
+    """ADF p-value (constant, fixed ``lag``; equal to statsmodels ``adfuller``) of a
+    symbol's log price, by the screen's one-pass kernel; NaN if undefined (constant)."""
+    from statsmodels.tsa.adfvalues import mackinnonp
+
+    from quantlab.screen.core import adf_c_stat
 
     v = close.dropna().to_numpy(dtype=float)
     if v.size < 2 * lag + 10 or not (v > 0).all():
         return math.nan
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # a constant price: p-value NaN, never stationary
-        return float(adf(np.log(v), regression="c", maxlag=lag, autolag=None).pvalue)
+    stat = adf_c_stat(np.log(v), lag)
+    return math.nan if math.isnan(stat) else float(mackinnonp(stat, regression="c", N=1))
 
 
 def mean_crossings(y: pd.Series, x: pd.Series, hedge_ratio: float, intercept: float) -> int:

@@ -367,14 +367,12 @@ def _half_life_from_sums(ed, e_sum, ee, sd, m):
     return -_LN2 / math.log(phi)
 
 
-def _adf_from_sums(ee_w, p, aw, d_head, d_tail, lag, m, G, r, L, v):
-    """ADF t-statistic (no constant) from the window sums of one direction.
+def _gram_from_sums(ee_w, p, aw, d_head, d_tail, lag, m, G, r):
+    """Fill the ADF normal equations ``G`` (K, K) and ``r`` (K,) from window sums.
 
     ``ee_w`` = sum e_i^2, ``p[l]`` = sum e_i d_(i-l), ``aw[h]`` = sum d_i d_(i-h), all over
     i in [lag, n-2]; ``d_head`` = d_0 .. d_(lag-1), ``d_tail`` = d_(n-2-lag) .. d_(n-2).
-    Builds the normal equations of [e_(i), d_(i-1) .. d_(i-lag)] -> d_i, solves them by
-    Cholesky (NaN if singular) and returns coef_0 / se(coef_0) with the residual sum of
-    squares ``sum d_i^2 - coef . r``.
+    The regressors are [e_(i), d_(i-1) .. d_(i-lag)], the target d_i.
     """
     K = lag + 1
     G[0, 0] = ee_w
@@ -395,6 +393,11 @@ def _adf_from_sums(ee_w, p, aw, d_head, d_tail, lag, m, G, r, L, v):
                 acc -= d_tail[j - (m - 1)] * d_tail[j - h - (m - 1)]
             G[k, c] = acc
             G[c, k] = acc
+
+
+def _tstat_from_gram(G, r, tt, dof, K, L, v):
+    """t-value of the first coefficient of the normal equations ``G c = r`` (Cholesky;
+    NaN if singular), the residual sum of squares being ``tt - c . r`` over ``dof``."""
     # Cholesky G = L L^T
     for a in range(K):
         s = G[a, a]
@@ -421,7 +424,7 @@ def _adf_from_sums(ee_w, p, aw, d_head, d_tail, lag, m, G, r, L, v):
             t -= L[b, a] * v[b]
         v[a] = t / L[a, a]
     coef0 = v[0]
-    rss = aw[0]
+    rss = tt
     for a in range(K):
         rss -= v[a] * r[a]
     # (G^-1)[0, 0] = |L^-1 e_0|^2
@@ -432,10 +435,71 @@ def _adf_from_sums(ee_w, p, aw, d_head, d_tail, lag, m, G, r, L, v):
             t -= L[a, b] * v[b]
         v[a] = t / L[a, a]
         g00 += v[a] * v[a]
-    sigma2 = rss / (m - K)
+    sigma2 = rss / dof
     if not (sigma2 > 0.0 and g00 > 0.0):
         return np.nan
     return coef0 / math.sqrt(sigma2 * g00)
+
+
+def _adf_from_sums(ee_w, p, aw, d_head, d_tail, lag, m, G, r, L, v):
+    """ADF t-statistic without constant (the Engle-Granger step) from window sums."""
+    _gram_from_sums(ee_w, p, aw, d_head, d_tail, lag, m, G, r)
+    return _tstat_from_gram(G, r, aw[0], m - (lag + 1), lag + 1, L, v)
+
+
+def _adf_c_py(x, lag):
+    """ADF t-statistic WITH constant and ``lag`` fixed lagged differences of a 1-D series
+    (statsmodels ``adfuller(x, maxlag=lag, autolag=None, regression="c")[0]``): the window
+    sums of the no-constant form, centred over the window (Frisch-Waugh), one pass."""
+    n = x.shape[0]
+    K = lag + 1
+    m = n - 1 - lag
+    G = np.empty((K, K))
+    r = np.empty(K)
+    L = np.zeros((K, K))
+    v = np.empty(K)
+    ring = np.zeros(K)
+    head = np.zeros(max(lag, 1))
+    p = np.zeros(K)
+    aw = np.zeros(K)
+    xbar = 0.0
+    for t in range(n):
+        xbar += x[t]
+    xbar /= n
+    eew = 0.0
+    ew = 0.0
+    e = x[0] - xbar
+    for i in range(n - 1):
+        e1 = x[i + 1] - xbar
+        d = e1 - e
+        for k in range(K - 1, 0, -1):
+            ring[k] = ring[k - 1]
+        ring[0] = d
+        if i < lag:
+            head[i] = d
+        else:
+            eew += e * e
+            ew += e
+            for k in range(K):
+                p[k] += e * ring[k]
+                aw[k] += d * ring[k]
+        e = e1
+    tail = np.empty(K)
+    for k in range(K):
+        tail[k] = ring[K - 1 - k]
+    _gram_from_sums(eew, p, aw, head, tail, lag, m, G, r)
+    # column sums over the window: level e_i, and d_(i-k) = x[n-1-k] - x[lag-k] (telescoping)
+    sums = np.empty(K)
+    sums[0] = ew
+    for k in range(1, K):
+        sums[k] = x[n - 1 - k] - x[lag - k]
+    st = x[n - 1] - x[lag]
+    for a in range(K):
+        r[a] -= sums[a] * st / m
+        for b in range(K):
+            G[a, b] -= sums[a] * sums[b] / m
+    tt = aw[0] - st * st / m
+    return _tstat_from_gram(G, r, tt, m - K - 1, K, L, v)
 
 
 def _eg_pairs_py(z, ii, jj, lag, collinear_r2, out):
@@ -585,7 +649,23 @@ def _eg_pairs_py(z, ii, jj, lag, collinear_r2, out):
 
 if HAVE_NUMBA:
     _half_life_from_sums = _jit(_half_life_from_sums)
+    _gram_from_sums = _jit(_gram_from_sums)
+    _tstat_from_gram = _jit(_tstat_from_gram)
     _adf_from_sums = _jit(_adf_from_sums)
     _eg_pairs = _jit(_eg_pairs_py)
+    _adf_c = _jit(_adf_c_py)
 else:  # pragma: no cover
     _eg_pairs = _eg_pairs_py
+    _adf_c = _adf_c_py
+
+
+def adf_c_stat(x: np.ndarray, lag: int = DEFAULT_LAG) -> float:
+    """ADF statistic (constant, ``lag`` fixed lagged differences) of a 1-D series without
+    NaN: ``adfuller(x, maxlag=lag, autolag=None, regression="c")[0]`` in one pass (numba).
+    NaN for a constant or too short series. P-value: statsmodels ``mackinnonp(stat, "c")``.
+    """
+    x = np.ascontiguousarray(x, dtype=np.float64)
+    if x.ndim != 1 or x.shape[0] < 2 * lag + 8:
+        return math.nan
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return float(_adf_c(x, int(lag)))
