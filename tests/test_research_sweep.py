@@ -46,3 +46,10 @@ def test_sweep_reports_deflated_sharpe_and_pbo_of_its_grid(pair):
     np.testing.assert_allclose(report.pbo.logits, want.logits, rtol=1e-9)
     assert report.best.startswith("window=") and "entry=" in report.best
     assert "deflated Sharpe" in report.summary() and "<table>" in report._repr_html_()
+
+
+def test_grid_operations_share_the_report(pair):
+    y, x = pair
+    grid = bt.sweep(y, x, entry=[1.5, 2.0], exit=[0.5], window=[40], progress=False)
+    sub = grid[grid["entry"] > 1.0]
+    assert sub.attrs["overfitting"] is grid.attrs["overfitting"]  # not deep-copied per op

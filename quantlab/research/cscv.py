@@ -78,6 +78,12 @@ class PBOResult:
     n_periods: int
     n_splits: int
 
+    def __deepcopy__(self, memo: dict) -> object:
+        # A frozen result: pandas deep-copies DataFrame.attrs on every operation of a frame
+        # that carries it (a sweep grid); sharing it instead of copying its split table
+        # keeps those operations cheap.
+        return self
+
     @property
     def n_combinations(self) -> int:
         return len(self.logits)

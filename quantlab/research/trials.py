@@ -55,6 +55,12 @@ class SweepOverfitting:
     n_periods: int
     note: str = ""
 
+    def __deepcopy__(self, memo: dict) -> object:
+        # A frozen result: pandas deep-copies DataFrame.attrs on every operation of a frame
+        # that carries it (a sweep grid); sharing it instead of copying its split table
+        # keeps those operations cheap.
+        return self
+
     def _rows(self) -> list[tuple[str, str]]:
         rows = [
             ("best configuration", self.best),
