@@ -55,8 +55,9 @@ def run_blocks(
         futures = [client.submit(fn, matrix, *b, pure=False) for b in blocks]
         weight_of = {f.key: w for f, w in zip(futures, weights, strict=True)}
         try:
-            for fut in as_completed(futures):
-                bar.update(weight_of[fut.key])
+            if not bar.disable:  # follow completions only to move the bar
+                for fut in as_completed(futures):
+                    bar.update(weight_of[fut.key])
             return client.gather(futures)
         finally:
             client.cancel(futures + [matrix])
