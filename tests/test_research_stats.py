@@ -209,3 +209,15 @@ def test_pbo_refuses_nan_and_a_single_trial():
 
 def test_lazy_export():
     assert ql.research.pbo is pbo and ql.research.deflated_sharpe is deflated_sharpe
+
+
+def test_pbo_with_a_configuration_that_never_trades():
+    """A column of zeros (no position) has Sharpe 0 on every set: no warning, no NaN."""
+    import warnings
+
+    m = np.random.default_rng(3).normal(0.0, 0.01, (200, 4))
+    m[:, 2] = 0.0
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        res = pbo(m, n_splits=4)
+    assert np.isfinite(res.logits).all() and 0.0 <= res.pbo <= 1.0

@@ -53,3 +53,18 @@ def test_grid_operations_share_the_report(pair):
     grid = bt.sweep(y, x, entry=[1.5, 2.0], exit=[0.5], window=[40], progress=False)
     sub = grid[grid["entry"] > 1.0]
     assert sub.attrs["overfitting"] is grid.attrs["overfitting"]  # not deep-copied per op
+
+
+def test_grid_where_no_configuration_trades(pair):
+    """Entry bands no z-score reaches: every configuration's equity is flat. No warning,
+    no deflated Sharpe (no risk taken, said in the note); PBO 0.5: all trials tie."""
+    y, x = pair
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        grid = bt.sweep(y, x, entry=[50.0, 60.0], exit=[0.5], window=[40], stop=[100.0],
+                        progress=False)
+    report = grid.attrs["overfitting"]
+    assert np.isnan(report.deflated_sharpe) and "no configuration took risk" in report.note
+    assert report.pbo.pbo == 0.5 and (report.pbo.logits == 0.0).all()

@@ -194,9 +194,8 @@ def _sharpe_of_sets(w: np.ndarray, count, sums, m2, shift) -> np.ndarray:
     mean = mean_c + shift[None, :]
     with np.errstate(divide="ignore", invalid="ignore"):
         out = mean / sd
-    flat = sd <= 1e-14 * np.abs(mean)
-    out[flat] = np.sign(mean[flat]) * np.inf
-    out[flat & (mean == 0.0)] = 0.0
+    flat = sd <= 1e-14 * np.abs(mean)  # includes sd == 0 == mean (no position at all)
+    out[flat] = np.where(mean[flat] > 0, np.inf, np.where(mean[flat] < 0, -np.inf, 0.0))
     return out
 
 
