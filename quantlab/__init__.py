@@ -26,6 +26,7 @@ _LAZY = {
     "PairSpec": ("quantlab.analytics.pair", "PairSpec"),
     "backtest": ("quantlab.backtest", None),
     "alerts": ("quantlab.alerts", None),
+    "research": ("quantlab.research", None),
 }
 
 __all__ = sorted(_LAZY) + ["__version__"]

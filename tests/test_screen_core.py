@@ -9,7 +9,7 @@ import pytest
 from numpy.testing import assert_allclose
 from statsmodels.stats.multitest import multipletests
 from statsmodels.tsa import adfvalues
-from statsmodels.tsa.stattools import coint
+from statsmodels.tsa.stattools import adfuller, coint
 
 from quantlab.screen import core
 from quantlab.screen.core import eg_block, mackinnon_p, pair_stats_reference
@@ -107,3 +107,63 @@ def test_size_under_the_null_is_nominal():
     p_pair = np.minimum(1.0, 2 * np.fmin(out["pvalue_a"], out["pvalue_b"]))
     rate = float(np.mean(p_pair < 0.05))
     assert 0.025 < rate < 0.08, rate
+
+
+@pytest.mark.parametrize("lag", [0, 1, 4])
+def test_fused_kernel_equals_block_numpy_path(lag):
+    """The numba per-pair kernel and the block-numpy path (used without numba) agree on
+    every field, degenerate rows included, and on a column slice of a wider matrix."""
+    z = _walks(k=9, n=1300, seed=8)
+    z[5] = 0.7 * z[2] - 1.0  # collinear with row 2
+    z[7] = 3.0  # constant
+    wide = np.hstack([np.zeros((9, 50)), z, np.ones((9, 30))])
+    ii, jj = np.triu_indices(len(z), 1)
+    assert core.HAVE_NUMBA
+    fused = eg_block(wide[:, 50:-30], ii, jj, lag)
+    block = core.eg_block_numpy(z, ii, jj, lag)
+    assert set(fused) == set(block) == set(core.FIELDS)
+    assert fused["collinear"].dtype == bool and fused["collinear"].sum() == 1
+    noise = fused["collinear"]  # its spread is rounding noise: half-life and vol are too
+    for key in core.FIELDS:
+        rows = ~noise if key.startswith(("half_life", "spread_vol")) else slice(None)
+        assert_allclose(np.asarray(fused[key], float)[rows], np.asarray(block[key], float)[rows],
+                        rtol=1e-10, atol=1e-12, err_msg=key)
+
+
+@pytest.mark.parametrize("spread_sd", [1e-3, 1e-4])
+@pytest.mark.parametrize("phi", [0.0, 0.95])
+def test_tight_pairs_equal_statsmodels(spread_sd, phi):
+    """Spreads 20-2000x narrower than the legs' moves, short of statsmodels' collinearity
+    cut: the kernel's normal equations still give coint's statistic to 1e-8."""
+    rng = np.random.default_rng(1)
+    n = 2000
+    x = np.cumsum(rng.normal(0, 0.002, n)) + 4.0
+    s = np.zeros(n)
+    for t in range(1, n):
+        s[t] = phi * s[t - 1] + rng.normal(0, spread_sd)
+    y = 0.2 + 1.3 * x + s
+    out = eg_block(np.vstack([y, x]), np.array([0]), np.array([1]), core.DEFAULT_LAG)
+    assert not out["collinear"][0]
+    for d, (a, b) in (("a", (y, x)), ("b", (x, y))):
+        stat, pvalue, _ = coint(a, b, trend="c", maxlag=core.DEFAULT_LAG, autolag=None)
+        assert_allclose(out[f"stat_{d}"][0], stat, rtol=1e-8)
+        assert_allclose(out[f"pvalue_{d}"][0], pvalue, rtol=1e-8, atol=1e-12)
+
+
+@pytest.mark.parametrize("lag", [0, 1, 4])
+def test_adf_with_constant_equals_statsmodels(lag):
+    """The per-symbol unit-root pre-test's one-pass ADF equals adfuller(regression="c")."""
+    rng = np.random.default_rng(lag)
+    n = 2500
+    ar = np.zeros(n)
+    for t in range(1, n):
+        ar[t] = 0.5 * ar[t - 1] + rng.normal(0, 0.004)
+    series = {
+        "walk": np.cumsum(rng.normal(0, 1e-3, n)) + 3.0,
+        "stationary": ar + 3.0,
+        "trending walk": 3.0 + np.linspace(0, 1, n) + np.cumsum(rng.normal(0, 1e-3, n)),
+    }
+    for name, x in series.items():
+        want = adfuller(x, maxlag=lag, autolag=None, regression="c", result_object=False)[0]
+        assert_allclose(core.adf_c_stat(x, lag), want, rtol=1e-8, err_msg=name)
+    assert np.isnan(core.adf_c_stat(np.full(n, 3.0), lag))

@@ -147,3 +147,43 @@ def test_unreachable_scheduler_fails_fast(closes_csv):
     assert r.returncode == 2 and "error: scheduler: cannot reach" in r.stderr, r.stderr
     assert "Traceback" not in r.stderr
     assert time.monotonic() - t0 < 25
+
+
+_UNGUARDED = """\
+import quantlab as ql
+from quantlab.screen.synthetic import planted_universe
+
+closes, _ = planted_universe(n_symbols=6, n_bars=600, n_pairs=1, seed=1)
+{body}
+"""
+
+
+@pytest.mark.parametrize("body", [
+    "print(ql.screen(closes, workers=2, progress=False))",
+    "def main():\n    ql.screen(closes, workers=2, progress=False)\n\nmain()",
+], ids=["top-level call", "function called at top level"])
+def test_script_without_main_guard_gets_one_line(tmp_path, body):
+    """Spawned workers re-import the script; without the guard distributed used to print
+    ~40 lines of 'Nanny failed to start'. Now: one line saying what to add, no worker."""
+    script = tmp_path / "unguarded.py"
+    script.write_text(_UNGUARDED.format(body=body))
+    t0 = time.monotonic()
+    r = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                       timeout=120, cwd=tmp_path)
+    assert r.returncode == 1
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1, r.stderr
+    assert 'if __name__ == "__main__":' in lines[0] and "unguarded.py line" in lines[0]
+    assert "Nanny" not in r.stderr and "Traceback" not in r.stderr
+    assert time.monotonic() - t0 < 60
+
+
+def test_guarded_script_passes_the_check(tmp_path):
+    script = tmp_path / "guarded.py"
+    script.write_text(
+        "from quantlab.screen.executors import check_main_guard\n\n"
+        "def main():\n    check_main_guard()\n    print('ok')\n\n"
+        "if __name__ == '__main__':\n    main()\n")
+    r = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                       timeout=60, cwd=tmp_path)
+    assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr

@@ -16,6 +16,8 @@ from typing import Any
 import pandas as pd
 from tqdm.auto import tqdm
 
+from quantlab.research.trials import TrialRecorder, trial_labels
+
 from . import engine as _e
 from .metrics import STAT_KEYS
 
@@ -54,6 +56,10 @@ def sweep(y: pd.Series, x: pd.Series, entry: Any = (1.5, 2.0, 2.5),
 
     e.g. ``df.pivot_table(index="entry", columns="exit", values="sharpe")`` for a heatmap.
     Each row equals ``run(...).stats`` with the same parameters.
+
+    ``df.attrs["overfitting"]`` (:class:`quantlab.research.SweepOverfitting`) says how much
+    of the best row the search explains: the deflated Sharpe of the best configuration given
+    all rows as trials, and the probability of backtest overfitting of the grid (CSCV).
     """
     index, yv, xv = _e._check_pair(y, x)
     _e._refuse_log_prices(yv, xv)
@@ -92,6 +98,7 @@ def sweep(y: pd.Series, x: pd.Series, entry: Any = (1.5, 2.0, 2.5),
                       UserWarning, stacklevel=2)
 
     rows: list[dict[str, Any]] = []
+    trials = TrialRecorder(risk_free=rf_bar)  # deflated Sharpe and PBO of the grid
     with tqdm(total=len(windows) * len(combos), disable=not progress,
               desc="backtest sweep", unit="run") as bar:
         for w, sp, zw in zip(windows, specs, zws, strict=True):
@@ -102,8 +109,11 @@ def sweep(y: pd.Series, x: pd.Series, entry: Any = (1.5, 2.0, 2.5),
             for (en, ex, st, mh), rules in combos:
                 raw = _e._simulate(yv, xv, z, beta, rules, costs)
                 stats = _e._stats(raw, ppy, costs[2], rf_bar)
+                trials.add(raw[3])
                 rows.append({"window": w, "entry": en, "exit": ex, "stop": st,
                              "max_holding": mh, **stats})
                 bar.update(1)
     columns = ["window", "entry", "exit", "stop", "max_holding", *STAT_KEYS]
-    return pd.DataFrame(rows, columns=columns)
+    frame = pd.DataFrame(rows, columns=columns)
+    frame.attrs["overfitting"] = trials.report(trial_labels(frame))
+    return frame

@@ -13,7 +13,7 @@ import pandas as pd
 
 from quantlab.aligned import DEFAULT_MAX_FILL
 from quantlab.errors import InsufficientDataError
-from quantlab.screen.core import DEFAULT_LAG, eg_block
+from quantlab.screen.core import DEFAULT_LAG, HAVE_NUMBA, eg_block
 from quantlab.screen.data import (
     Aligned,
     ScreenWarning,
@@ -28,10 +28,16 @@ log = logging.getLogger(__name__)
 
 DEFAULT_MIN_OVERLAP = 500
 DEFAULT_ALPHA = 0.05
-# Bars x pairs per block: ~5 MB per temporary array. Smaller blocks stay in cache but cost a
-# Dask task each (~4 ms of scheduling on 2 shared cores); at 10k bars 64 pairs a block ran
-# 1.9 s serial / 1.5 s on LocalCluster(2), 16 a block 1.9 s / 2.2 s, 256 a block 2.6 s / 1.6 s.
+# Bars x pairs per block for the block-numpy kernel (no numba): ~5 MB per temporary array.
+# Smaller blocks stay in cache but cost a Dask task each (~4 ms of scheduling on 2 shared
+# cores); at 10k bars 64 pairs a block ran 1.9 s serial / 1.5 s on LocalCluster(2), 16 a
+# block 1.9 s / 2.2 s, 256 a block 2.6 s / 1.6 s.
 _BLOCK_CELLS = 640_000
+# The fused kernel keeps no temporaries, so its blocks only trade scheduling hops against
+# load balance: ~4M bar-cells (400 pairs at 10k bars, ~50 ms of CPU) and at least ~16 blocks
+# when there are enough pairs. On a loaded 2-core machine, 4,950 pairs x 10k bars in blocks
+# of 64 ran 0.53-0.98x serial on LocalCluster(2), blocks of 320: 0.73-1.13x, of 640: 0.80-1.40x.
+_BLOCK_CELLS_FUSED = 4_000_000
 
 COLUMNS = (
     "rank", "y", "x", "stat", "pvalue", "stat_rev", "pvalue_rev", "pvalue_pair", "qvalue",
@@ -173,6 +179,14 @@ def _split_column(oos: Any, index: pd.Index, n: int) -> int:
     return col
 
 
+def _block_size(span: int, n_pairs: int) -> int:
+    """Pairs per block for pairs of ``span`` bars, out of ``n_pairs`` to compute."""
+    if HAVE_NUMBA:
+        cap = max(16, -(-n_pairs // 16))
+        return max(2, min(cap, _BLOCK_CELLS_FUSED // max(span, 1)))
+    return max(2, min(512, _BLOCK_CELLS // max(span, 1)))
+
+
 def _blocks(ii, jj, lo, hi, todo, block_size):
     """Deterministic blocks: pairs sharing one bar range, chunked (independent of executors)."""
     order = np.lexsort((np.arange(len(ii)), hi, lo))
@@ -184,7 +198,7 @@ def _blocks(ii, jj, lo, hi, todo, block_size):
         same = (lo[order] == lo[p0]) & (hi[order] == hi[p0])
         stop = start + int(np.argmin(same[start:])) if not same[start:].all() else len(order)
         span = int(hi[p0] - lo[p0])
-        size = block_size or max(2, min(512, _BLOCK_CELLS // max(span, 1)))
+        size = block_size or _block_size(span, len(order))
         for s in range(start, stop, size):
             sel = order[s:min(s + size, stop)]
             blocks.append((int(lo[p0]), int(hi[p0]), ii[sel], jj[sel]))

@@ -8,9 +8,11 @@ the caller's output does not depend on which worker finished first.
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import logging
 import re
+import sys
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
@@ -53,8 +55,9 @@ def run_blocks(
         futures = [client.submit(fn, matrix, *b, pure=False) for b in blocks]
         weight_of = {f.key: w for f, w in zip(futures, weights, strict=True)}
         try:
-            for fut in as_completed(futures):
-                bar.update(weight_of[fut.key])
+            if not bar.disable:  # follow completions only to move the bar
+                for fut in as_completed(futures):
+                    bar.update(weight_of[fut.key])
             return client.gather(futures)
         finally:
             client.cancel(futures + [matrix])
@@ -101,6 +104,7 @@ def executor(
     if workers is not None:
         if isinstance(workers, bool) or not isinstance(workers, (int, np.integer)) or workers < 1:
             raise ValueError(f"workers: expected a number of worker processes >= 1, got {workers!r}")
+        check_main_guard()
         from distributed import Client, LocalCluster
 
         with LocalCluster(n_workers=int(workers), threads_per_worker=1, processes=True,
@@ -139,3 +143,56 @@ def _wait_for_workers(client: Any, timeout: float, address: str) -> None:
             f"scheduler: the Dask scheduler {address} has no worker after {timeout:g} s; "
             "start some with `dask worker ADDRESS`"
         ) from None
+
+
+def check_main_guard() -> None:
+    """Stop a script that starts a LocalCluster from its top level without the guard.
+
+    Dask starts worker processes with multiprocessing's "spawn": each one re-imports the
+    script, which would start a cluster again; distributed then prints ~40 lines of "Nanny
+    failed to start" tracebacks. Here the script's own line is found on the call stack and
+    looked up in its syntax tree: if it is not inside ``if __name__ == "__main__":``, exit
+    with one line saying what to add (a script at import time: nothing else would run).
+    Notebooks, ``python -c`` and the fork start method are not affected.
+    """
+    main = sys.modules.get("__main__")
+    path = getattr(main, "__file__", None)
+    if main is None or not path or not str(path).endswith(".py"):
+        return  # a notebook, an interactive shell, python -c: nothing is re-imported
+    try:
+        import dask
+
+        if dask.config.get("distributed.worker.multiprocessing-method", "spawn") == "fork":
+            return
+    except ImportError:  # pragma: no cover - distributed needs dask
+        return
+    frame = sys._getframe(1)
+    while frame is not None and not (frame.f_globals is vars(main)
+                                     and frame.f_code.co_name == "<module>"):
+        frame = frame.f_back
+    if frame is None:
+        return
+    line = frame.f_lineno
+    try:
+        with open(path, encoding="utf-8") as fh:
+            tree = ast.parse(fh.read(), filename=str(path))
+    except (OSError, SyntaxError, ValueError):
+        return
+    if any(isinstance(node, ast.If) and _is_main_test(node.test)
+           and node.lineno <= line <= (node.end_lineno or node.lineno) for node in tree.body):
+        return
+    raise SystemExit(
+        f"workers: {path} line {line} starts a Dask LocalCluster while the script is being "
+        "imported; put the code that runs it under `if __name__ == \"__main__\":` (each "
+        "worker process re-imports the script)")
+
+
+def _is_main_test(test: ast.expr) -> bool:
+    """``__name__ == "__main__"`` (either order)."""
+    if not (isinstance(test, ast.Compare) and len(test.ops) == 1
+            and isinstance(test.ops[0], ast.Eq)):
+        return False
+    sides = [test.left, test.comparators[0]]
+    names = [s for s in sides if isinstance(s, ast.Name) and s.id == "__name__"]
+    consts = [s for s in sides if isinstance(s, ast.Constant) and s.value == "__main__"]
+    return len(names) == 1 and len(consts) == 1
