@@ -259,3 +259,14 @@ def test_installed_app_serves_its_charts_refuses_posts_without_xsrf_and_frees_cl
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(10)
+
+
+def test_a_notebook_run_in_place_leaves_git_clean_and_tests_data_stays_tracked():
+    """Run in place, a notebook's default store is notebooks/data/store: ignored like /data/,
+    while new real-data slices under tests/data are still seen."""
+    if shutil.which("git") is None or not (ROOT / ".git").exists():
+        pytest.skip("not a git checkout")
+    paths = ["notebooks/data/store/store.json", "notebooks/data/store/status.json", "data/store/store.json",
+             "tests/data/trades/NEW-slice.csv"]
+    out = subprocess.run(["git", "check-ignore", "--no-index", *paths], cwd=ROOT, capture_output=True, text=True)
+    assert out.stdout.split() == paths[:3]
