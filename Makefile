@@ -18,8 +18,7 @@ OLDEST_PANDAS ?= pandas==2.2.*
 OLDEST_STAMP  := $(OLDEST_VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 OLDEST_TESTS  := tests/test_pandas_lines.py tests/test_import.py tests/test_store.py \
                  tests/test_cli_store.py tests/test_screen_api.py tests/test_screen_core.py \
-                 tests/test_analytics_reference.py tests/test_analytics_realdata.py \
-                 tests/test_analytics_badinput.py tests/test_backtest_engine.py \
+                 tests/test_analytics_realdata.py tests/test_analytics_badinput.py \
                  tests/test_backtest_metrics.py tests/test_backtest_realdata.py \
                  tests/test_alerts_engine.py tests/test_sim_sources.py
 
