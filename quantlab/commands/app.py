@@ -4,18 +4,18 @@ Starts the one recorder for the store (live Binance, the built-in simulator with
 or a ``--source ws://…`` URL), waits until it holds the store's writer lock, then serves
 ``app.ipynb`` (shipped in the package, found by ``notebook_dir()``) with Voilà. Every page
 view is a kernel that follows that recorder's store, so any number of visitors cost one
-exchange connection. Voilà's settings (kernel culling, the shutdown request of a closed tab)
-are in ``voila.json`` and ``voila.py`` beside the notebook.
+exchange connection. Voilà's settings (kernel culling) are in ``voila.json`` beside the
+notebook.
 
 The app listens on 127.0.0.1. ``--ip`` with another address serves it to the network and
 then requires a token (``--token``, ``$QUANTLAB_APP_TOKEN``, or a generated one printed at
 start): open ``http://HOST:PORT/?token=…``.
 
 Jupyter's XSRF check stays on wherever the app listens: a POST that lacks the ``_xsrf``
-token (say, from another page the user visits) is refused. A closed tab still frees its kernel
-at once because ``issue_xsrf_cookie`` (Voilà's prelaunch hook) gives every
-page the ``_xsrf`` cookie that Voilà's close-tab beacon sends back as its ``_xsrf`` field.
-Voilà runs as ``python -m quantlab.commands.app NOTEBOOK ...`` (``serve``), which installs that hook.
+token (say, from another page the user visits) is refused. A closed tab still frees its
+kernel at once because ``issue_xsrf_cookie`` (Voilà's prelaunch hook) gives every page the
+``_xsrf`` cookie that Voilà's close-tab beacon sends back as its ``_xsrf`` field. Voilà runs
+as ``python -m quantlab.commands.app NOTEBOOK ...`` (``serve``), which installs that hook.
 """
 
 from __future__ import annotations
@@ -174,8 +174,8 @@ def serve(argv: list[str]) -> None:
 
 
 def voila_command(notebook: Path, ip: str, port: int, token: str | None) -> list[str]:
-    cmd = [sys.executable, "-m", "quantlab.commands.app", str(notebook), "--no-browser", f"--port={port}",
-           f"--Voila.ip={ip}"]
+    cmd = [sys.executable, "-m", "quantlab.commands.app", str(notebook), "--no-browser",
+           f"--port={port}", f"--Voila.ip={ip}"]
     cmd.append(f"--token={token}" if token else "--token=")
     return cmd
 
