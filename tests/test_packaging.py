@@ -1,7 +1,8 @@
 """The project's packaging: environment.yml == pyproject runtime deps; the wheel ships the
 notebooks; installed from it into a fresh virtual environment, ``quantlab notebooks`` and
-``quantlab app`` work outside the checkout (the app in headless Chromium). Budget: about 2-3
-minutes for the installed-app tests, most of it pip installing the dependencies."""
+``quantlab app`` work outside the checkout (the app in headless Chromium). Budget: 2-6 minutes
+for the installed-app tests, most of it pip installing the dependencies (72 s on a quiet
+machine here, about 200 s at a load average of 18 on 2 cores)."""
 
 from __future__ import annotations
 
