@@ -1,7 +1,8 @@
 # quantlab: the commands a newcomer needs.
 #   make app    set up .venv and run the app on live Binance
 #   make demo   the same on the built-in exchange simulator (offline)
-#   make test   set up .venv with the test extras and run the whole suite
+#   make test   set up .venv with the test extras and run the whole suite (newest pandas), then
+#               the pandas-touching unit tests on the oldest supported pandas (.venv-oldest)
 #   make bench  benchmarks, one table with reference ratios
 #   make lint   ruff
 PYTHON ?= python3
@@ -9,8 +10,19 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 ARGS   ?=
+# the oldest supported pandas line, and the unit tests that parse, resample and compare with
+# pandas: they run there too (make test-oldest; make test runs it after the suite when ARGS is empty;
+# the one deselected store test times a second process's start, which says nothing about pandas)
+OLDEST_VENV   ?= .venv-oldest
+OLDEST_PANDAS ?= pandas==2.2.*
+OLDEST_STAMP  := $(OLDEST_VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+OLDEST_TESTS  := tests/test_pandas_lines.py tests/test_import.py tests/test_store.py \
+                 tests/test_cli_store.py tests/test_screen_api.py tests/test_screen_core.py \
+                 tests/test_analytics_realdata.py tests/test_analytics_badinput.py \
+                 tests/test_backtest_metrics.py tests/test_backtest_realdata.py \
+                 tests/test_alerts_engine.py tests/test_sim_sources.py
 
-.PHONY: app demo test bench lint venv clean
+.PHONY: app demo test test-oldest bench lint venv clean
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -29,6 +41,21 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest $(ARGS)
+ifeq ($(strip $(ARGS)),)
+	@$(MAKE) --no-print-directory test-oldest
+endif
+
+$(OLDEST_STAMP): pyproject.toml
+	@test -x $(OLDEST_VENV)/bin/python || $(PYTHON) -m venv $(OLDEST_VENV)
+	$(OLDEST_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(OLDEST_VENV)/bin/python -m pip install --quiet --no-compile -e '.[test]' '$(OLDEST_PANDAS)'
+	@rm -f $(OLDEST_VENV)/.installed-*
+	@touch $(OLDEST_STAMP)
+
+test-oldest: $(OLDEST_STAMP)
+	@$(OLDEST_VENV)/bin/python -c "import pandas; print('oldest supported pandas:', pandas.__version__)"
+	$(OLDEST_VENV)/bin/python -m pytest -m "not live and not browser and not slow" $(OLDEST_TESTS) \
+	  --deselect tests/test_store.py::test_reader_process_sees_rows_while_writer_appends
 
 bench: $(STAMP)
 	$(PY) benchmarks/run.py $(ARGS)
@@ -37,4 +64,4 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check quantlab tests benchmarks
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache build *.egg-info
+	rm -rf $(VENV) $(OLDEST_VENV) .pytest_cache .ruff_cache build *.egg-info

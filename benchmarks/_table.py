@@ -1,8 +1,10 @@
 """A tiny result table shared by the benchmark modules.
 
 Every benchmark module ``benchmarks/bench_*.py`` exposes ``run(quick: bool) -> list[Row]``;
-``benchmarks/run.py`` runs them all and prints one table. A row compares our timing with a
-reference timed in the same run, so the ratio is meaningful on a noisy machine.
+``benchmarks/run.py`` finds them by that name, runs each in its own process and prints one
+table. A row compares our timing with a reference timed in the same run, so the ratio is
+meaningful on a noisy machine. A row whose quick-run size no longer measures what its label
+says sets ``smoke=True`` (the table marks it).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ class Row:
     reference: float | None = None  # the reference's value in the same unit
     ratio: float | None = None  # >1 means better than the reference
     goal: str = ""
+    smoke: bool = False  # a quick-run figure that is not what the label names at full size
 
     def goal_met(self) -> str:
         return self.goal

@@ -17,6 +17,7 @@ from statsmodels.tsa.stattools import adfuller, coint
 from statsmodels.tsa.vector_ar.vecm import coint_johansen
 
 from quantlab import analytics as qa
+from quantlab.pandas_compat import EXACT_FLOATS
 
 COLUMNS = ["id", "price", "qty", "quote_qty", "time_ms", "is_buyer_maker", "is_best_match"]
 WINDOW = "2024-08-08T2354_2024-08-09T0005"
@@ -28,7 +29,7 @@ def load_last_price_bars(trades_dir: Path, symbols=("ETHUSDT", "BTCUSDT")) -> pd
     closes = {}
     for sym in symbols:
         t = pd.read_csv(trades_dir / f"{sym}-spot-trades-{WINDOW}.csv", header=None,
-                        names=COLUMNS)
+                        names=COLUMNS, **EXACT_FLOATS)
         t = t.sort_values("id")
         t.index = pd.to_datetime(t["time_ms"], unit="ms", utc=True)
         closes[sym] = t["price"].resample("1s").last()

@@ -8,13 +8,14 @@ import pandas as pd
 import pytest
 
 from quantlab import backtest as bt
+from quantlab.pandas_compat import EXACT_FLOATS
 
 COLUMNS = ["id", "price", "qty", "quote_qty", "time_ms", "is_buyer_maker", "is_best_match"]
 
 
 def load_1s(path: Path) -> pd.Series:
     """Last trade price per 1 s bar, forward-filled (data.binance.vision layout, no header)."""
-    df = pd.read_csv(path, header=None, names=COLUMNS)
+    df = pd.read_csv(path, header=None, names=COLUMNS, **EXACT_FLOATS)
     t = pd.to_datetime(df["time_ms"], unit="ms", utc=True)
     s = pd.Series(df["price"].to_numpy(dtype=float), index=pd.DatetimeIndex(t, name="time"))
     return s.resample("1s").last().ffill()

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from quantlab.pandas_compat import EXACT_FLOATS
 from quantlab.store import TickStore
 
 
@@ -39,12 +40,12 @@ def test_info_lists_counts_and_gaps(store):
 def test_export_ticks_and_bars(store, tmp_path):
     out = run_cli("export", "--store", str(store), "--symbol", "ethusdt", "--out", str(tmp_path / "t.csv"))
     assert out.returncode == 0, out.stderr
-    ticks = pd.read_csv(tmp_path / "t.csv")
+    ticks = pd.read_csv(tmp_path / "t.csv", **EXACT_FLOATS)
     assert list(ticks.columns) == ["time", "trade_id", "price", "qty", "is_buyer_maker"]
     assert len(ticks) == 600 and ticks["price"].iloc[-1] == 2650.0
     out = run_cli("export", "--store", str(store), "--symbol", "ETHUSDT", "--timeframe", "1m",
                   "--start", "2024-08-08T23:55", "--out", "-")
-    bars = pd.read_csv(io.StringIO(out.stdout))
+    bars = pd.read_csv(io.StringIO(out.stdout), **EXACT_FLOATS)
     assert list(bars.columns) == ["time", "open", "high", "low", "close", "volume", "vwap", "trades", "source"]
     assert bars["time"].iloc[0] == "2024-08-08T23:55:00.000000Z" and bars["trades"].sum() <= 600
 

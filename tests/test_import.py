@@ -13,6 +13,7 @@ import pytest
 from quantlab.binance.archive import identify
 from quantlab.cli import main
 from quantlab.errors import LayoutError
+from quantlab.pandas_compat import EXACT_FLOATS
 from quantlab.store import TickStore
 
 
@@ -45,7 +46,7 @@ def test_every_trade_file_lands_exactly(imported, real_data):
     st = TickStore(store)
     for sym in ("BTCUSDT", "ETHUSDT"):
         ref = pd.concat(
-            pd.read_csv(p, header=None)
+            pd.read_csv(p, header=None, **EXACT_FLOATS)
             for p in sorted((real_data / "trades").glob(f"{sym}-*.csv"))
         ).sort_values(0)
         got = st.read(sym)
@@ -58,8 +59,8 @@ def test_every_trade_file_lands_exactly(imported, real_data):
 
 def test_ms_and_us_files_land_on_their_dates_with_exact_times(imported, real_data):
     st = TickStore(imported[0])
-    ms = pd.read_csv(real_data / "trades/BTCUSDT-trades-2023-03-24.rows587331-587545.csv", header=None)
-    us = pd.read_csv(real_data / "trades/BTCUSDT-trades-2025-01-01.rows0-209.csv", header=None)
+    ms = pd.read_csv(real_data / "trades/BTCUSDT-trades-2023-03-24.rows587331-587545.csv", header=None, **EXACT_FLOATS)
+    us = pd.read_csv(real_data / "trades/BTCUSDT-trades-2025-01-01.rows0-209.csv", header=None, **EXACT_FLOATS)
     got_ms = st.read("BTCUSDT", "2023-03-24", "2023-03-25")
     got_us = st.read("BTCUSDT", "2025-01-01", "2025-01-02")
     assert len(got_ms) == len(ms) == 215 and len(got_us) == len(us) == 210
@@ -72,9 +73,9 @@ def test_every_kline_file_lands_exactly(imported, real_data):
     st = TickStore(imported[0])
     for path in sorted((real_data / "klines").iterdir()):
         af = identify(path)
-        raw = pd.read_csv(path, header=None)
+        raw = pd.read_csv(path, header=None, **EXACT_FLOATS)
         if not str(raw.iloc[0, 0]).isdigit():  # futures files carry a header row
-            raw = pd.read_csv(path)
+            raw = pd.read_csv(path, **EXACT_FLOATS)
             raw.columns = range(raw.shape[1])
         market = _file_market(path)
         k = st.klines(af.symbol if market == "spot" else f"{market}:{af.symbol}", af.interval)

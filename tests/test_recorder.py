@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from quantlab.pandas_compat import EXACT_FLOATS
 from quantlab.recorder import Recorder, RecorderConfig
 from quantlab.sim import Exchange, ExchangeThread, Replay, Synthetic
 from quantlab.status import read_status
@@ -43,7 +44,7 @@ def assert_exactly_once(store_path, made: dict[str, pd.DataFrame]) -> dict[str, 
 def test_replay_of_real_captures_equals_official_trade_files(tmp_path, real_data):
     """Recorded Binance frames -> simulator -> recorder -> store == the official-layout CSVs."""
     ref = {
-        sym: pd.read_csv(next((real_data / "trades").glob(f"{sym}-spot-trades-*.csv")), header=None)
+        sym: pd.read_csv(next((real_data / "trades").glob(f"{sym}-spot-trades-*.csv")), header=None, **EXACT_FLOATS)
         for sym in ("BTCUSDT", "ETHUSDT")
     }
     source = Replay.from_paths(str(real_data / "binance_ws" / "spot"), None, speed=150.0)

@@ -12,6 +12,7 @@ import pytest
 import quantlab as ql
 from quantlab.cli import main as cli_main
 from quantlab.errors import InsufficientDataError, UnknownSymbolError
+from quantlab.pandas_compat import EXACT_FLOATS
 from quantlab.screen import COLUMNS, OOS_COLUMNS, ScreenWarning, panel_data, pvalue_matrix, screen
 from quantlab.screen.synthetic import planted_universe
 
@@ -31,7 +32,7 @@ def screened(universe):
 def _kline_closes(folder: Path, names=TRIANGLE, day="2025-07-13") -> pd.DataFrame:
     cols = {}
     for s in names:
-        k = pd.read_csv(folder / f"{s}-1m-{day}.csv", header=None)
+        k = pd.read_csv(folder / f"{s}-1m-{day}.csv", header=None, **EXACT_FLOATS)
         cols[s] = pd.Series(k[4].to_numpy(), index=pd.to_datetime(k[0], unit="us", utc=True))
     return pd.DataFrame(cols)
 
@@ -184,7 +185,7 @@ def test_cli_serial_with_closes_csv(universe, tmp_path, capsys):
                      "--no-progress", "--top", "5"]) == 0
     text = capsys.readouterr().out
     assert "45 pairs of 10 symbols, 45 tested (lag 4)" in text
-    got = pd.read_csv(out)
+    got = pd.read_csv(out, **EXACT_FLOATS)
     want = screen(closes)
     np.testing.assert_array_equal(got["pvalue_pair"].to_numpy(), want["pvalue_pair"].to_numpy())
     assert cli_main(["screen", "--closes", str(tmp_path / "closes.csv"), "--symbols", "S00"]) == 2

@@ -17,6 +17,7 @@ import pytest
 from conftest import need
 
 from quantlab.errors import QuantlabError
+from quantlab.pandas_compat import EXACT_FLOATS
 from quantlab.screen import SchedulerError, screen
 from quantlab.screen.synthetic import planted_universe
 
@@ -108,21 +109,21 @@ def test_cli_on_scheduler_equals_serial(cluster, closes_csv, tmp_path):
     remote = _cli("--closes", str(closes_csv), "--scheduler", cluster,
                   "--out", str(tmp_path / "dask.csv"), "--oos", "0.3")
     assert remote.returncode == 0, remote.stderr
-    a = pd.read_csv(tmp_path / "serial.csv")
-    b = pd.read_csv(tmp_path / "dask.csv")
+    a = pd.read_csv(tmp_path / "serial.csv", **EXACT_FLOATS)
+    b = pd.read_csv(tmp_path / "dask.csv", **EXACT_FLOATS)
     assert len(a) == 24 * 23 // 2 and a["selected"].sum() >= 3
     # --oos splits the bars: compare against a serial run with the same split
     serial_oos = _cli("--closes", str(closes_csv), "--out", str(tmp_path / "serial_oos.csv"),
                       "--oos", "0.3")
     assert serial_oos.returncode == 0, serial_oos.stderr
-    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "serial_oos.csv"), b, check_exact=True)
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "serial_oos.csv", **EXACT_FLOATS), b, check_exact=True)
     assert b["oos_confirmed"].sum() >= 3
 
 
 def test_client_on_cluster_equals_serial_bitwise(cluster, closes_csv):
     from distributed import Client
 
-    closes = pd.read_csv(closes_csv, index_col=0)
+    closes = pd.read_csv(closes_csv, index_col=0, **EXACT_FLOATS)
     closes.index = pd.to_datetime(closes.index, utc=True)
     want = screen(closes, block_size=16)
     with Client(cluster, timeout=10) as c:
@@ -137,7 +138,7 @@ def test_unreachable_scheduler_fails_fast(closes_csv):
     port = _free_port()  # nothing listens there
     t0 = time.monotonic()
     with pytest.raises(SchedulerError, match=f"cannot reach the Dask scheduler at tcp://127.0.0.1:{port}"):
-        screen(pd.read_csv(closes_csv, index_col=0), scheduler=f"127.0.0.1:{port}",
+        screen(pd.read_csv(closes_csv, index_col=0, **EXACT_FLOATS), scheduler=f"127.0.0.1:{port}",
                connect_timeout=2)
     assert time.monotonic() - t0 < 15
     assert issubclass(SchedulerError, QuantlabError)

@@ -16,6 +16,7 @@ import pandas as pd
 import pytest
 
 from quantlab.errors import StoreCorruptError, StoreLockedError, UnknownSymbolError
+from quantlab.pandas_compat import EXACT_FLOATS
 from quantlab.store import TickStore
 
 T0 = 1_723_161_255_000_000_000  # 2024-08-08T23:54:15Z in ns
@@ -83,7 +84,7 @@ def test_bad_prices_are_rejected_counted_and_never_stored(store, caplog):
 
 def test_real_zero_price_trade_from_usdm_stream_is_rejected(store, real_data):
     path = next((real_data / "trx").glob("*usd_m_futures*"))
-    raw = pd.read_csv(path)
+    raw = pd.read_csv(path, **EXACT_FLOATS)
     batch = {
         "trade_id": raw["TradeId"].to_numpy(), "price": raw["Price"].to_numpy(float),
         "qty": raw["Quantity"].to_numpy(float), "time": raw["TransactionTime"].to_numpy("i8") * 1_000_000,

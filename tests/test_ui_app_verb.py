@@ -35,15 +35,23 @@ def test_voila_command_listens_where_asked_with_the_token(tmp_path):
     assert "--token=abcdefgh12" in cmd and "--Voila.ip=0.0.0.0" in cmd
 
 
-def test_voila_settings_free_closed_tabs():
+def test_voila_settings_keep_the_xsrf_check_and_free_closed_tabs():
     import json
 
-    cfg = json.loads((app_verb.NOTEBOOKS / "voila.json").read_text())
-    assert cfg["Voila"]["tornado_settings"]["disable_check_xsrf"] is True
+    from quantlab.commands.notebooks import notebook_dir
+
+    cfg = json.loads((notebook_dir() / "voila.json").read_text())
+    # the check stays on wherever the app listens; the page gets its _xsrf cookie from the
+    # prelaunch hook that `quantlab app` installs (tests/test_packaging.py drives both sides)
+    assert "disable_check_xsrf" not in json.dumps(cfg)
     kmc = cfg["MappingKernelManager"]
     assert 0 < kmc["cull_idle_timeout"] + kmc["cull_interval"] < 120
     assert cfg["VoilaConfiguration"]["show_tracebacks"] is False
-    assert (app_verb.NOTEBOOKS / app_verb.APP_NOTEBOOK).is_file()
+    assert (notebook_dir() / app_verb.APP_NOTEBOOK).is_file()
+    for ip in ("127.0.0.1", "0.0.0.0"):
+        cmd = app_verb.voila_command(notebook_dir() / "app.ipynb", ip, 8866, "abcdefgh12")
+        assert cmd[1:3] == ["-m", "quantlab.commands.app"]  # Voilà with issue_xsrf_cookie installed
+        assert not [a for a in cmd if "xsrf" in a]
 
 
 @pytest.mark.parametrize("argv, message", [

@@ -36,6 +36,7 @@ import numpy as np
 import pandas as pd
 
 from quantlab.errors import LayoutError
+from quantlab.pandas_compat import EXACT_FLOATS
 from quantlab.symbols import MARKET_NAMES, MARKETS, Symbol, contract_size, looks_coinm
 
 CHUNK_ROWS = 500_000
@@ -238,8 +239,7 @@ def read_chunks(af: ArchiveFile, chunk_rows: int = CHUNK_ROWS) -> Iterator[tuple
     try:
         reader = pd.read_csv(
             fh, header=None, skiprows=1 if header == 0 else 0, chunksize=chunk_rows,
-            dtype=_dtypes(af.kind, ncols),  # pandas >= 3 parses floats round-trip exactly
-            names=list(range(ncols)),
+            dtype=_dtypes(af.kind, ncols), names=list(range(ncols)), **EXACT_FLOATS,
         )
         factor = None
         for chunk in reader:

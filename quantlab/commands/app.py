@@ -2,13 +2,20 @@
 
 Starts the one recorder for the store (live Binance, the built-in simulator with ``--demo``,
 or a ``--source ws://…`` URL), waits until it holds the store's writer lock, then serves
-``notebooks/app.ipynb`` with Voilà. Every page view is a kernel that follows that recorder's
-store, so any number of visitors cost one exchange connection. Voilà's settings (kernel
-culling, the shutdown request of a closed tab) are in ``notebooks/voila.json``.
+``app.ipynb`` (shipped in the package, found by ``notebook_dir()``) with Voilà. Every page
+view is a kernel that follows that recorder's store, so any number of visitors cost one
+exchange connection. Voilà's settings (kernel culling) are in ``voila.json`` beside the
+notebook.
 
 The app listens on 127.0.0.1. ``--ip`` with another address serves it to the network and
 then requires a token (``--token``, ``$QUANTLAB_APP_TOKEN``, or a generated one printed at
 start): open ``http://HOST:PORT/?token=…``.
+
+Jupyter's XSRF check stays on wherever the app listens: a POST that lacks the ``_xsrf``
+token (say, from another page the user visits) is refused. A closed tab still frees its
+kernel at once because ``issue_xsrf_cookie`` (Voilà's prelaunch hook) gives every page the
+``_xsrf`` cookie that Voilà's close-tab beacon sends back as its ``_xsrf`` field. Voilà runs
+as ``python -m quantlab.commands.app NOTEBOOK ...`` (``serve``), which installs that hook.
 """
 
 from __future__ import annotations
@@ -25,13 +32,11 @@ import sys
 import time
 from pathlib import Path
 
+from quantlab.commands.notebooks import APP_NOTEBOOK, notebook_dir
 from quantlab.errors import QuantlabError
 
 NAME = "app"
 HELP = "start the recorder (live Binance, or the simulator with --demo) and the Voilà app"
-
-NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
-APP_NOTEBOOK = "app.ipynb"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -143,9 +148,34 @@ def stop(proc: subprocess.Popen | None, timeout: float = 15.0) -> None:
         proc.wait(5)
 
 
+def issue_xsrf_cookie(handler, notebook=None, cwd=None):
+    """Voilà prelaunch hook: set the ``_xsrf`` cookie on the app's page.
+
+    Voilà renders the notebook page without reading tornado's ``xsrf_token``, so the page
+    never gets the ``_xsrf`` cookie; its close-tab beacon (``POST voila/api/shutdown/<kernel>``)
+    reads that cookie into the ``_xsrf`` form field and, finding none, is refused with 403
+    "'_xsrf' argument missing from POST" (voila issue 1458). Reading the property sets the
+    cookie (tornado ``RequestHandler.xsrf_token``), so the check can stay on. Returns None:
+    the notebook is served unchanged.
+    """
+    _ = handler.xsrf_token
+    return None
+
+
+def serve(argv: list[str]) -> None:
+    """Voilà's own command line (``voila NOTEBOOK --port=...``) with ``issue_xsrf_cookie`` as
+    its prelaunch hook: a hook is a Python callable, which ``voila.json`` cannot name."""
+    from voila.app import Voila
+
+    app = Voila.instance()
+    app.initialize(argv)
+    app.voila_configuration.prelaunch_hook = issue_xsrf_cookie
+    app.start()
+
+
 def voila_command(notebook: Path, ip: str, port: int, token: str | None) -> list[str]:
-    cmd = [sys.executable, "-m", "voila", str(notebook), "--no-browser", f"--port={port}",
-           f"--Voila.ip={ip}"]
+    cmd = [sys.executable, "-m", "quantlab.commands.app", str(notebook), "--no-browser",
+           f"--port={port}", f"--Voila.ip={ip}"]
     cmd.append(f"--token={token}" if token else "--token=")
     return cmd
 
@@ -174,9 +204,8 @@ def run(args: argparse.Namespace) -> int:
     token = access_token(args.ip, args.token)
     port = args.port or free_port(args.ip if args.ip != "0.0.0.0" else "127.0.0.1")
     _check_port(args.ip, port)
-    notebook = NOTEBOOKS / APP_NOTEBOOK
-    if not notebook.is_file():
-        raise ValueError(f"{notebook} is missing: run the app from a source checkout of quantlab")
+    notebooks = notebook_dir()
+    notebook = notebooks / APP_NOTEBOOK
 
     if source == "demo":
         n = seed_demo_history(store, symbols)
@@ -190,7 +219,7 @@ def run(args: argparse.Namespace) -> int:
         env["QUANTLAB_WS_URL"] = args.ws_url
     if args.rest_url:
         env["QUANTLAB_REST_URL"] = args.rest_url
-    voila = subprocess.Popen(voila_command(notebook, args.ip, port, token), cwd=NOTEBOOKS, env=env,
+    voila = subprocess.Popen(voila_command(notebook, args.ip, port, token), cwd=notebooks, env=env,
                              stdin=subprocess.DEVNULL, start_new_session=True)
     stopping = False
 
@@ -231,3 +260,7 @@ def run(args: argparse.Namespace) -> int:
             signal.signal(s, h)
         stop(voila)
         stop(rec)
+
+
+if __name__ == "__main__":
+    serve(sys.argv[1:])

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from quantlab.pandas_compat import EXACT_FLOATS
+
 NAME = "screen"
 HELP = "Engle-Granger screen of every pair of symbols, ranked with FDR control (serial or Dask)"
 
@@ -69,7 +71,7 @@ def read_closes_csv(path: str) -> pd.DataFrame:
     p = Path(path)
     if not p.is_file():
         raise FileNotFoundError(f"--closes: no such file: {p}")
-    frame = pd.read_csv(p, index_col=0)
+    frame = pd.read_csv(p, index_col=0, **EXACT_FLOATS)
     try:
         frame.index = pd.to_datetime(frame.index, utc=True)
     except (TypeError, ValueError):

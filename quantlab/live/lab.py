@@ -156,13 +156,27 @@ class Lab:
     def running(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
 
-    def start(self) -> Lab:
-        """Start (or join) the recorder and follow the store; returns at once."""
+    def start(self, wait: float | None = None) -> Lab:
+        """Start (or join) the recorder and follow the store.
+
+        Returns at once; with ``wait`` (seconds) it first waits until history is loaded and
+        every symbol has a tick, or ``wait`` seconds pass (then ``status()`` says what is
+        missing). A recorder this Lab started that exits meanwhile raises ``QuantlabError``
+        naming its log: it is never mistaken for a slow start.
+        """
         if self._history_only:
             raise QuantlabError("this Lab reads history only (Lab.from_store); for a live feed use "
                                 "Lab(symbols, store=..., source=...).start()")
-        if self.running:
-            return self
+        if wait is not None and not (isinstance(wait, int | float) and 0 <= wait < float("inf")):
+            raise ValueError(f"wait: seconds to wait for data, e.g. 20, got {wait!r}")
+        if not self.running:
+            self._start()
+        if wait is not None:
+            with contextlib.suppress(TimeoutError):
+                self.wait_ready(timeout=wait)
+        return self
+
+    def _start(self) -> None:
         try:
             self._loop = asyncio.get_running_loop()
         except RuntimeError:
@@ -173,7 +187,6 @@ class Lab:
         self._stop.clear()
         self._thread = threading.Thread(target=self._follow, name="quantlab-follower", daemon=True)
         self._thread.start()
-        return self
 
     def stop(self) -> None:
         """Stop following; stop the recorder only if this Lab started it."""
