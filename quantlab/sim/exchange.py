@@ -196,6 +196,11 @@ class Exchange:
         self._closed = False
         self._paused = False
 
+    #: REST paths this exchange serves and their weights (the futures simulator overrides them)
+    REST_PREFIX = "/api/v3/"
+    REST_WEIGHTS = WEIGHTS
+    REST_HISTORY = _HISTORY
+
     @staticmethod
     def _agg_base(symbol: str) -> int:
         return 1_000_000_000 + (sum(map(ord, symbol)) % 97) * 10_000_000
@@ -625,21 +630,21 @@ class Exchange:
 
     def _rest(self, path: str, params: dict[str, str], headers: Headers) -> Response:
         self._counters["rest_requests"] += 1
-        endpoint = path[len("/api/v3/"):] if path.startswith("/api/v3/") else ""
-        weight = WEIGHTS.get(endpoint)
+        endpoint = path[len(self.REST_PREFIX):] if path.startswith(self.REST_PREFIX) else ""
+        weight = self.REST_WEIGHTS.get(endpoint)
         if weight is None:
             return self._json(404, {"code": -1, "msg": f"Not found: {path}"})
         used, reset = self._use_weight(weight)
         used_h = (("X-MBX-USED-WEIGHT-1M", str(used)),)
         retry = str(self.faults.retry_after)
-        if endpoint in _HISTORY and self._rest429_left > 0:
+        if endpoint in self.REST_HISTORY and self._rest429_left > 0:
             self._rest429_left -= 1
             self._counters["rest_429"] += 1
             return self._json(429, {"code": -1003, "msg": (
                 f"Too many requests; current limit of IP(127.0.0.1) request weight per 1 MINUTE is "
                 f"{self.weight_limit}. Please use WebSocket Streams for live updates to avoid polling the API.")},
                 (*used_h, ("Retry-After", retry)))
-        if endpoint in _HISTORY and self._rest418_left > 0:
+        if endpoint in self.REST_HISTORY and self._rest418_left > 0:
             self._rest418_left -= 1
             self._counters["rest_418"] += 1
             until = int(time.time() * 1000) + 1000 * self.faults.retry_after
