@@ -769,6 +769,9 @@ class ExchangeThread:
     ...     ex.trades("BTCUSDT")
     """
 
+    #: the exchange class it runs (the futures simulator's thread overrides it)
+    EXCHANGE: type[Exchange] = Exchange
+
     def __init__(self, source: Source | str, **kwargs: Any) -> None:
         self._source = source
         self._kwargs = kwargs
@@ -800,7 +803,7 @@ class ExchangeThread:
     async def _main(self) -> None:
         self._loop = asyncio.get_running_loop()
         self._stop = asyncio.Event()
-        async with Exchange(self._source, **self._kwargs) as ex:
+        async with self.EXCHANGE(self._source, **self._kwargs) as ex:
             self.exchange = ex
             self._ready.set()
             await self._stop.wait()

@@ -43,13 +43,13 @@ from websockets.asyncio.server import ServerConnection
 from websockets.http11 import Request, Response
 
 from quantlab.sim import wire
-from quantlab.sim.exchange import Exchange, _Client, _now_us, _RestError
+from quantlab.sim.exchange import Exchange, ExchangeThread, _Client, _now_us, _RestError
 from quantlab.sim.sources import SymbolInfo, format_scaled
 
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["FuturesExchange", "FUTURES_WEIGHTS"]
+__all__ = ["FuturesExchange", "FuturesExchangeThread", "FUTURES_WEIGHTS"]
 
 #: ``/fapi/v1`` request weights (USD-M, 2026; see quantlab.binance.futures).
 FUTURES_WEIGHTS = {"ping": 1, "time": 1, "exchangeInfo": 1, "aggTrades": 20, "fundingRate": 1,
@@ -72,6 +72,7 @@ class FuturesExchange(Exchange):
 
     ``mark_interval``: seconds between ``markPriceUpdate`` frames (Binance ``@1s``: 1).
     ``funding_interval``: seconds between funding settlements (demo default 5).
+    ``agg_first_ids``: first aggregate id per symbol (default: a per-symbol base).
     Other keyword arguments are :class:`~quantlab.sim.exchange.Exchange`'s.
     """
 
@@ -80,7 +81,8 @@ class FuturesExchange(Exchange):
     REST_HISTORY = _FUTURES_HISTORY
 
     def __init__(self, source: Any, *, mark_interval: float = 1.0, funding_interval: float = 5.0,
-                 weight_limit: int = 2400, **kwargs: Any) -> None:
+                 weight_limit: int = 2400, agg_first_ids: Mapping[str, int] | None = None,
+                 **kwargs: Any) -> None:
         for name, v in (("mark_interval", mark_interval), ("funding_interval", funding_interval)):
             if not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0):
                 raise ValueError(f"{name}: {v!r} must be a positive number of seconds")
@@ -95,6 +97,8 @@ class FuturesExchange(Exchange):
         self._rates = {s: self._draw_rate(s, 0) for s in self.symbols}
         self._next_funding_ms: dict[str, int] = {}
         self._mark_task: asyncio.Task | None = None
+        for sym, first in (agg_first_ids or {}).items():  # continue a demo store's aggregate ids
+            self._tapes[sym].agg_first_id = int(first)
 
     # ------------------------------------------------------------------ lifecycle / URLs
 
@@ -328,3 +332,19 @@ class FuturesExchange(Exchange):
             return [{"symbol": sym, "fundingTime": t, "fundingRate": rate, "markPrice": mark}
                     for t, rate, mark in rows]
         return super()._endpoint(endpoint, params, micro)
+
+
+class FuturesExchangeThread(ExchangeThread):
+    """:class:`FuturesExchange` on a background event loop, for synchronous code."""
+
+    EXCHANGE = FuturesExchange
+
+    @property
+    def legacy_ws_url(self) -> str:
+        return self._ex().legacy_ws_url
+
+    def aggs(self, symbol: str) -> pd.DataFrame:
+        return self.call(FuturesExchange.aggs, symbol)
+
+    def funding(self, symbol: str) -> pd.DataFrame:
+        return self.call(FuturesExchange.funding, symbol)
