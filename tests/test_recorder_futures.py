@@ -40,7 +40,7 @@ def assert_aggs_exactly_once(store_path, made: dict[str, pd.DataFrame]) -> dict[
         assert np.array_equal(ref["is_buyer_maker"].to_numpy(bool), got["is_buyer_maker"].to_numpy()), sym
         counts[sym] = len(ids)
     assert st.gaps().empty
-    assert not [s for s in st.symbols() if ":" not in s], "futures data landed under a spot name"
+    assert all(s.startswith("um:") for s in st.symbols("aggtrades")), "futures data under a spot name"
     return counts
 
 
@@ -139,3 +139,29 @@ def test_sigkill_and_restart_keeps_every_aggregate_exactly_once(tmp_path):
     counts = assert_aggs_exactly_once(store, made)
     assert all(c > 800 for c in counts.values()), counts
     assert assert_funding_stored(store, funding, t0, t1 - pd.Timedelta(seconds=3)) >= 4
+
+
+def test_one_recorder_writes_spot_and_usdm_into_one_store(tmp_path):
+    """The store has one writer: spot and USD-M symbols share one recorder, one connection each,
+    and the same name stays apart (BTCUSDT vs um:BTCUSDT)."""
+    from quantlab.sim import Exchange
+
+    async def main():
+        async with Exchange(Synthetic(["BTCUSDT"], rate=100, seed=2)) as spot, \
+                FuturesExchange(Synthetic(["BTCUSDT"], rate=100, seed=3), funding_interval=2.0) as fut:
+            rec = Recorder(RecorderConfig(
+                store=tmp_path / "s", symbols=["BTCUSDT", "um:BTCUSDT"], ws_url=spot.ws_url, rest_url=spot.rest_url,
+                futures_urls={"um": (fut.ws_url, fut.rest_url)}, duration_s=5, alerts=False,
+            ))
+            await rec.run()
+            return rec.status(), spot.trades("BTCUSDT"), fut.aggs("BTCUSDT")
+
+    status, trades, aggs = asyncio.run(main())
+    st = TickStore(tmp_path / "s")
+    assert st.symbols() == ["BTCUSDT", "um:BTCUSDT"]
+    spot_got = st.read("BTCUSDT")
+    assert np.all(np.diff(spot_got["trade_id"].to_numpy()) == 1) and len(spot_got) > 100
+    ref = trades.set_index("trade_id").loc[spot_got["trade_id"]]
+    assert np.array_equal(ref["price"].to_numpy(), spot_got["price"].to_numpy())
+    assert_aggs_exactly_once(tmp_path / "s", {"BTCUSDT": aggs})
+    assert set(status["per_symbol"]) == {"BTCUSDT", "um:BTCUSDT"} and status["futures"]["um"]["state"] == "stopped"
