@@ -203,24 +203,31 @@ class FuturesExchange(Exchange):
                     c.ws.transport.abort()
 
     def _agg_frames(self, sym: str, lo: int, hi: int, now_us: int, micro: bool, combined: bool) -> list[bytes]:
-        """``@aggTrade`` frames of aggregates ``lo..hi-1`` (the REST rows' encoding, one per frame)."""
+        """``@aggTrade`` frames of aggregates ``lo..hi-1``: the REST rows' numbers, one per frame."""
         tape, info = self._tapes[sym], self._infos[sym]
         ids, first, last, qty = tape.aggs(lo, hi)
         if not len(ids):
             return []
         rows = tape.slice(int(first[0]), int(last[-1]) + 1)
         base = int(first[0])
-        first_rows = rows[first - base]
-        rows_json = json.loads(wire.agg_rows_json(info, ids, qty, first_rows, first_rows["id"],
-                                                  rows["id"][last - base], micro=micro))
-        e = now_us if micro else now_us // 1000
-        out = []
-        for r in rows_json:
-            payload = {"e": "aggTrade", "E": e, "a": r["a"], "s": sym, "p": r["p"], "q": r["q"],
-                       "f": r["f"], "l": r["l"], "T": r["T"], "m": r["m"]}
-            body = json.dumps(payload, separators=(",", ":"))
-            out.append((f'{{"stream":"{sym.lower()}@aggTrade","data":{body}}}' if combined else body).encode())
-        return out
+        f = rows[first - base]
+        last_ids = rows["id"][last - base]
+        pf, qf = wire._dec_fmt(info.price_decimals), wire._dec_fmt(info.qty_decimals)
+        body = ('{"e":"aggTrade","E":%d,"a":%d,"s":"' + sym + '","p":"' + pf + '","q":"' + qf
+                + '","f":%d,"l":%d,"T":%d,"m":%s}')
+        if combined:
+            body = '{"stream":"' + sym.lower() + '@aggTrade","data":' + body + "}"
+        pw, pr = np.divmod(f["price"], 10**info.price_decimals)
+        qw, qr = np.divmod(qty, 10**info.qty_decimals)
+        t = f["time"] if micro else f["time"] // 1000
+        e = int(now_us if micro else now_us // 1000)
+        tf = ("false", "true")
+        return [
+            (body % (e, a, b, c, d, g, fi, li, tt, tf[m])).encode()
+            for a, b, c, d, g, fi, li, tt, m in zip(
+                ids.tolist(), pw.tolist(), pr.tolist(), qw.tolist(), qr.tolist(), f["id"].tolist(),
+                last_ids.tolist(), t.tolist(), f["buyer_maker"].tolist(), strict=True)
+        ]
 
     async def _mark_loop(self) -> None:
         k = 0
