@@ -12,6 +12,7 @@ import os
 import tempfile
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 
@@ -40,6 +41,35 @@ def ticks_csv(ticks: pd.DataFrame) -> str:
     if "event_time" in frame and frame["event_time"].isna().all() and frame["recv_time"].isna().all():
         frame = frame.drop(columns=["event_time", "recv_time"])
     return frame_csv(frame, "time")
+
+
+def agg_ticks_csv(aggs: pd.DataFrame) -> str:
+    """time,agg_id,price,qty,first_trade_id,last_trade_id,is_buyer_maker (futures recorded live)"""
+    cols = ["agg_id", "price", "qty", "first_trade_id", "last_trade_id", "is_buyer_maker"]
+    return frame_csv(aggs[cols], "time")
+
+
+def funding_csv(funding: pd.DataFrame) -> str:
+    """time,calc_time,funding_interval_hours,last_funding_rate,mark_price
+
+    The middle three are data.binance.vision's fundingRate columns (``calc_time`` epoch ms,
+    exact); empty cells where the source did not say (archives carry no mark price, the REST
+    endpoint no interval)."""
+    idx = pd.DatetimeIndex(funding.index)
+    out = pd.DataFrame({
+        "calc_time": idx.as_unit("ns").asi8 // 1_000_000,
+        "funding_interval_hours": funding["interval_hours"].astype("Int64"),
+        # positional shortest round-trip digits: -0.00002335, never -2.335e-05
+        "last_funding_rate": [np.format_float_positional(r, trim="-") for r in funding["funding_rate"]],
+        "mark_price": funding["mark_price"],
+    }, index=idx)
+    return frame_csv(out, "time")
+
+
+def marks_csv(marks: pd.DataFrame) -> str:
+    """time,mark_price,index_price,settle_price,funding_rate,next_funding_time[,recv_time]"""
+    out = marks.rename(columns={"price": "mark_price"})
+    return frame_csv(out, "time")
 
 
 def bars_csv(bars: pd.DataFrame) -> str:

@@ -44,6 +44,8 @@ def check_file(path: str | Path, market: str | None = None) -> ArchiveFile:
         raise ValueError(f"{p} is a directory; pass the files (e.g. {p}/*.zip)")
     af = resolve_market(identify(p), market)
     verify_checksum(p)
+    if af.kind == "klines":
+        next(read_chunks(af, chunk_rows=2000), None)  # mark-price klines are refused here, before any write
     return af
 
 

@@ -214,11 +214,16 @@ def test_screen_alerts_and_lab_take_market_symbols(tmp_path, real_data, monkeypa
     assert lab._check_symbol("UM:btcusdt") == "um:BTCUSDT"
 
 
-def test_recording_futures_is_refused_in_one_line(tmp_path):
-    line = one_error_line(run_cli("record", "--store", str(tmp_path / "s"), "--symbols", "BTCUSDT,um:BTCUSDT",
-                                  "--rest-url", "http://127.0.0.1:9", "--ws-url", "ws://127.0.0.1:9"))
-    assert "spot trades only" in line and "um:BTCUSDT" in line
-    assert not (tmp_path / "s").exists()
+def test_recording_an_unknown_futures_symbol_is_refused_in_one_line(tmp_path):
+    """Futures are recorded (tests/test_recorder_futures.py); a name the futures exchange does not
+    list is refused before connecting, naming the market."""
+    from quantlab.sim import Synthetic
+    from quantlab.sim.futures import FuturesExchangeThread
+
+    with FuturesExchangeThread(Synthetic(["BTCUSDT"], rate=10)) as ex:
+        line = one_error_line(run_cli("record", "--store", str(tmp_path / "s"), "--market", "um", "--symbols",
+                                      "NOPEUSDT", "--ws-url", ex.ws_url, "--rest-url", ex.rest_url, "--no-alerts"))
+    assert "NOPEUSDT" in line and "um" in line and "exchangeInfo" in line
 
 
 def test_coinm_contract_size_is_checked_against_the_file(tmp_path, real_data):

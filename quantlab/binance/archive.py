@@ -6,6 +6,15 @@ Layouts (header row optional; spot files have none, futures files have one)::
     aggTrades  aggId, price, qty, firstId, lastId, time, isBuyerMaker[, isBestMatch]
     klines     openTime, open, high, low, close, volume, closeTime, quoteVolume,
                trades, takerBuyBase, takerBuyQuote, ignore
+    funding    calc_time, funding_interval_hours, last_funding_rate   (futures ``fundingRate``)
+
+The fundingRate header is data.binance.vision's as published (``BTCUSDT-fundingRate-2024-01.zip``;
+seen in several public parsers of those files, e.g. "header calc_time,funding_interval_hours,
+last_funding_rate", ``calc_time`` epoch ms, sometimes a few ms past the hour). Mark-price,
+index-price and premium-index klines (``markPriceKlines/``, ``indexPriceKlines/``,
+``premiumIndexKlines/``) have the klines' 12 columns and file names but are not trades: they
+are refused (by their folder, or by their volume: zero in every row while the count column,
+Binance's "number of basic data", is not), never stored as trade klines.
 
 Markets: the layout says which market a file comes from (:func:`layout_market`): a header row
 means futures, a COIN-M name (``BTCUSD_PERP``) or a ``base_qty`` column means COIN-M. COIN-M
@@ -46,7 +55,7 @@ _INTERVAL = re.compile(r"^\d+(s|m|h|d|w|M|mo)$")
 
 @dataclass(frozen=True)
 class ArchiveFile:
-    """What a file name says: ``kind`` in {'trades', 'aggtrades', 'klines'}."""
+    """What a file name says: ``kind`` in {'trades', 'aggtrades', 'klines', 'funding'}."""
 
     path: Path
     symbol: str  # the name in the file (BTCUSDT, BTCUSD_PERP); see ``qualified`` for the market
@@ -78,6 +87,13 @@ def identify(path: str | Path) -> ArchiveFile:
             "BTCUSDT-trades-2025-01-01.zip, BTCUSDT-aggTrades-....zip or BTCUSDT-1m-2025-01-01.zip"
         )
     tokens = [t.lower() for t in parts[1:]]
+    derived = next((d for d in p.parts if d.lower() in _DERIVED_KLINES), None)
+    if derived is not None:
+        raise LayoutError(
+            f"{p}: {derived} are {_DERIVED_KLINES[derived.lower()]} klines, not trades; quantlab "
+            "imports trade klines only (the same file names under klines/)")
+    if "fundingrate" in tokens:
+        return ArchiveFile(p, symbol, "funding")
     if "aggtrades" in tokens:
         return ArchiveFile(p, symbol, "aggtrades")
     if "trades" in tokens:
@@ -130,7 +146,10 @@ _COLUMNS = {
     "trades": (6, 7),
     "aggtrades": (7, 8),
     "klines": (12, 12),
+    "funding": (3, 3),
 }
+_DERIVED_KLINES = {"markpriceklines": "mark-price", "indexpriceklines": "index-price",
+                   "premiumindexklines": "premium-index"}
 
 
 def _first_line(path: Path) -> str:
@@ -246,11 +265,15 @@ def read_chunks(af: ArchiveFile, chunk_rows: int = CHUNK_ROWS) -> Iterator[tuple
             if chunk.isna().any().any():
                 bad = int(chunk.index[chunk.isna().any(axis=1)][0]) + (2 if header == 0 else 1)
                 raise LayoutError(f"{af.path}: line {bad} has an empty or non-numeric cell")
-            time_col = {"trades": 4, "aggtrades": 5, "klines": 0}[af.kind]
+            time_col = {"trades": 4, "aggtrades": 5, "klines": 0, "funding": 0}[af.kind]
             if factor is None:
                 factor = _time_unit_factor(chunk[time_col].to_numpy("i8"), af.path)
+                if af.kind == "klines" and (chunk[5] == 0).all() and (chunk[7] == 0).all() and (chunk[8] > 0).any():
+                    raise LayoutError(
+                        f"{af.path.name}: zero volume in every row with a non-zero count: mark-price, "
+                        "index-price or premium-index klines, not trades; not imported")
             cols = _columns(af.kind, chunk, factor)
-            if af.market == "cm":
+            if af.market == "cm" and af.kind != "funding":
                 cols = _coinm_to_base(af, cols, chunk, header_cells=cells if header == 0 else None)
             yield cols, len(chunk)
     except (ValueError, TypeError) as exc:
@@ -300,6 +323,8 @@ def _dtypes(kind: str, ncols: int) -> dict[int, str]:
         if ncols == 8:
             d[7] = "boolean"
         return d
+    if kind == "funding":
+        return {0: "int64", 1: "float64", 2: "float64"}
     return {0: "int64", 1: "float64", 2: "float64", 3: "float64", 4: "float64", 5: "float64",
             6: "int64", 7: "float64", 8: "int64", 9: "float64", 10: "float64", 11: "float64"}
 
@@ -315,6 +340,11 @@ def _columns(kind: str, c: pd.DataFrame, factor: int) -> dict[str, np.ndarray]:
             "agg_id": c[0].to_numpy("i8"), "price": c[1].to_numpy("f8"), "qty": c[2].to_numpy("f8"),
             "first_trade_id": c[3].to_numpy("i8"), "last_trade_id": c[4].to_numpy("i8"),
             "time": c[5].to_numpy("i8") * factor, "is_buyer_maker": c[6].to_numpy(bool),
+        }
+    if kind == "funding":
+        return {
+            "time": c[0].to_numpy("i8") * factor, "funding_rate": c[2].to_numpy("f8"),
+            "mark_price": np.full(len(c), np.nan), "interval_hours": c[1].to_numpy("f8"),
         }
     close_factor = factor
     return {

@@ -288,6 +288,19 @@ def _trade_checked(d: dict, recv_ns: int, unit: str | None) -> Trade:
 
 
 def _agg_trade(d: dict, recv_ns: int, unit: str | None) -> AggTrade:
+    # Fast path as for trades (the futures recorder's hot loop); anything unusual is checked below.
+    s, a, p, q, f, last, m, tt, e = d["s"], d["a"], d["p"], d["q"], d["f"], d["l"], d["m"], d["T"], d["E"]
+    if (unit is None and type(s) is str and type(a) is int and type(p) is str and type(q) is str
+            and type(f) is int and type(last) is int and (m is True or m is False) and type(tt) is int
+            and type(e) is int and 0 <= tt < _MS_BELOW and 0 <= e < _MS_BELOW):
+        try:
+            return AggTrade(s, a, float(p), float(q), f, last, m, tt * 1_000_000, e * 1_000_000, recv_ns)
+        except ValueError:
+            pass
+    return _agg_trade_checked(d, recv_ns, unit)
+
+
+def _agg_trade_checked(d: dict, recv_ns: int, unit: str | None) -> AggTrade:
     return AggTrade(
         _str(d, "s"),
         _int(d, "a"),
@@ -372,6 +385,8 @@ def parse_payload(obj: Any, recv_ns: int, *, time_unit: str | None = None) -> li
         kind = data.get("e")
         if kind == "trade":
             return [_trade(data, recv_ns, time_unit)]
+        if kind == "aggTrade":
+            return [_agg_trade(data, recv_ns, time_unit)]
         if kind is not None:
             parser = _BY_EVENT.get(kind)
             return [parser(data, recv_ns, time_unit)] if parser else [Unknown(obj)]

@@ -1,5 +1,6 @@
 """``quantlab import PATH... --store DIR [--market spot|um|cm]``: official trade/aggTrade/kline
-files into the store."""
+files, and futures fundingRate files, into the store (mark/index/premium-index klines are
+refused: they are not trades)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from quantlab.config import settings
 from quantlab.symbols import MARKETS
 
 NAME = "import"
-HELP = "load data.binance.vision trades/aggTrades/klines files (csv or zip) into the store"
+HELP = "load data.binance.vision trades/aggTrades/klines/fundingRate files (csv or zip) into the store"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

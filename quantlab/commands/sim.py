@@ -82,6 +82,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="synthetic: trades/s in total (default 50); replay: speed factor (default 1, 'inf')")
     p.add_argument("--loop", action="store_true", help="replay: start again after the end (new contiguous ids)")
     p.add_argument("--faults", default=None, help="fault spec, see below (default: none)")
+    p.add_argument("--market", choices=("spot", "um"), default="spot",
+                   help="spot (default) or um: USD-M futures (/market route, aggTrade, markPrice@1s, "
+                        "/fapi/v1; prints QUANTLAB_FUTURES_WS_URL / _REST_URL)")
+    p.add_argument("--funding-interval", type=float, default=8.0,
+                   help="um: seconds between funding settlements (default 8; Binance: 1, 4 or 8 hours)")
     g = p.add_argument_group("synthetic market")
     g.add_argument("--seed", type=int, default=None, help="random seed (default 0)")
     g.add_argument("--hedge-ratio", type=float, default=None,
@@ -123,8 +128,16 @@ def run(args: argparse.Namespace) -> int:
         volatility=args.volatility,
         spread_vol=args.spread_vol,
     )
-    exchange = Exchange(
+    kind, extra = Exchange, {}
+    if args.market == "um":
+        from quantlab.sim.futures import FuturesExchange
+
+        if not args.funding_interval > 0:
+            raise ValueError(f"--funding-interval {args.funding_interval}: must be > 0 seconds")
+        kind, extra = FuturesExchange, {"funding_interval": args.funding_interval}
+    exchange = kind(
         source,
+        **extra,
         host=args.host,
         port=args.port,
         faults=faults,
@@ -145,8 +158,9 @@ async def _serve(exchange, duration: float | None) -> int:
         except (NotImplementedError, RuntimeError):  # pragma: no cover - non-Unix
             pass
     async with exchange:
-        print(f"QUANTLAB_WS_URL={exchange.ws_url}", flush=True)
-        print(f"QUANTLAB_REST_URL={exchange.rest_url}", flush=True)
+        prefix = "QUANTLAB_FUTURES" if exchange.REST_PREFIX.startswith("/fapi") else "QUANTLAB"
+        print(f"{prefix}_WS_URL={exchange.ws_url}", flush=True)
+        print(f"{prefix}_REST_URL={exchange.rest_url}", flush=True)
         print(f"quantlab sim: {exchange.source.describe()}; faults: {exchange.faults}; "
               "stop with Ctrl-C", file=sys.stderr, flush=True)
         try:

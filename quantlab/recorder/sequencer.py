@@ -18,6 +18,8 @@ first live trade after ``last_id`` like any other jump, so a restart backfills w
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from operator import attrgetter
 from typing import Protocol
 
 
@@ -29,8 +31,13 @@ Gap = tuple[int, int]
 
 
 class Sequencer:
-    def __init__(self, symbol: str, last_id: int | None = None):
+    """``id_of`` reads the contiguous id of an event: ``trade_id`` (spot trades) by default,
+    ``attrgetter("agg_id")`` for futures aggregate trades."""
+
+    def __init__(self, symbol: str, last_id: int | None = None,
+                 id_of: Callable[[object], int] = attrgetter("trade_id")):
         self.symbol = symbol
+        self._id = id_of
         self.last_id = last_id
         self.gap: Gap | None = None
         self._ready: list = []
@@ -49,7 +56,7 @@ class Sequencer:
 
     def push(self, trade) -> Gap | None:
         """Take one trade; returns a newly opened gap to backfill, else None."""
-        tid = trade.trade_id
+        tid = self._id(trade)
         if self.last_id is not None and tid <= self.last_id:
             self.duplicates += 1
             return None
@@ -75,7 +82,7 @@ class Sequencer:
         if self.gap != (first, last):
             raise ValueError(f"{self.symbol}: fill({first}, {last}) does not match the open gap {self.gap}")
         self.gap = None
-        return self._replay([t for t in trades if first <= t.trade_id <= last] + self._held)
+        return self._replay([t for t in trades if first <= self._id(t) <= last] + self._held)
 
     def give_up(self, first: int, last: int) -> Gap | None:
         """Move past the open gap without its trades (the caller records it: as a permanent
@@ -90,9 +97,10 @@ class Sequencer:
         self._held = []
         seen: set[int] = set()
         ordered = []
-        for t in sorted(trades, key=lambda t: t.trade_id):
-            if t.trade_id not in seen:
-                seen.add(t.trade_id)
+        for t in sorted(trades, key=self._id):
+            tid = self._id(t)
+            if tid not in seen:
+                seen.add(tid)
                 ordered.append(t)
         gap = None
         for t in ordered:

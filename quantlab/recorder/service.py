@@ -78,6 +78,15 @@ class RecorderConfig:
     #: what the store must hold: 'binance' (real data), 'demo' (forced with demo_rate), or
     #: None for another exchange's URL (not checked)
     store_source: str | None = "binance"
+    #: futures endpoints per market, ``{"um": (ws route base, REST base)}``; a futures market
+    #: missing here gets $QUANTLAB_FUTURES_WS_URL / _REST_URL or Binance's defaults
+    futures_urls: dict[str, tuple[str, str]] = field(default_factory=dict)
+    #: a futures URL that connects but sends no market data for this long is a failure
+    futures_silent_s: float = 5.0
+    #: seconds after a funding time before its realised rate is fetched
+    funding_delay_s: float = 1.0
+    #: demo mode: seconds between simulated funding settlements
+    demo_funding_interval_s: float = 8.0
 
 
 class Recorder:
@@ -90,11 +99,13 @@ class Recorder:
         syms = parse_symbols(config.symbols)
         if not syms:
             raise ValueError("symbols: give at least one symbol, e.g. BTCUSDT,ETHUSDT")
-        futures = [str(s) for s in syms if not s.is_spot]
-        if futures:
-            raise ValueError(f"symbols: the recorder records spot trades only; {', '.join(futures)} "
-                             "are futures (import their data.binance.vision files with --market)")
-        self.symbols = [s.name for s in syms]
+        # one recorder, one store writer: spot on one connection, each futures market on its own
+        self.symbols = [s.name for s in syms if s.is_spot]
+        self.futures: dict[str, list[str]] = {}
+        for s in syms:
+            if not s.is_spot:
+                self.futures.setdefault(s.market, []).append(s.name)
+        self.feeds: list = []
         self.store_source = "demo" if config.demo_rate is not None else config.store_source
         self.state = "starting"
         self.reason = ""
@@ -130,14 +141,18 @@ class Recorder:
         from quantlab.store.tickstore import check_source
 
         check_source(self.cfg.store, "demo")  # never continue a real store's ids with simulated trades
-        last_ids, prices = {}, {}
+        last_ids, prices, agg_ids = {}, {}, {}
         with contextlib.suppress(Exception):  # a new or empty store: start from the defaults
             probe = TickStore(self.cfg.store)
             info = probe.info()
+            aggs = info[info["kind"] == "aggtrades"].set_index("symbol")
             info = info[info["kind"] == "trades"].set_index("symbol")
             last_ids = {s: int(info.loc[s, "last_id"]) for s in self.symbols if s in info.index}
             prices = {s: float(info.loc[s, "last_price"]) for s in self.symbols if s in info.index}
+            agg_ids = {s: int(aggs.loc[s, "last_id"]) + 1 for s in aggs.index}
             probe.close()
+        if self.futures:
+            return await self._run_futures_demo(agg_ids)
         # continue the store's ids and prices: no gap or jump between demo runs
         source = Synthetic(self.symbols, rate=self.cfg.demo_rate, seed=int(time.time()),
                            prices=prices if len(prices) == len(self.symbols) else None)
@@ -146,6 +161,27 @@ class Recorder:
         async with Exchange(source) as ex:
             self.cfg.ws_url, self.cfg.rest_url = ex.ws_url, ex.rest_url
             log.info("demo: %s on %s", source.describe(), ex.ws_url)
+            return await self._run()
+
+    async def _run_futures_demo(self, agg_ids: dict[str, int]) -> int:
+        """Demo mode with futures symbols: a spot and a USD-M simulator in this process."""
+        from quantlab.sim import Exchange, Synthetic
+        from quantlab.sim.futures import FuturesExchange
+
+        if set(self.futures) != {"um"}:
+            raise ValueError("symbols: the demo source simulates spot and USD-M (um:) symbols only")
+        seed = int(time.time())
+        names = self.futures["um"]
+        fut = FuturesExchange(
+            Synthetic(names, rate=self.cfg.demo_rate, seed=seed + 1),
+            funding_interval=self.cfg.demo_funding_interval_s,
+            agg_first_ids={n: agg_ids[f"um:{n}"] for n in names if f"um:{n}" in agg_ids})
+        async with contextlib.AsyncExitStack() as stack:
+            await stack.enter_async_context(fut)
+            self.cfg.futures_urls = {"um": (fut.ws_url, fut.rest_url)}
+            if self.symbols:
+                ex = await stack.enter_async_context(Exchange(Synthetic(self.symbols, rate=self.cfg.demo_rate, seed=seed)))
+                self.cfg.ws_url, self.cfg.rest_url = ex.ws_url, ex.rest_url
             return await self._run()
 
     async def _run(self) -> int:
@@ -157,48 +193,67 @@ class Recorder:
                 if last is None and s in cfg.start_ids:
                     last = int(cfg.start_ids[s]) - 1
                 self.seqs[s] = Sequencer(s, last)
-            if cfg.alerts:
+            if cfg.alerts and self.symbols:
                 from quantlab.alerts import AlertService
 
                 self.alerts = AlertService(self.store.path)
-            # both constructors validate their URL: a bad one fails here, before any I/O
-            self.stream = BinanceStream(
-                cfg.ws_url, self.symbols, rest_url=cfg.rest_url, validate_symbols=False,
-                watchdog_s=cfg.watchdog_s, **cfg.stream_options,
-            )
+            # the constructors validate their URLs: a bad one fails here, before any I/O
+            if self.symbols:
+                self.stream = BinanceStream(
+                    cfg.ws_url, self.symbols, rest_url=cfg.rest_url, validate_symbols=False,
+                    watchdog_s=cfg.watchdog_s, **cfg.stream_options,
+                )
+            if self.futures:
+                from quantlab.binance.futures import futures_urls
+                from quantlab.recorder.futures import FuturesFeed
+
+                for market, names in self.futures.items():
+                    ws, rest_base = cfg.futures_urls.get(market) or futures_urls(market)
+                    self.feeds.append(FuturesFeed(self, market, names, ws, rest_base,
+                                                  silent_s=cfg.futures_silent_s, funding_delay_s=cfg.funding_delay_s))
             if cfg.duration_s is not None:
                 asyncio.get_running_loop().call_later(cfg.duration_s, self._stop.set)
             async with BinanceRest(cfg.rest_url, **cfg.rest_options) as rest:
                 self.rest = rest
-                if not await self._validate_symbols(rest):
+                if self.symbols and not await self._validate_symbols(rest):
                     return 0
                 await self._check_history_host(rest)
                 self._load_open_gaps()
                 self.state = "connecting"
+                workers = [asyncio.create_task(feed.run(self.store), name=f"recorder-{feed.market}")
+                           for feed in self.feeds]
+                if self.symbols:
+                    workers.insert(0, asyncio.create_task(self._consume(), name="recorder-consume"))
                 tasks = [
-                    asyncio.create_task(self._consume(), name="recorder-consume"),
+                    *workers,
                     asyncio.create_task(self._flush_loop(), name="recorder-flush"),
                     asyncio.create_task(self._status_loop(), name="recorder-status"),
                     asyncio.create_task(self._repair_loop(), name="recorder-repair"),
                 ]
                 stop_wait = asyncio.create_task(self._stop.wait())
-                done, _ = await asyncio.wait([stop_wait, tasks[0]], return_when=asyncio.FIRST_COMPLETED)
+                done, _ = await asyncio.wait([stop_wait, *workers], return_when=asyncio.FIRST_COMPLETED)
                 failure = self._failure
-                if tasks[0] in done and tasks[0].exception() is not None:
-                    failure = tasks[0].exception()
+                for t in workers:
+                    if t in done and t.exception() is not None:
+                        failure = failure or t.exception()
                 stop_wait.cancel()
-                await self.stream.aclose()
+                if self.stream is not None:
+                    await self.stream.aclose()
                 for t in [*tasks, *self._backfills.values()]:
                     t.cancel()
                 await asyncio.gather(*tasks, *self._backfills.values(), return_exceptions=True)
                 self._flush()
-                held = sum(s.held for s in self.seqs.values())
+                held = sum(s.held for s in self.seqs.values()) + sum(
+                    q.held for feed in self.feeds for q in feed.seqs.values())
                 if held:
                     log.info("%d trade(s) behind an open gap were not stored; the next run backfills them", held)
                 if self._open:
                     log.warning("%d open gap(s) left in %s/gaps.json: the next run or `quantlab repair` "
                                 "re-attempts them", len(self._open), self.store.path)
                 self.state = "failed" if failure else "stopped"
+                for feed in self.feeds:
+                    if feed.state != "failed":
+                        feed.state = "stopped"
                 if failure:
                     self.reason = str(failure)
                     raise failure
@@ -410,10 +465,19 @@ class Recorder:
                 log.info("%s: open gap %d..%d repaired (%d trades merged into the store)",
                          og.symbol, og.first, og.last, added)
 
+    async def _fetch_range(self, symbol: str, first: int, last: int) -> list:
+        """The ids ``first..last`` over REST (spot: trades by trade id)."""
+        return await self.rest.fetch_trade_range(symbol, first, last)
+
+    def _store_symbol(self, symbol: str) -> str:
+        """The store's name of a stream symbol (spot: the same)."""
+        return symbol
+
     def _record_gap(self, symbol: str, first: int, last: int, reason: str) -> None:
         self.c["gaps_unrepaired"] += 1
-        log.error("%s: ids %d..%d could not be backfilled (%s); recorded as a gap", symbol, first, last, reason)
-        self.store.add_gap(symbol, first, last, reason, permanent=True)
+        log.error("%s: ids %d..%d could not be backfilled (%s); recorded as a gap",
+                  self._store_symbol(symbol), first, last, reason)
+        self.store.add_gap(self._store_symbol(symbol), first, last, reason, permanent=True)
 
     # ------------------------------------------------------------------ storage
     async def _flush_loop(self) -> None:
@@ -455,6 +519,8 @@ class Recorder:
                 except Exception:  # noqa: BLE001 - alerts never stop ingestion
                     self.c["alert_errors"] += 1
                     log.exception("alert evaluation failed for %s", symbol)
+        for feed in self.feeds:
+            feed.flush()
 
     # ------------------------------------------------------------------ status
     async def _status_loop(self) -> None:
@@ -470,19 +536,23 @@ class Recorder:
             "source": self.cfg.label,
             "ws_url": self.cfg.ws_url,
             "rest_url": self.cfg.rest_url,
-            "symbols": self.symbols,
-            "state": self.state,
-            "reason": self.reason,
+            "symbols": [*self.symbols, *(q for f in self.feeds for q in f.status()["symbols"])],
+            "state": self._overall_state(),
+            "reason": self.reason or next((f.reason for f in self.feeds if f.reason), ""),
             "started_at": self.started_at.isoformat(),
             "updated_at": now.isoformat(),
             "updated_ns": now.value,
             "ticks_total": self.c["stored"],
             "ticks_per_s": self.rate_all.rate(),
             "per_symbol": {
-                s: {"ticks": self.rates[s].total, "ticks_per_s": self.rates[s].rate(),
-                    "held": self.seqs[s].held if s in self.seqs else 0, **self.last.get(s, {})}
-                for s in self.symbols
+                **{s: {"ticks": self.rates[s].total, "ticks_per_s": self.rates[s].rate(),
+                       "held": self.seqs[s].held if s in self.seqs else 0, **self.last.get(s, {})}
+                   for s in self.symbols},
+                **{q: v for f in self.feeds for q, v in f.per_symbol().items()},
             },
+            "futures": {f.market: f.status() for f in self.feeds},
+            "marks_stored": self.c.get("marks_stored", 0),
+            "funding_stored": self.c.get("funding_stored", 0),
             "reconnects": self.c["reconnects"],
             "gaps_repaired": self.c["gaps_repaired"],
             "gaps_unrepaired": self.c["gaps_unrepaired"],
@@ -491,14 +561,24 @@ class Recorder:
             "rest_paused_s": round(self.rest.pause_left(), 1) if getattr(self, "rest", None) else 0.0,
             "backfilled": self.c["backfilled"],
             "rejected": self.c["rejected"],
-            "duplicates": sc.get("duplicates", 0) + sum(s.duplicates for s in self.seqs.values()),
-            "malformed": sc.get("malformed", 0),
-            "messages": sc.get("messages", 0),
+            "duplicates": sc.get("duplicates", 0) + sum(s.duplicates for s in self.seqs.values())
+            + sum(f.status()["duplicates"] for f in self.feeds),
+            "malformed": sc.get("malformed", 0) + sum(f.status()["malformed"] for f in self.feeds),
+            "messages": sc.get("messages", 0) + sum(f.status()["messages"] for f in self.feeds),
             "latency_ms": {"exchange_to_recv": self.lat_exchange.percentiles_ms(),
                            "recv_to_durable": self.lat_durable.percentiles_ms()},
             "alerts_fired": self.c["alerts_fired"],
             "alert_errors": self.c["alert_errors"],
         }
+
+
+    def _overall_state(self) -> str:
+        """The spot state, or the worst futures state when one failed or no spot is recorded."""
+        states = ([self.state] if self.symbols or not self.feeds else []) + [f.state for f in self.feeds]
+        for s in ("failed", "unreachable", "reconnecting", "connecting", "starting"):
+            if s in states:
+                return s
+        return states[0] if states else self.state
 
 
 @dataclass

@@ -198,6 +198,11 @@ class Exchange:
         self._closed = False
         self._paused = False
 
+    #: REST paths this exchange serves and their weights (the futures simulator overrides them)
+    REST_PREFIX = "/api/v3/"
+    REST_WEIGHTS = WEIGHTS
+    REST_HISTORY = _HISTORY
+
     @staticmethod
     def _agg_base(symbol: str) -> int:
         return 1_000_000_000 + (sum(map(ord, symbol)) % 97) * 10_000_000
@@ -629,12 +634,12 @@ class Exchange:
 
     def _rest(self, path: str, params: dict[str, str], headers: Headers) -> Response:
         self._counters["rest_requests"] += 1
-        endpoint = path[len("/api/v3/"):] if path.startswith("/api/v3/") else ""
-        weight = WEIGHTS.get(endpoint)
+        endpoint = path[len(self.REST_PREFIX):] if path.startswith(self.REST_PREFIX) else ""
+        weight = self.REST_WEIGHTS.get(endpoint)
         if weight is None:
             return self._json(404, {"code": -1, "msg": f"Not found: {path}"})
         now = time.time()
-        refusal: Refusal | None = self._gate.check(endpoint, endpoint in _HISTORY, now)
+        refusal: Refusal | None = self._gate.check(endpoint, endpoint in self.REST_HISTORY, now)
         if refusal is not None:
             return self._json(refusal.status, refusal.body, refusal.headers)
         used, reset = self._use_weight(weight)
@@ -779,6 +784,9 @@ class ExchangeThread:
     ...     ex.trades("BTCUSDT")
     """
 
+    #: the exchange class it runs (the futures simulator's thread overrides it)
+    EXCHANGE: type[Exchange] = Exchange
+
     def __init__(self, source: Source | str, **kwargs: Any) -> None:
         self._source = source
         self._kwargs = kwargs
@@ -810,7 +818,7 @@ class ExchangeThread:
     async def _main(self) -> None:
         self._loop = asyncio.get_running_loop()
         self._stop = asyncio.Event()
-        async with Exchange(self._source, **self._kwargs) as ex:
+        async with self.EXCHANGE(self._source, **self._kwargs) as ex:
             self.exchange = ex
             self._ready.set()
             await self._stop.wait()

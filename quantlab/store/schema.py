@@ -32,6 +32,8 @@ class TableSchema:
     id: str
     columns: tuple[tuple[str, str], ...]  # (name, numpy dtype str)
     optional: tuple[str, ...]  # columns that may be absent from a segment (all NaT then)
+    #: ids step by one (trade ids, aggregate ids): ``info()`` counts the ids missing between them
+    contiguous: bool = True
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -71,7 +73,41 @@ AGGTRADES = TableSchema(
     optional=(),
 )
 
-SCHEMAS = {s.kind: s for s in (TRADES, AGGTRADES)}
+#: Futures mark price, one row per ``markPriceUpdate`` (keyed by its event time ``E`` in ns):
+#: ``price`` is the mark price; ``next_funding_time`` int ns (0 for delivery contracts).
+MARKPRICE = TableSchema(
+    kind="markprice",
+    id="time",
+    columns=(
+        ("time", "i8"),
+        ("price", "f8"),
+        ("index_price", "f8"),
+        ("settle_price", "f8"),
+        ("funding_rate", "f8"),
+        ("next_funding_time", "i8"),
+        ("recv_time", "i8"),
+    ),
+    optional=("recv_time",),
+    contiguous=False,
+)
+
+#: Realised funding, one row per funding time (ns; the id, so a funding time is stored once):
+#: ``funding_rate`` as Binance states it (may be negative), ``mark_price`` (NaN when the source
+#: has none, e.g. archives), ``interval_hours`` (NaN when the source does not say).
+FUNDING = TableSchema(
+    kind="funding",
+    id="time",
+    columns=(
+        ("time", "i8"),
+        ("funding_rate", "f8"),
+        ("mark_price", "f8"),
+        ("interval_hours", "f8"),
+    ),
+    optional=(),
+    contiguous=False,
+)
+
+SCHEMAS = {s.kind: s for s in (TRADES, AGGTRADES, MARKPRICE, FUNDING)}
 
 Batch = dict[str, np.ndarray]
 
@@ -123,6 +159,8 @@ def to_batch(ticks, schema: TableSchema = TRADES) -> Batch:
             arr = _time_ns(v, name)
         elif name == "is_buyer_maker":
             arr = np.asarray(v).astype(bool).astype("u1")
+        elif name == "next_funding_time":
+            arr = _time_ns(v, name)
         else:
             arr = np.asarray(v.to_numpy() if isinstance(v, (pd.Series, pd.Index)) else v).astype(dt, copy=False)
         if n is None:
@@ -166,8 +204,11 @@ def clean(batch: Batch, schema: TableSchema = TRADES, symbol: str = "?") -> tupl
     n = batch_len(batch)
     if n == 0:
         return batch, 0
-    price, qty, ids = batch["price"], batch["qty"], batch[schema.id]
-    good = np.isfinite(price) & (price > 0) & np.isfinite(qty) & (qty > 0) & (ids >= 0)
+    ids = batch[schema.id]
+    good = ids >= 0
+    for name in ("price", "qty"):  # funding rows have neither; a funding rate may be negative
+        if name in batch:
+            good &= np.isfinite(batch[name]) & (batch[name] > 0)
     rejected = int(n - np.count_nonzero(good))
     if rejected:
         bad_ids = ids[~good][:5].tolist()
@@ -209,7 +250,7 @@ def to_frame(batch: Batch, schema: TableSchema = TRADES) -> pd.DataFrame:
         if name not in batch:
             continue  # optional receipt times exist only for rows recorded live
         v = batch[name]
-        if name in ("event_time", "recv_time"):
+        if name in ("event_time", "recv_time", "next_funding_time"):
             data[name] = pd.DatetimeIndex(v.view("M8[ns]")).tz_localize("UTC")
         elif name == "is_buyer_maker":
             data[name] = v.astype(bool)

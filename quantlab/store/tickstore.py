@@ -463,9 +463,15 @@ class TickStore:
         lo = None if start_ns is None else int(tf.floor_ns(start_ns))
         hi = None if end_ns is None else int(tf.end_ns(end_ns - 1))  # whole last bar
         candidates = []
-        tick_folder = self._folder("trades", sym)
+        tick_folder, schema = self._folder("trades", sym), TRADES
+        if not (tick_folder.is_dir() and any(tick_folder.glob("*.h5"))):
+            # futures recorded live are aggregate trades: same prices and volumes (the bar's
+            # ``trades`` column then counts aggregates)
+            agg_folder = self._folder("aggtrades", sym)
+            if agg_folder.is_dir() and any(agg_folder.glob("*.h5")):
+                tick_folder, schema = agg_folder, SCHEMAS["aggtrades"]
         if tick_folder.is_dir() and any(tick_folder.glob("*.h5")):
-            b = self._read_batch(tick_folder, TRADES, lo, hi)
+            b = self._read_batch(tick_folder, schema, lo, hi)
             if b:
                 candidates.append(("ticks", bars_from_arrays(b["time"], b["price"], b["qty"], tf)))
             else:
@@ -774,16 +780,21 @@ class TickStore:
                 first_t = min([s.first_time for s in infos] + ([int(active["time"].min())] if n_active else []))
                 last_t = max([s.last_time for s in infos] + ([int(active["time"].max())] if n_active else []))
                 n = sum(s.rows for s in infos) + n_active
-                if n_active:
+                if "price" not in schema.names:
+                    last_price = float("nan")
+                elif n_active:
                     last_price = float(active["price"][-1])
                 else:
                     with h5py.File(infos[-1].path, "r") as f:
                         last_price = float(f["price"][infos[-1].rows - 1])
-                g = gaps[gaps["symbol"] == symbol] if kind == "trades" else gaps.iloc[0:0]
+                # the recorder repairs spot by trade id and futures by aggregate id
+                gap_kind = "trades" if ":" not in symbol else "aggtrades"
+                g = gaps[gaps["symbol"] == symbol] if kind == gap_kind else gaps.iloc[0:0]
                 rows.append({
                     "symbol": symbol, "kind": kind, "rows": n,
                     "first_time": pd.Timestamp(first_t, tz="UTC"), "last_time": pd.Timestamp(last_t, tz="UTC"),
-                    "first_id": first_id, "last_id": last_id, "missing_ids": int(last_id - first_id + 1 - n),
+                    "first_id": first_id if schema.contiguous else None,
+                    "last_id": last_id if schema.contiguous else None, "missing_ids": int(last_id - first_id + 1 - n) if schema.contiguous else None,
                     "gaps": int(len(g)), "gap_ids": int(g["count"].sum()) if len(g) else 0,
                     "rejected": int(counters.get(symbol, {}).get("rejected", 0)) if kind == "trades" else 0,
                     "last_price": last_price,
