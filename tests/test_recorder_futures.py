@@ -138,7 +138,9 @@ def test_sigkill_and_restart_keeps_every_aggregate_exactly_once(tmp_path):
         funding = {s: ex.funding(s) for s in SYMS}
     counts = assert_aggs_exactly_once(store, made)
     assert all(c > 800 for c in counts.values()), counts
-    assert assert_funding_stored(store, funding, t0, t1 - pd.Timedelta(seconds=3)) >= 4
+    # a funding settled in the last seconds before the recorder stopped is fetched by the next
+    # run (after funding_delay); under load the stop is up to a few seconds before t1
+    assert assert_funding_stored(store, funding, t0, t1 - pd.Timedelta(seconds=6)) >= 3
 
 
 def test_one_recorder_writes_spot_and_usdm_into_one_store(tmp_path):

@@ -320,6 +320,8 @@ class Recorder:
         market-data host): gap repair needs it, and nothing else gives every trade by id —
         ``/api/v3/trades`` holds only the last 1000 and ``aggTrades`` merges trades of one
         taker order into one row (their separate quantities are lost)."""
+        if not self.symbols:  # futures only: their repair path is /fapi/v1/aggTrades
+            return
         if await rest.serves_history(self.symbols[0]) is False:
             raise RestError(
                 f"--rest-url {self.cfg.rest_url}: this host does not serve /api/v3/historicalTrades, "
