@@ -160,6 +160,11 @@ def test_dashboard_live_pair_backtest_alert_csv_and_screenshot(app, browser, tmp
         assert label in metrics
     assert "USDT" in metrics and "%" in metrics
     assert "SOLUSDT vs BTCUSDT" in page.inner_text(".ql-backtest-status")
+    # every time axis reads 24-hour UTC (the drawdown chart used to say "06 PM")
+    page.wait_for_timeout(500)
+    ticks = page.eval_on_selector_all(".ql-backtest .bqplot.figure .axis .tick text",
+                                      "els => els.map(e => e.textContent)")
+    assert ticks and not [t for t in ticks if "AM" in t or "PM" in t], ticks
 
     # an alert rule is added, listed, fires (its level is below the price) and toasts
     page.click(".lm-TabBar-tab:has-text('Alerts')")
@@ -173,26 +178,30 @@ def test_dashboard_live_pair_backtest_alert_csv_and_screenshot(app, browser, tmp
     assert "(r1)" in page.inner_text(".ql-toast")
     page.wait_for_selector(".ql-fired-table", timeout=15_000)
 
-    # a CSV download: the link's file has the header and rows of the bars
+    # one click on each Export button downloads its CSV file: header and rows checked
     page.click(".lm-TabBar-tab:has-text('Export')")
-    page.click(".ql-export-bars")
-    link = page.wait_for_selector(".ql-link-bars a.ql-download", timeout=30_000)
-    with page.expect_download() as dl:
-        link.click()
-    download = dl.value
-    assert download.suggested_filename.startswith("bars_SOLUSDT_1s_") and download.suggested_filename.endswith(".csv")
-    text = Path(download.path()).read_text()
-    rows = list(csv.reader(io.StringIO(text)))
-    assert rows[0] == ["time", "open", "high", "low", "close", "volume", "vwap", "trades", "partial"]
-    assert len(rows) > 1000  # 2 h of 1 s bars of demo history
-    assert rows[1][0].endswith("Z") and float(rows[1][4]) > 0
-
-    page.click(".ql-export-ticks")
-    link = page.wait_for_selector(".ql-link-ticks a.ql-download", timeout=30_000)
-    with page.expect_download() as dl:
-        link.click()
-    head = Path(dl.value.path()).read_text().splitlines()[:2]
-    assert head[0].startswith("time,trade_id,price,qty,is_buyer_maker")
+    heads = {"ticks": ["time", "trade_id", "price", "qty", "is_buyer_maker"],
+             "bars": ["time", "open", "high", "low", "close", "volume", "vwap", "trades", "partial"],
+             "analytics": ["time", "SOLUSDT", "BTCUSDT", "beta", "alpha", "spread", "zscore", "corr"],
+             "trades": None}
+    for kind, head in heads.items():
+        with page.expect_download(timeout=60_000) as dl:
+            page.click(f".ql-export-{kind}")
+        download = dl.value
+        name = download.suggested_filename
+        assert name.startswith(f"{kind}_") and name.endswith(".csv"), name
+        rows = list(csv.reader(io.StringIO(Path(download.path()).read_text())))
+        if head is not None:
+            assert rows[0][:len(head)] == head, (kind, rows[0])
+            assert len(rows) > 1000, (kind, len(rows))  # 2 h of demo history
+            assert rows[1][0].endswith("Z")
+        else:
+            assert rows[0][0] == "trade" and "entry_time" in rows[0] and "pnl" in rows[0], rows[0]
+        if kind == "bars":
+            assert name.startswith("bars_SOLUSDT_1s_") and float(rows[1][4]) > 0
+    # the link beside the button saves the file again; after a moment it no longer clicks itself
+    page.wait_for_selector(".ql-link-bars a.ql-download", timeout=10_000)
+    wait_for(lambda: not page.query_selector(".ql-export .ql-autoclick"), 20, "the links to settle")
 
     assert "Traceback" not in page.content()
     page.click(".lm-TabBar-tab:has-text('Monitor')")

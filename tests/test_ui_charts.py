@@ -154,3 +154,56 @@ def test_scale_limits_from_the_page_are_understood():
     assert chart.follow.value is False
     chart.x_scale.set_state({"min": "2024-08-09T00:00:10.000000"})  # bqplot's own format
     assert chart.x_scale.min.second == 10
+
+
+def test_every_time_axis_reads_24_hour_utc_from_the_start():
+    """The drawdown chart showed d3's default 12-hour ticks ("06 PM") next to the equity
+    chart's 17:15: every chart carries a 24-hour format from construction, one definition."""
+    from quantlab.ui.charts import TIME_FORMATS
+
+    charts = [TimeChart("equity", ["equity"], live=False), TimeChart("dd", ["dd"], fill=True, live=False),
+              TimeChart("price", ["close"])]
+    for chart in charts:
+        assert chart.axis_x.tick_format in TIME_FORMATS
+        assert "%I" not in chart.axis_x.tick_format and "%p" not in chart.axis_x.tick_format
+    idx, y = _series(7_200)  # two hours
+    for chart in charts:
+        chart.update(idx, [y])
+    assert {c.axis_x.tick_format for c in charts} == {"%H:%M"}
+
+
+def test_value_axes_have_few_enough_ticks_for_their_height():
+    """180 px of rolling correlation carried ten overlapping tick labels."""
+    small = TimeChart("corr", ["corr"], height="180px")
+    big = TimeChart("z", ["z"], height="400px")
+    assert small.axis_y.num_ticks is not None and small.axis_y.num_ticks <= 4
+    assert big.axis_y.num_ticks > small.axis_y.num_ticks
+    assert small.axis_y.num_ticks * 30 <= 180 - 76  # >= 30 px between labels inside the margins
+
+
+def test_binned_heatmap_colours_are_pvalue_classes_with_a_legend():
+    from quantlab.ui.charts import PVALUE_BINS
+
+    hm = HeatMap("q", row_label="y", column_label="x", value_label="q-value", bins=PVALUE_BINS)
+    m = pd.DataFrame([[np.nan, 0.0004, 0.03], [0.0004, np.nan, 0.5], [0.03, 0.5, np.nan]],
+                     index=list("abc"), columns=list("abc"))
+    hm.update(m)
+    assert hm.grid.color[0, 1] == 0 and hm.grid.color[0, 2] == 2 and hm.grid.color[1, 2] == 4
+    assert np.isnan(hm.grid.color[0, 0])
+    # the colour axis (whose labels overlapped) is replaced by a legend in words
+    assert not any(type(a).__name__ == "ColorAxis" for a in hm.figure.axes)
+    for text in ("q-value", "&lt; 0.001", "0.01 – 0.05", "≥ 0.1"):
+        assert text in hm.legend.value
+    # exact edges go to the upper class: 0.05 is not "< 0.05"
+    assert hm.classify(np.array([0.001, 0.05, 1.0])).tolist() == [1, 3, 4]
+    hm.close()
+
+
+def test_continuous_heatmap_legend_has_three_ticks():
+    hm = HeatMap("h", row_label="entry", column_label="window", value_label="Sharpe")
+    hm.update(pd.DataFrame([[1.0, 2.0], [3.0, 4.0]], index=[1, 2], columns=[60, 120]))
+    axis = [a for a in hm.figure.axes if type(a).__name__ == "ColorAxis"][0]
+    assert list(axis.tick_values) == [1.0, 2.5, 4.0]
+    hm.update(pd.DataFrame([[0.0, 0.0], [0.0, 0.0]], index=[1, 2], columns=[60, 120]))
+    assert len(set(axis.tick_values)) == 1  # all equal: one label, not a pile of them
+    hm.close()

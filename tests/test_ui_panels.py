@@ -126,6 +126,13 @@ def test_download_link_is_a_data_url_with_the_csv():
     link = DownloadLink()
     link.set_csv("bars.csv", "time,close\n2024-08-09T00:00:00.000000Z,1.5\n", rows=1)
     assert 'download="bars.csv"' in link.value and "1 rows" in link.value
+    assert "ql-autoclick" not in link.value
+    # save(): the same link plus an element whose load error clicks it once in the page
+    link.save("bars.csv", "time,close\n2024-08-09T00:00:00.000000Z,1.5\n", rows=1)
+    first = link.value
+    assert "ql-autoclick" in first and "onerror" in first and ".click()" in first
+    link.save("bars.csv", "time,close\n2024-08-09T00:00:00.000000Z,1.5\n", rows=1)
+    assert link.value != first  # the same file twice still changes the value, so it saves again
     payload = link.value.split("base64,", 1)[1].split('"', 1)[0]
     assert base64.b64decode(payload).decode().startswith("time,close\n")
     with pytest.raises(ValueError, match="quantlab export"):
@@ -283,6 +290,9 @@ def test_screener_ranks_pairs(lab):
     assert s.error.value == ""
     assert "ETHUSDT" in s.table.value and "q (BH)" in s.table.value
     assert s.heatmap.grid.color.shape == (3, 3)
+    # coloured by q-value class, with a legend in words (no colour axis whose labels overlap)
+    assert s.heatmap.bins is not None and "q-value" in s.heatmap.legend.value
+    assert set(np.unique(s.heatmap.grid.color[np.isfinite(s.heatmap.grid.color)])) <= {0, 1, 2, 3, 4}
 
 
 def test_exports_are_csv_with_iso_utc_times(lab):
@@ -302,9 +312,12 @@ def test_exports_are_csv_with_iso_utc_times(lab):
     e.buttons["trades"].click()
     wait_until(lambda: e.error.value != "")
     assert "Run a backtest first" in e.error.value
+    # one click: the file is made on a thread and the page is told to save it (no second click)
     e.buttons["bars"].click()
     wait_until(lambda: e.links["bars"].filename.startswith("bars_"))
-    assert "3,000 rows" in e.links["bars"].value
+    assert "3,000 rows" in e.links["bars"].value and "ql-autoclick" in e.links["bars"].value
+    e.links["bars"].settle()  # afterwards: a plain link to save it again, no automatic click
+    assert "ql-autoclick" not in e.links["bars"].value and "3,000 rows" in e.links["bars"].value
 
 
 # --------------------------------------------------------------------------- the dashboard

@@ -15,7 +15,9 @@ read-out and pan/zoom are two modes, since bqplot's pan/zoom layer takes the mou
 from __future__ import annotations
 
 import contextlib
+import html
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import bqplot as bq
 import ipywidgets as widgets
@@ -83,12 +85,33 @@ def to_datetime64(index) -> np.ndarray:
     return idx.to_numpy().astype("datetime64[ms]")
 
 
+#: The time-axis formats of every chart: 24-hour UTC, finer for shorter spans. A chart starts
+#: with the middle one (bqplot's default is d3's multi-scale format, which mixes "05:15" with
+#: "06 PM") and :func:`time_format` picks one for the span on each update.
+TIME_FORMATS = ("%H:%M:%S", "%H:%M", "%m-%d %H:%M")
+DEFAULT_TIME_FORMAT = TIME_FORMATS[1]
+
+
 def time_format(span: np.timedelta64) -> str:
-    """A 24-hour UTC tick format that fits the visible span."""
+    """The tick format of :data:`TIME_FORMATS` that fits a visible ``span``."""
     sec = span / np.timedelta64(1, "s")
-    if sec <= 3 * 3600:
-        return "%H:%M:%S" if sec <= 600 else "%H:%M"
-    return "%H:%M" if sec <= 2 * 86400 else "%m-%d %H:%M"
+    if sec <= 600:
+        return TIME_FORMATS[0]
+    return TIME_FORMATS[1] if sec <= 2 * 86400 else TIME_FORMATS[2]
+
+
+FIG_MARGIN = {"top": 36, "bottom": 40, "left": 84, "right": 16}
+
+
+def value_ticks(height: str) -> int:
+    """How many value-axis ticks fit a figure ``height`` ("180px") with >= 30 px between
+    labels (bqplot's default of ~10 piles them up below ~300 px)."""
+    try:
+        px = float(str(height).removesuffix("px"))
+    except ValueError:
+        return 5
+    inner = px - FIG_MARGIN["top"] - FIG_MARGIN["bottom"]
+    return int(max(3, min(8, inner // 40)))
 
 
 # --------------------------------------------------------------------------- charts
@@ -157,14 +180,15 @@ class TimeChart(widgets.VBox):
                                    scales=scales, colors=["#888888"], line_style="dashed",
                                    stroke_width=1)
         self._bands: dict[str, float] = dict(bands or {})
-        self.axis_x = bq.Axis(scale=self.x_scale, label="time (UTC)", grid_lines="none")
-        self.axis_y = bq.Axis(scale=self.y_scale, side="left", label=y_label,
+        self.axis_x = bq.Axis(scale=self.x_scale, label="time (UTC)", grid_lines="none",
+                              tick_format=DEFAULT_TIME_FORMAT)
+        self.axis_y = bq.Axis(scale=self.y_scale, side="left", label=y_label, num_ticks=value_ticks(height),
                               tick_format=y_format, grid_lines="dashed", label_offset="62px")
         self.panzoom = bq.interacts.PanZoom(scales={"x": [self.x_scale], "y": [self.y_scale]})
         self.figure = bq.Figure(
             marks=[self.band_lines, self.lines, self.points], axes=[self.axis_x, self.axis_y],
             title=title, interaction=None, animation_duration=0,
-            fig_margin={"top": 36, "bottom": 40, "left": 84, "right": 16},
+            fig_margin=dict(FIG_MARGIN),
             legend_location="top-left", layout=widgets.Layout(width="100%", height=height))
         self.follow = widgets.ToggleButton(
             value=True, description="Follow live" if live else "Whole range", icon="play" if live else "expand",
@@ -275,45 +299,116 @@ class TimeChart(widgets.VBox):
         return True
 
 
+@dataclass(frozen=True)
+class ColorBins:
+    """Classes of a value for a heatmap: ``edges`` (increasing; a value ``v`` is in class ``i``
+    when ``edges[i-1] <= v < edges[i]``), one ``label`` and one ``color`` per class."""
+
+    edges: tuple[float, ...]
+    labels: tuple[str, ...]
+    colors: tuple[str, ...]
+
+    def __post_init__(self) -> None:
+        if not (len(self.labels) == len(self.colors) == len(self.edges) + 1):
+            raise ValueError("ColorBins: give one label and one colour per class (len(edges) + 1 classes)")
+
+    def classify(self, values) -> np.ndarray:
+        v = np.asarray(values, dtype=np.float64)
+        out = np.searchsorted(np.asarray(self.edges), v, side="right").astype(np.float64)
+        out[~np.isfinite(v)] = np.nan
+        return out
+
+
+#: p- and q-values in the classes a reader judges them by (greens: evidence of cointegration).
+PVALUE_BINS = ColorBins(
+    edges=(0.001, 0.01, 0.05, 0.1),
+    labels=("< 0.001", "0.001 – 0.01", "0.01 – 0.05", "0.05 – 0.1", "≥ 0.1"),
+    colors=("#00441b", "#238b45", "#74c476", "#fdd49e", "#f0f0f0"),
+)
+
+
 class HeatMap(widgets.VBox):
-    """A labelled grid of numbers (e.g. Sharpe by entry x window) with hover values."""
+    """A labelled grid of numbers (e.g. Sharpe by entry x window) with hover values.
+
+    With ``bins`` (e.g. :data:`PVALUE_BINS`) the cells are coloured by class and a legend in
+    words sits beside the grid; otherwise a continuous colour axis with three ticks (low, middle,
+    high: labels that never overlap)."""
 
     def __init__(self, title: str, *, row_label: str, column_label: str, value_label: str,
-                 scheme: str = "RdYlGn", height: str = "300px") -> None:
+                 scheme: str = "RdYlGn", height: str = "300px", bins: ColorBins | None = None) -> None:
+        self.bins = bins
         self.row_scale = bq.OrdinalScale(reverse=True)
         self.col_scale = bq.OrdinalScale()
-        self.color_scale = bq.ColorScale(scheme=scheme)
+        if bins is None:
+            self.color_scale = bq.ColorScale(scheme=scheme)
+            fields, labels = ["row", "column", "color"], [row_label, column_label, value_label]
+        else:  # class i -> colors[i] exactly: a piecewise-linear scale with one stop per class
+            self.color_scale = bq.ColorScale(colors=list(bins.colors), min=0, max=len(bins.colors) - 1)
+            fields, labels = ["row", "column"], [row_label, column_label]
         self.grid = bq.GridHeatMap(
             row=["", " "], column=["", " "], color=np.full((2, 2), np.nan),
             scales={"row": self.row_scale, "column": self.col_scale, "color": self.color_scale},
-            tooltip=bq.Tooltip(fields=["row", "column", "color"],  # no `formats`: see TimeChart
-                               labels=[row_label, column_label, value_label]),
-            interactions={"hover": "tooltip"}, null_color="#eeeeee")
+            tooltip=bq.Tooltip(fields=fields, labels=labels),  # no `formats`: see TimeChart
+            interactions={"hover": "tooltip"}, null_color="#ffffff" if bins else "#eeeeee",
+            stroke="#ffffff")
         axes = [bq.Axis(scale=self.row_scale, side="left", label=row_label),
-                bq.Axis(scale=self.col_scale, label=column_label),
-                bq.ColorAxis(scale=self.color_scale, side="right",
-                             label=value_label, tick_format=".3g")]
+                bq.Axis(scale=self.col_scale, label=column_label)]
+        self.color_axis = None
+        if bins is None:
+            self.color_axis = bq.ColorAxis(scale=self.color_scale, side="right", label=value_label,
+                                           tick_format=".3g", tick_values=np.array([]))
+            axes.append(self.color_axis)
         self.figure = bq.Figure(marks=[self.grid], axes=axes, title=title, animation_duration=0,
-                                fig_margin={"top": 36, "bottom": 44, "left": 70, "right": 110},
+                                fig_margin={"top": 36, "bottom": 44, "left": 84,
+                                            "right": 110 if bins is None else 16},
                                 layout=widgets.Layout(width="100%", height=height))
-        super().__init__([self.figure])
+        self.legend = widgets.HTML(_legend_html(value_label, bins) if bins else "")
+        self.legend.add_class("ql-heat-legend")
+        if bins is None:
+            super().__init__([self.figure])
+        else:
+            self.figure.layout.width = "auto"
+            self.figure.layout.flex = "1 1 auto"
+            super().__init__([widgets.HBox([self.figure, self.legend], layout=widgets.Layout(width="100%"))])
         self.add_class("ql-heatmap")
 
+    def classify(self, values) -> np.ndarray:
+        """The class of each value (NaN stays NaN); only for a binned heatmap."""
+        if self.bins is None:
+            raise ValueError("classify: this heatmap has a continuous colour scale (no bins)")
+        return self.bins.classify(values)
+
     def update(self, matrix: pd.DataFrame) -> None:
-        """``matrix``: rows x columns of values (NaN shown grey), at least 2 x 2."""
+        """``matrix``: rows x columns of values (NaN shown blank), at least 2 x 2."""
         values = matrix.to_numpy(dtype=np.float64)
         if values.ndim != 2 or min(values.shape) < 2:
             raise ValueError(f"a heatmap needs at least 2 rows and 2 columns, got {values.shape[0]} x "
                              f"{values.shape[1] if values.ndim == 2 else 1}: give more values to compare")
+        color = values if self.bins is None else self.bins.classify(values)
         with _held(self.grid):
-            self.grid.color = values  # first: row and column are checked against its shape
+            self.grid.color = color  # first: row and column are checked against its shape
             self.grid.row = [str(r) for r in matrix.index]
             self.grid.column = [str(c) for c in matrix.columns]
+        if self.color_axis is not None:
+            finite = values[np.isfinite(values)]
+            ticks = (np.unique(np.round([finite.min(), (finite.min() + finite.max()) / 2, finite.max()], 12))
+                     if finite.size else np.array([]))
+            self.color_axis.tick_values = ticks
 
     def close(self) -> None:
         """Close the figure with its marks, axes and scales too (they are widgets of their own)."""
         for w in (*self.figure.marks, *self.figure.axes, self.row_scale, self.col_scale, self.color_scale,
-                  self.grid.tooltip, self.figure):
+                  self.grid.tooltip, self.figure, self.legend):
             if w is not None:
                 w.close()
         super().close()
+
+
+def _legend_html(title: str, bins: ColorBins) -> str:
+    rows = "".join(
+        f"<div style='display:flex;align-items:center;gap:6px;margin:2px 0'>"
+        f"<span style='display:inline-block;width:16px;height:16px;background:{c};border:1px solid #bbb'></span>"
+        f"<span style='font-variant-numeric:tabular-nums'>{html.escape(label)}</span></div>"
+        for label, c in zip(bins.labels, bins.colors, strict=True))
+    return (f"<div style='font-size:12px;padding:40px 8px 0 4px;min-width:120px'>"
+            f"<b>{html.escape(title)}</b>{rows}</div>")

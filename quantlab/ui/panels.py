@@ -40,7 +40,7 @@ from quantlab.ui.base import (
     price_decimals,
     table_html,
 )
-from quantlab.ui.charts import HeatMap, TimeChart
+from quantlab.ui.charts import PVALUE_BINS, HeatMap, TimeChart
 from quantlab.ui.compute import (
     BACKTEST_HEDGE,
     HEDGES,
@@ -839,9 +839,12 @@ class ScreenerPanel(Panel):
                                                  "selected", "hedge ratio (log)", "half-life", "ret ρ", "bars"],
                                           css="ql-screen", align_right_from=3)
             if min(heat.shape) >= 2:
-                hm = HeatMap("pair p-value (Engle-Granger, better direction, Bonferroni ×2)",
-                             row_label="y", column_label="x", value_label="p-value", scheme="RdYlGn_r")
-                hm.update(heat)
+                from quantlab.screen import pvalue_matrix
+
+                hm = HeatMap("pair q-value (Benjamini-Hochberg over all pairs of Engle-Granger p, "
+                             "better direction ×2)", row_label="y", column_label="x",
+                             value_label="q-value", bins=PVALUE_BINS)
+                hm.update(pvalue_matrix(res, value="qvalue"))
                 replace_child(self.heat_box, hm)
                 self.heatmap = hm
             self.status.value = note_html(
@@ -862,8 +865,8 @@ def _stamp() -> str:
 
 
 class ExportPanel(Panel):
-    """“Ticks CSV”, “Bars CSV”, “Analytics CSV” and “Trades CSV”: each prepares the file on a
-    thread, then a link downloads it in the browser (times ISO-8601 UTC)."""
+    """“Ticks CSV”, “Bars CSV”, “Analytics CSV” and “Trades CSV”: one click makes the file on a
+    thread and the browser saves it (times ISO-8601 UTC); a link beside the button saves it again."""
 
     def __init__(self, lab, controls: Controls, *, backtest_panel=None, poster: Poster | None = None,
                  max_ticks: int = 200_000) -> None:
@@ -872,6 +875,7 @@ class ExportPanel(Panel):
         self.lab, self.controls = lab, controls
         self._backtest_panel = backtest_panel
         self.max_ticks = max_ticks
+        self.settle_s = 5.0
         self.buttons: dict[str, widgets.Button] = {}
         self.links: dict[str, DownloadLink] = {}
         rows = []
@@ -887,7 +891,7 @@ class ExportPanel(Panel):
             self.buttons[kind], self.links[kind] = b, link
             rows.append(widgets.HBox([b, widgets.HTML(f"<span style='color:{GREY}'>{html.escape(what)}</span>",
                                                       layout=widgets.Layout(width="330px")), link]))
-        super().__init__([widgets.HTML("<b>Export</b> — click a button, then the link to download the file"),
+        super().__init__([widgets.HTML("<b>Export</b> — click a button: the browser saves the CSV file"),
                           *rows], poster=poster, css="ql-export")
 
     def make(self, kind: str) -> tuple[str, str, int]:
@@ -922,7 +926,10 @@ class ExportPanel(Panel):
 
         def done(out) -> None:
             name, text, rows = out
-            link.set_csv(name, text, rows)
+            link.save(name, text, rows)
+            loop = self.poster.loop
+            if loop is not None and loop.is_running():  # the page has rendered (and clicked) it by then
+                loop.call_later(self.settle_s, link.settle)
 
         def finish() -> None:
             button.disabled = False
