@@ -38,7 +38,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--store", default=None,
                    help="store directory (default: $QUANTLAB_STORE or ./data/store; with --demo "
                         "the sibling <store>-demo, so simulated trades never mix with real ones)")
-    p.add_argument("--symbols", default=None, help="comma-separated (default: $QUANTLAB_SYMBOLS)")
+    p.add_argument("--symbols", default=None, help="comma-separated (default: $QUANTLAB_SYMBOLS; with --demo "
+                   "and neither, the demo market's seven symbols)")
     p.add_argument("--port", type=int, default=8866, help="HTTP port (default 8866; 0 picks a free one)")
     p.add_argument("--demo", action="store_true", help="use the built-in exchange simulator (offline)")
     p.add_argument("--source", default=None, help="binance (default), demo, or a ws:// URL of a compatible exchange")
@@ -151,7 +152,7 @@ def voila_command(notebook: Path, ip: str, port: int, token: str | None) -> list
 
 
 def run(args: argparse.Namespace) -> int:
-    from quantlab.config import settings
+    from quantlab.config import env, settings
     from quantlab.ui.app import demo_store_for
     from quantlab.ui.demo import seed_demo_history
 
@@ -165,6 +166,10 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError("--demo-rate: must be a positive number of trades per second")
     store = Path(args.store or (demo_store_for(cfg.store) if source == "demo" else cfg.store)).expanduser().resolve()
     symbols = list(cfg.symbols)
+    if source == "demo" and not (args.symbols or env("QUANTLAB_SYMBOLS")):
+        from quantlab.sim.demo import demo_symbols
+
+        symbols = demo_symbols()  # the demo market's seven symbols and three true pairs
     if len(symbols) < 2:
         raise ValueError("--symbols: the app needs at least two symbols (a pair), e.g. BTCUSDT,ETHUSDT")
     token = access_token(args.ip, args.token)

@@ -50,6 +50,7 @@ from quantlab.ui.compute import (
     pair_view,
 )
 from quantlab.ui.downloads import DownloadLink
+from quantlab.ui.toast import AlertToast
 
 TIMEFRAMES = ("1s", "1m", "5m")
 _QUOTES = ("FDUSD", "USDT", "USDC", "BUSD", "TUSD", "BTC", "ETH", "BNB", "EUR")
@@ -656,8 +657,6 @@ class AlertsPanel(Panel):
 
         self.lab, self.controls = lab, controls
         self.history = AlertHistory(lab.store_path)
-        self.toast = widgets.HTML()
-        self.toast.add_class("ql-toast")
         self.toast_s = toast_s
         self.kind = widgets.Dropdown(options=self.KINDS, value="above", description="when",
                                      layout=widgets.Layout(width="330px"))
@@ -674,13 +673,13 @@ class AlertsPanel(Panel):
         self.fired = widgets.HTML()
         self.fired.add_class("ql-fired")
         self._fired_sig = None
-        self._hide_handle = None
         super().__init__([
             widgets.HTML("<b>New rule</b> (evaluated by the recorder, even with no page open)"),
             widgets.HBox([self.kind, self.symbol, self.level, self.k, self.add]),
             widgets.HTML("<b>Rules</b>"), self.rules_box,
             widgets.HTML("<b>Fired alerts</b> (newest first, times UTC)"), self.fired,
         ], poster=poster, css="ql-alerts")
+        self.toast = AlertToast(poster=self.poster, toast_s=toast_s)  # the dashboard shows it above the tabs
         self.kind.observe(self.guarded("Alert form", lambda _c: self._on_kind()), "value")
         self.symbol.observe(self.guarded("Alert form", lambda _c: self._prefill()), "value")
         self.add.on_click(self.guarded("Adding the alert", lambda _b: self.add_rule()))
@@ -764,20 +763,9 @@ class AlertsPanel(Panel):
                                       css="ql-fired-table", align_right_from=3)
 
     def on_alert(self, alert: dict) -> None:
-        msg = alert.get("message") or str(alert)
-        t = fmt_time(alert.get("time"))
-        self.toast.value = (f"<div style='padding:6px 10px;border-radius:4px;background:#fff3cd;"
-                            f"border:1px solid #e0b400;font-weight:600'>ALERT · {html.escape(t)} · "
-                            f"{html.escape(str(msg))}</div>")
+        """A new alert (on the loop: ``Lab.on_alert`` is wrapped by :meth:`guarded`)."""
+        self.toast.show(alert)
         self.refresh(force=False)
-        loop = self.poster.loop
-        if loop is not None:
-            if self._hide_handle is not None:
-                self._hide_handle.cancel()
-            self._hide_handle = loop.call_later(self.toast_s, self._hide_toast)
-
-    def _hide_toast(self) -> None:
-        self.toast.value = ""
 
     def close_feed(self) -> None:
         self._callback.remove()
