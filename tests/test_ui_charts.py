@@ -172,13 +172,29 @@ def test_every_time_axis_reads_24_hour_utc_from_the_start():
     assert {c.axis_x.tick_format for c in charts} == {"%H:%M"}
 
 
-def test_value_axes_have_few_enough_ticks_for_their_height():
-    """180 px of rolling correlation carried ten overlapping tick labels."""
+def test_value_axes_have_few_round_ticks_for_their_height():
+    """180 px of rolling correlation carried ten overlapping tick labels (0.44, 0.46, ... 0.62)."""
+    from quantlab.ui.charts import nice_ticks
+
+    idx, _ = _series(3_000)
+    rho = 0.53 + 0.09 * np.sin(np.arange(3_000) / 200.0)  # 0.44 .. 0.62
     small = TimeChart("corr", ["corr"], height="180px")
     big = TimeChart("z", ["z"], height="400px")
-    assert small.axis_y.num_ticks is not None and small.axis_y.num_ticks <= 4
-    assert big.axis_y.num_ticks > small.axis_y.num_ticks
-    assert small.axis_y.num_ticks * 30 <= 180 - 76  # >= 30 px between labels inside the margins
+    small.update(idx, [rho])
+    big.update(idx, [rho])
+    ticks = np.asarray(small.axis_y.tick_values)
+    assert 2 <= len(ticks) <= 3 and len(ticks) * 30 <= 180 - 76  # >= 30 px a label
+    assert len(big.axis_y.tick_values) > len(ticks)
+    assert ticks.min() >= rho.min() and ticks.max() <= rho.max()
+    step = np.diff(ticks)[0]
+    assert step == pytest.approx(0.1) and np.allclose(ticks / step, np.round(ticks / step))  # round values
+    # a pan/zoom on the value axis: ticks for the new view
+    small.y_scale.min, small.y_scale.max = 0.50, 0.52
+    assert np.asarray(small.axis_y.tick_values).tolist() == pytest.approx([0.50, 0.51, 0.52])
+    assert nice_ticks(-4.4, 4.77, 6).tolist() == [-4.0, -2.0, 0.0, 2.0, 4.0]
+    assert nice_ticks(8168.24, 10094.29, 6).tolist() == [8500.0, 9000.0, 9500.0, 10000.0]
+    assert nice_ticks(-18.7, 1.32, 2).tolist() == [-10.0, 0.0]
+    assert nice_ticks(1.0, 1.0, 3).tolist() == [1.0]
 
 
 def test_binned_heatmap_colours_are_pvalue_classes_with_a_legend():

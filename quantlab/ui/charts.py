@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import html
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -103,15 +104,32 @@ def time_format(span: np.timedelta64) -> str:
 FIG_MARGIN = {"top": 36, "bottom": 40, "left": 84, "right": 16}
 
 
+def nice_ticks(lo: float, hi: float, n: int) -> np.ndarray:
+    """At most ``n`` round tick values in ``[lo, hi]``, as many as fit: the finest step of
+    1, 2 or 5 x 10^k that gives no more than ``n`` (bqplot's ``num_ticks`` spaces ticks evenly
+    over the domain instead, which reads 4.77, 1.71, -1.34)."""
+    if not (math.isfinite(lo) and math.isfinite(hi)) or n < 1:
+        return np.array([])
+    if hi <= lo:
+        return np.array([lo])
+    mag = 10.0 ** math.floor(math.log10((hi - lo) / n))
+    for step in (mag * m for m in (1, 2, 5, 10, 20, 50, 100)):
+        first, last = math.ceil(lo / step - 1e-9), math.floor(hi / step + 1e-9)
+        if last - first + 1 <= n:
+            break
+    ticks = np.arange(first, last + 1) * step
+    return np.round(ticks, max(0, -math.floor(math.log10(step)) + 1))
+
+
 def value_ticks(height: str) -> int:
-    """How many value-axis ticks fit a figure ``height`` ("180px") with >= 30 px between
-    labels (bqplot's default of ~10 piles them up below ~300 px)."""
+    """How many value-axis labels fit a figure ``height`` ("180px"), >= 30 px apart (bqplot's
+    default of ~10 piles them up below ~300 px)."""
     try:
         px = float(str(height).removesuffix("px"))
     except ValueError:
         return 5
     inner = px - FIG_MARGIN["top"] - FIG_MARGIN["bottom"]
-    return int(max(3, min(8, inner // 40)))
+    return int(max(2, min(8, inner // 30)))
 
 
 # --------------------------------------------------------------------------- charts
@@ -182,8 +200,9 @@ class TimeChart(widgets.VBox):
         self._bands: dict[str, float] = dict(bands or {})
         self.axis_x = bq.Axis(scale=self.x_scale, label="time (UTC)", grid_lines="none",
                               tick_format=DEFAULT_TIME_FORMAT)
-        self.axis_y = bq.Axis(scale=self.y_scale, side="left", label=y_label, num_ticks=value_ticks(height),
+        self.axis_y = bq.Axis(scale=self.y_scale, side="left", label=y_label,
                               tick_format=y_format, grid_lines="dashed", label_offset="62px")
+        self.n_ticks = value_ticks(height)  # round values, as many as the height holds
         self.panzoom = bq.interacts.PanZoom(scales={"x": [self.x_scale], "y": [self.y_scale]})
         self.figure = bq.Figure(
             marks=[self.band_lines, self.lines, self.points], axes=[self.axis_x, self.axis_y],
@@ -197,6 +216,8 @@ class TimeChart(widgets.VBox):
         self.follow.add_class("ql-follow")
         self.follow.observe(self._on_follow, "value")
         self.x_scale.observe(self._on_user_zoom, ["min", "max"])
+        self.y_scale.observe(self._on_y_view, ["min", "max"])
+        self._data_range: tuple[float, float] | None = None
         self._signature: tuple | None = None
         self.points_sent = 0
         self.updates = 0
@@ -226,6 +247,17 @@ class TimeChart(widgets.VBox):
                     s.min = None
                 if s.max is not None:
                     s.max = None
+
+    def _on_y_view(self, _change=None) -> None:
+        """Ticks for what is in view: the scale's limits after a pan/zoom, else the data's."""
+        lo, hi = self.y_scale.min, self.y_scale.max
+        if lo is None or hi is None:
+            if self._data_range is None:
+                return
+            lo, hi = self._data_range
+        ticks = nice_ticks(float(lo), float(hi), self.n_ticks)
+        if not np.array_equal(np.asarray(self.axis_y.tick_values, dtype=np.float64), ticks):
+            self.axis_y.tick_values = ticks
 
     def _on_mode(self, change) -> None:
         self.figure.interaction = self.panzoom if change["new"] == "pan/zoom" else None
@@ -290,6 +322,11 @@ class TimeChart(widgets.VBox):
                 self.band_lines.y = np.zeros((0, 0))
         if self.follow.value:
             self._reset_scales()
+        finite = [y[np.isfinite(y)] for y in yd] if yd else []
+        finite = [f for f in finite if f.size]
+        if finite:
+            self._data_range = (float(min(f.min() for f in finite)), float(max(f.max() for f in finite)))
+            self._on_y_view()
         if xd.size > 1:
             fmt = time_format(xd[-1] - xd[0])
             if self.axis_x.tick_format != fmt:
