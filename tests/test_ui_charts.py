@@ -3,6 +3,8 @@ updates are bounded, batched and skipped when nothing changed, follow-live reset
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -205,7 +207,6 @@ def test_binned_heatmap_colours_are_pvalue_classes_with_a_legend():
                      index=list("abc"), columns=list("abc"))
     hm.update(m)
     assert hm.grid.color[0, 1] == 0 and hm.grid.color[0, 2] == 2 and hm.grid.color[1, 2] == 4
-    assert np.isnan(hm.grid.color[0, 0])
     # the colour axis (whose labels overlapped) is replaced by a legend in words
     assert not any(type(a).__name__ == "ColorAxis" for a in hm.figure.axes)
     for text in ("q-value", "&lt; 0.001", "0.01 – 0.05", "≥ 0.1"):
@@ -215,11 +216,27 @@ def test_binned_heatmap_colours_are_pvalue_classes_with_a_legend():
     hm.close()
 
 
-def test_continuous_heatmap_legend_has_three_ticks():
+def test_continuous_heatmap_legend_has_three_labels_and_blank_cells():
     hm = HeatMap("h", row_label="entry", column_label="window", value_label="Sharpe")
-    hm.update(pd.DataFrame([[1.0, 2.0], [3.0, 4.0]], index=[1, 2], columns=[60, 120]))
-    axis = [a for a in hm.figure.axes if type(a).__name__ == "ColorAxis"][0]
-    assert list(axis.tick_values) == [1.0, 2.5, 4.0]
-    hm.update(pd.DataFrame([[0.0, 0.0], [0.0, 0.0]], index=[1, 2], columns=[60, 120]))
-    assert len(set(axis.tick_values)) == 1  # all equal: one label, not a pile of them
+    assert not any(type(a).__name__ == "ColorAxis" for a in hm.figure.axes)
+    hm.update(pd.DataFrame([[1.0, 2.0], [3.0, -1130.0]], index=[1, 2], columns=[60, 120]))
+    labels = re.findall(r"<span>([^<]*)</span>", hm.legend.value)
+    assert labels == ["3", "-564", "-1.13e+03"] and "Sharpe" in hm.legend.value
+    hm.update(pd.DataFrame([[0.0, 0.0], [0.0, np.nan]], index=[1, 2], columns=[60, 120]))
+    assert re.findall(r"<span>([^<]*)</span>", hm.legend.value) == ["0"]  # one label, not a pile
+    hm.close()
+    with pytest.raises(ValueError, match="scheme"):
+        HeatMap("h", row_label="a", column_label="b", value_label="c", scheme="viridis")
+
+
+def test_cells_without_a_value_are_not_painted_black():
+    """bqplot paints NaN with the colour scale's black; the p-value grid's diagonal was black."""
+    from quantlab.ui.charts import PVALUE_BINS
+
+    hm = HeatMap("q", row_label="y", column_label="x", value_label="q-value", bins=PVALUE_BINS)
+    hm.update(pd.DataFrame([[np.nan, 0.5], [0.5, np.nan]], index=list("ab"), columns=list("ab")))
+    assert np.isfinite(hm.grid.color).all()
+    blank = hm.color_scale.colors[int(hm.grid.color[0, 0])]
+    assert blank == "#ffffff" and blank not in PVALUE_BINS.colors
+    assert hm.color_scale.max == len(hm.color_scale.colors) - 1
     hm.close()

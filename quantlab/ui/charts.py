@@ -364,49 +364,48 @@ PVALUE_BINS = ColorBins(
 )
 
 
+#: ColorBrewer end and middle colours of the continuous heatmap schemes
+SCHEMES = {"RdYlGn": ("#a50026", "#ffffbf", "#006837"), "RdYlGn_r": ("#006837", "#ffffbf", "#a50026")}
+_BLANK = "#ffffff"  # cells without a value (a symbol with itself, a skipped window)
+
+
 class HeatMap(widgets.VBox):
     """A labelled grid of numbers (e.g. Sharpe by entry x window) with hover values.
 
-    With ``bins`` (e.g. :data:`PVALUE_BINS`) the cells are coloured by class and a legend in
-    words sits beside the grid; otherwise a continuous colour axis with three ticks (low, middle,
-    high: labels that never overlap)."""
+    Beside the grid, a legend in words: with ``bins`` (e.g. :data:`PVALUE_BINS`) one swatch per
+    class; otherwise a colour bar from ``scheme`` with its low, middle and high values. (bqplot's
+    colour axis squeezed its labels into a few pixels, on top of each other.) Cells without a
+    value are blank."""
 
     def __init__(self, title: str, *, row_label: str, column_label: str, value_label: str,
                  scheme: str = "RdYlGn", height: str = "300px", bins: ColorBins | None = None) -> None:
+        if bins is None and scheme not in SCHEMES:
+            raise ValueError(f"scheme: {scheme!r} is not one of {', '.join(SCHEMES)}")
         self.bins = bins
+        self.scheme = scheme
+        self.value_label = value_label
         self.row_scale = bq.OrdinalScale(reverse=True)
         self.col_scale = bq.OrdinalScale()
         if bins is None:
-            self.color_scale = bq.ColorScale(scheme=scheme)
+            self.color_scale = bq.ColorScale(colors=list(SCHEMES[scheme]))
             fields, labels = ["row", "column", "color"], [row_label, column_label, value_label]
-        else:  # class i -> colors[i] exactly: a piecewise-linear scale with one stop per class
-            self.color_scale = bq.ColorScale(colors=list(bins.colors), min=0, max=len(bins.colors) - 1)
+        else:  # class i -> colors[i] exactly (one stop per class), and one more class for blanks
+            colors = [*bins.colors, _BLANK]
+            self.color_scale = bq.ColorScale(colors=colors, min=0, max=len(colors) - 1)
             fields, labels = ["row", "column"], [row_label, column_label]
         self.grid = bq.GridHeatMap(
             row=["", " "], column=["", " "], color=np.full((2, 2), np.nan),
             scales={"row": self.row_scale, "column": self.col_scale, "color": self.color_scale},
             tooltip=bq.Tooltip(fields=fields, labels=labels),  # no `formats`: see TimeChart
-            interactions={"hover": "tooltip"}, null_color="#ffffff" if bins else "#eeeeee",
-            stroke="#ffffff")
+            interactions={"hover": "tooltip"}, null_color=_BLANK, stroke=_BLANK)
         axes = [bq.Axis(scale=self.row_scale, side="left", label=row_label),
                 bq.Axis(scale=self.col_scale, label=column_label)]
-        self.color_axis = None
-        if bins is None:
-            self.color_axis = bq.ColorAxis(scale=self.color_scale, side="right", label=value_label,
-                                           tick_format=".3g", tick_values=np.array([]))
-            axes.append(self.color_axis)
         self.figure = bq.Figure(marks=[self.grid], axes=axes, title=title, animation_duration=0,
-                                fig_margin={"top": 36, "bottom": 44, "left": 84,
-                                            "right": 110 if bins is None else 16},
-                                layout=widgets.Layout(width="100%", height=height))
+                                fig_margin={"top": 36, "bottom": 44, "left": 84, "right": 16},
+                                layout=widgets.Layout(width="auto", flex="1 1 auto", height=height))
         self.legend = widgets.HTML(_legend_html(value_label, bins) if bins else "")
         self.legend.add_class("ql-heat-legend")
-        if bins is None:
-            super().__init__([self.figure])
-        else:
-            self.figure.layout.width = "auto"
-            self.figure.layout.flex = "1 1 auto"
-            super().__init__([widgets.HBox([self.figure, self.legend], layout=widgets.Layout(width="100%"))])
+        super().__init__([widgets.HBox([self.figure, self.legend], layout=widgets.Layout(width="100%"))])
         self.add_class("ql-heatmap")
 
     def classify(self, values) -> np.ndarray:
@@ -421,19 +420,26 @@ class HeatMap(widgets.VBox):
         if values.ndim != 2 or min(values.shape) < 2:
             raise ValueError(f"a heatmap needs at least 2 rows and 2 columns, got {values.shape[0]} x "
                              f"{values.shape[1] if values.ndim == 2 else 1}: give more values to compare")
-        color = values if self.bins is None else self.bins.classify(values)
+        finite = values[np.isfinite(values)]
+        if self.bins is not None:
+            color = self.bins.classify(values)
+            color[np.isnan(color)] = len(self.bins.colors)  # bqplot paints NaN black: the blank class
+        else:
+            # NaN would be painted black: blanks get a value outside the scale's domain, shown white
+            lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
+            color = values.copy()
+            with _held(self.color_scale):
+                self.color_scale.min, self.color_scale.max = lo, hi if hi > lo else lo + 1.0
+            self.legend.value = _gradient_html(self.value_label, SCHEMES[self.scheme], finite)
         with _held(self.grid):
             self.grid.color = color  # first: row and column are checked against its shape
             self.grid.row = [str(r) for r in matrix.index]
             self.grid.column = [str(c) for c in matrix.columns]
-        if self.color_axis is not None:
-            finite = values[np.isfinite(values)]
-            ticks = (np.unique(np.round([finite.min(), (finite.min() + finite.max()) / 2, finite.max()], 12))
-                     if finite.size else np.array([]))
-            self.color_axis.tick_values = ticks
 
     def close(self) -> None:
         """Close the figure with its marks, axes and scales too (they are widgets of their own)."""
+        if not hasattr(self, "legend"):  # refused by __init__: nothing was built
+            return
         for w in (*self.figure.marks, *self.figure.axes, self.row_scale, self.col_scale, self.color_scale,
                   self.grid.tooltip, self.figure, self.legend):
             if w is not None:
@@ -449,3 +455,19 @@ def _legend_html(title: str, bins: ColorBins) -> str:
         for label, c in zip(bins.labels, bins.colors, strict=True))
     return (f"<div style='font-size:12px;padding:40px 8px 0 4px;min-width:120px'>"
             f"<b>{html.escape(title)}</b>{rows}</div>")
+
+
+def _gradient_html(title: str, colors: Sequence[str], values: np.ndarray) -> str:
+    """A vertical colour bar, high at the top, labelled with the high, middle and low values."""
+    if values.size:
+        lo, hi = float(values.min()), float(values.max())
+        marks = [hi] if hi == lo else [hi, (lo + hi) / 2, lo]
+    else:
+        marks = []
+    labels = "".join(f"<span>{v:,.3g}</span>" for v in marks)
+    bar = f"linear-gradient(to top, {', '.join(colors)})"
+    return (f"<div style='font-size:12px;padding:40px 8px 0 4px;min-width:120px'><b>{html.escape(title)}</b>"
+            f"<div style='display:flex;gap:6px;margin-top:4px;height:150px'>"
+            f"<span style='width:16px;background:{bar};border:1px solid #bbb'></span>"
+            f"<div style='display:flex;flex-direction:column;justify-content:space-between;"
+            f"font-variant-numeric:tabular-nums'>{labels}</div></div></div>")
