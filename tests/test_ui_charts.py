@@ -240,3 +240,24 @@ def test_cells_without_a_value_are_not_painted_black():
     assert blank == "#ffffff" and blank not in PVALUE_BINS.colors
     assert hm.color_scale.max == len(hm.color_scale.colors) - 1
     hm.close()
+
+
+def test_value_labels_carry_the_decimals_their_ticks_need():
+    """A SHIBUSDT spread (~1e-8 USDT) was labelled 0.00, 0.00, 0.00."""
+    idx, _ = _series(500)
+    spread = 2e-8 * np.sin(np.arange(500) / 30.0)
+    chart = TimeChart("spread", ["spread"], height="200px")
+    chart.update(idx, [spread])
+    ticks = np.asarray(chart.axis_y.tick_values)
+    fmt = chart.axis_y.tick_format
+    assert fmt.startswith(",.") and fmt.endswith("f")
+    labels = [f"{t:{fmt}}" for t in ticks]
+    assert len(set(labels)) == len(labels) >= 2, labels
+    chart.points.hovered_point = 7
+    assert f"{chart.points.y[7]:,.10f}" in chart.readout.value
+    equity = TimeChart("equity", ["equity"])
+    equity.update(idx, [10_000 + np.arange(500.0) * 3])
+    assert equity.axis_y.tick_format == ",.0f"  # 10,000 11,000 ... not 10,000.00
+    fixed = TimeChart("BTC", ["close"], y_format=",.2f")
+    fixed.update(idx, [spread])
+    assert fixed.axis_y.tick_format == ",.2f"  # a given format is kept

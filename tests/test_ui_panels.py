@@ -114,6 +114,9 @@ def wait_until(cond, timeout=20.0):
 def test_formatting_helpers():
     assert price_decimals([60_000.12, 60_000.1, 60_001.0]) == 2
     assert price_decimals([0.5123, 0.5124]) == 4
+    # SHIB at 0.00001 (tick 0.00000001) showed as "0 USDT": a tick is not "within 0.1 % of 0"
+    assert price_decimals([0.00001001, 0.00000999, 0.00001]) == 8
+    assert price_decimals([0.15178, 0.1518]) == 5
     assert fmt_time(pd.Timestamp("2024-08-09 12:04:31.2071", tz="UTC")) == "12:04:31.207 UTC"
     assert fmt_time(None) == "–"
     assert in_words(ValueError("window: must be >= 3")) == "Window: must be >= 3"

@@ -166,11 +166,13 @@ class TimeChart(widgets.VBox):
     """Lines over a UTC ``DateScale`` with pan/zoom, hover tooltips and follow-live.
 
     ``bands`` draws horizontal reference lines (e.g. z-score entry/exit/stop levels) given as
-    ``{label: value}`` and updated with :meth:`set_bands`.
+    ``{label: value}`` and updated with :meth:`set_bands`. ``y_format`` (a d3 format such as
+    ``",.2f"``) fixes the value labels; by default they carry the decimals the ticks need (a
+    SHIB spread of 0.00000002 is not "0.00").
     """
 
     def __init__(self, title: str, names: Sequence[str], *, y_label: str = "",
-                 y_format: str = ".2f", max_points: int = DEFAULT_MAX_POINTS,
+                 y_format: str | None = None, max_points: int = DEFAULT_MAX_POINTS,
                  height: str = "260px", colors: Sequence[str] | None = None,
                  bands: dict[str, float] | None = None, fill: bool = False, live: bool = True) -> None:
         if not 4 <= max_points <= MAX_POINTS_PER_MARK:
@@ -201,7 +203,7 @@ class TimeChart(widgets.VBox):
         self.axis_x = bq.Axis(scale=self.x_scale, label="time (UTC)", grid_lines="none",
                               tick_format=DEFAULT_TIME_FORMAT)
         self.axis_y = bq.Axis(scale=self.y_scale, side="left", label=y_label,
-                              tick_format=y_format, grid_lines="dashed", label_offset="62px")
+                              tick_format=y_format or ",.2f", grid_lines="dashed", label_offset="62px")
         self.n_ticks = value_ticks(height)  # round values, as many as the height holds
         self.panzoom = bq.interacts.PanZoom(scales={"x": [self.x_scale], "y": [self.y_scale]})
         self.figure = bq.Figure(
@@ -218,6 +220,7 @@ class TimeChart(widgets.VBox):
         self.x_scale.observe(self._on_user_zoom, ["min", "max"])
         self.y_scale.observe(self._on_y_view, ["min", "max"])
         self._data_range: tuple[float, float] | None = None
+        self._readout_format = ",.2f"
         self._signature: tuple | None = None
         self.points_sent = 0
         self.updates = 0
@@ -258,6 +261,12 @@ class TimeChart(widgets.VBox):
         ticks = nice_ticks(float(lo), float(hi), self.n_ticks)
         if not np.array_equal(np.asarray(self.axis_y.tick_values, dtype=np.float64), ticks):
             self.axis_y.tick_values = ticks
+        if self.y_format is None and ticks.size:  # decimals that tell the ticks apart
+            step = float(np.diff(ticks)[0]) if ticks.size > 1 else abs(float(ticks[0])) or 1.0
+            d = max(0, -math.floor(math.log10(step) + 1e-9))
+            self._readout_format = f",.{max(2, d + 2)}f"
+            if self.axis_y.tick_format != f",.{d}f":
+                self.axis_y.tick_format = f",.{d}f"
 
     def _on_mode(self, change) -> None:
         self.figure.interaction = self.panzoom if change["new"] == "pan/zoom" else None
@@ -270,7 +279,7 @@ class TimeChart(widgets.VBox):
         v = float(self.points.y[i])
         label = self.axis_y.label or "value"
         self.readout.value = (f"<span style='font-variant-numeric:tabular-nums'>{t:%Y-%m-%d %H:%M:%S}"
-                              f".{t.microsecond // 1000:03d} UTC · {label} <b>{v:{self.y_format}}</b></span>")
+                              f".{t.microsecond // 1000:03d} UTC · {label} <b>{v:{self.y_format or self._readout_format}}</b></span>")
 
     # ---------------------------------------------------------------- data
     @property
