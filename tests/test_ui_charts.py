@@ -242,22 +242,41 @@ def test_cells_without_a_value_are_not_painted_black():
     hm.close()
 
 
-def test_value_labels_carry_the_decimals_their_ticks_need():
-    """A SHIBUSDT spread (~1e-8 USDT) was labelled 0.00, 0.00, 0.00."""
+def test_value_labels_show_every_round_tick_exactly():
+    """A SHIBUSDT spread (~1e-8 USDT) was labelled 0.00, 0.00, 0.00. The label format is set once
+    (d3 ",.6~r": six significant digits, trailing zeros trimmed), so every tick must be exact
+    within six significant digits."""
+    from quantlab.ui.charts import AUTO_VALUE_FORMAT
+
     idx, _ = _series(500)
-    spread = 2e-8 * np.sin(np.arange(500) / 30.0)
-    chart = TimeChart("spread", ["spread"], height="200px")
-    chart.update(idx, [spread])
-    ticks = np.asarray(chart.axis_y.tick_values)
-    fmt = chart.axis_y.tick_format
-    assert fmt.startswith(",.") and fmt.endswith("f")
-    labels = [f"{t:{fmt}}" for t in ticks]
-    assert len(set(labels)) == len(labels) >= 2, labels
-    chart.points.hovered_point = 7
-    assert f"{chart.points.y[7]:,.10f}" in chart.readout.value
-    equity = TimeChart("equity", ["equity"])
-    equity.update(idx, [10_000 + np.arange(500.0) * 3])
-    assert equity.axis_y.tick_format == ",.0f"  # 10,000 11,000 ... not 10,000.00
+    cases = {"spread": 2e-8 * np.sin(np.arange(500) / 30.0),
+             "equity": 10_000 + np.arange(500.0) * 3.7,
+             "btc": 100_412.37 + np.cumsum(np.random.default_rng(1).normal(0, 5, 500)),
+             "rho": 0.53 + 0.09 * np.sin(np.arange(500) / 50.0)}
+    for name, y in cases.items():
+        chart = TimeChart(name, [name], height="200px")
+        assert chart.axis_y.tick_format == AUTO_VALUE_FORMAT
+        chart.update(idx, [y])
+        ticks = np.asarray(chart.axis_y.tick_values)
+        assert len(ticks) >= 2, name
+        assert all(float(f"{t:.6g}") == t for t in ticks), (name, ticks)
+        assert chart.axis_y.tick_format == AUTO_VALUE_FORMAT  # never changed after construction
+    chart.points.hovered_point = 7  # the read-out is finer than the ticks
+    assert f"{chart.points.y[7]:,.4f}" in chart.readout.value
+    spread = TimeChart("spread", ["spread"])
+    spread.update(idx, [cases["spread"]])
+    spread.points.hovered_point = 7
+    assert f"{spread.points.y[7]:,.10f}" in spread.readout.value
     fixed = TimeChart("BTC", ["close"], y_format=",.2f")
-    fixed.update(idx, [spread])
     assert fixed.axis_y.tick_format == ",.2f"  # a given format is kept
+
+
+def test_long_value_labels_get_room_beside_the_axis_title():
+    idx, _ = _series(300)
+    shib = TimeChart("SHIB", ["close"], y_format=",.8f")
+    btc = TimeChart("BTC", ["close"], y_format=",.2f")
+    shib.update(idx, [0.00001 + 1e-8 * np.sin(np.arange(300) / 20.0)])
+    btc.update(idx, [100.0 + np.sin(np.arange(300) / 20.0)])
+    off = {c.figure.title: int(c.axis_y.label_offset.removesuffix("px")) for c in (shib, btc)}
+    assert off["SHIB"] >= 7 * len("0.00001001") + 10 > off["BTC"]
+    assert shib.figure.fig_margin["left"] > off["SHIB"]

@@ -103,6 +103,13 @@ def time_format(span: np.timedelta64) -> str:
 
 FIG_MARGIN = {"top": 36, "bottom": 40, "left": 84, "right": 16}
 
+#: The value labels of a chart without a ``y_format``: d3's "r" (decimal notation, 6 significant
+#: digits, trailing zeros trimmed) shows every round tick of :func:`nice_ticks` exactly, from
+#: 100,500 to 0.00000002. It is set once, at construction: bqplot's axis view can miss a
+#: ``tick_format`` changed while it is first being drawn (that is how the drawdown chart kept
+#: d3's 12-hour default), so no chart changes its format to fit its data.
+AUTO_VALUE_FORMAT = ",.6~r"
+
 
 def nice_ticks(lo: float, hi: float, n: int) -> np.ndarray:
     """At most ``n`` round tick values in ``[lo, hi]``, as many as fit: the finest step of
@@ -167,8 +174,8 @@ class TimeChart(widgets.VBox):
 
     ``bands`` draws horizontal reference lines (e.g. z-score entry/exit/stop levels) given as
     ``{label: value}`` and updated with :meth:`set_bands`. ``y_format`` (a d3 format such as
-    ``",.2f"``) fixes the value labels; by default they carry the decimals the ticks need (a
-    SHIB spread of 0.00000002 is not "0.00").
+    ``",.2f"``) fixes the value labels; by default (:data:`AUTO_VALUE_FORMAT`) each round tick
+    shows exactly (a SHIB spread of 0.00000002 is not "0.00").
     """
 
     def __init__(self, title: str, names: Sequence[str], *, y_label: str = "",
@@ -203,7 +210,8 @@ class TimeChart(widgets.VBox):
         self.axis_x = bq.Axis(scale=self.x_scale, label="time (UTC)", grid_lines="none",
                               tick_format=DEFAULT_TIME_FORMAT)
         self.axis_y = bq.Axis(scale=self.y_scale, side="left", label=y_label,
-                              tick_format=y_format or ",.2f", grid_lines="dashed", label_offset="62px")
+                              tick_format=y_format or AUTO_VALUE_FORMAT, grid_lines="dashed",
+                              label_offset="62px")
         self.n_ticks = value_ticks(height)  # round values, as many as the height holds
         self.panzoom = bq.interacts.PanZoom(scales={"x": [self.x_scale], "y": [self.y_scale]})
         self.figure = bq.Figure(
@@ -261,12 +269,26 @@ class TimeChart(widgets.VBox):
         ticks = nice_ticks(float(lo), float(hi), self.n_ticks)
         if not np.array_equal(np.asarray(self.axis_y.tick_values, dtype=np.float64), ticks):
             self.axis_y.tick_values = ticks
-        if self.y_format is None and ticks.size:  # decimals that tell the ticks apart
+        if ticks.size:
+            self._fit_value_labels(ticks)
+        if ticks.size:  # the hover read-out: two decimals finer than the ticks
             step = float(np.diff(ticks)[0]) if ticks.size > 1 else abs(float(ticks[0])) or 1.0
-            d = max(0, -math.floor(math.log10(step) + 1e-9))
-            self._readout_format = f",.{max(2, d + 2)}f"
-            if self.axis_y.tick_format != f",.{d}f":
-                self.axis_y.tick_format = f",.{d}f"
+            self._readout_format = f",.{max(2, -math.floor(math.log10(step) + 1e-9) + 2)}f"
+
+    def _fit_value_labels(self, ticks: np.ndarray) -> None:
+        """Room for the longest value label, so the axis title never sits on top of it
+        (0.00001015 is twice as wide as 100.25)."""
+        fmt = self.y_format
+        if fmt is not None:
+            texts = [f"{t:{fmt.replace('~', '')}}" for t in ticks]
+        else:  # d3 ",.6~r": six significant digits, positional, thousands separated
+            texts = [f"{int(t):,}" if float(t).is_integer() else
+                     np.format_float_positional(t, precision=6, fractional=False, trim="-") for t in ticks]
+        width = 7 * max(len(t) for t in texts)  # ~7 px a character at the axis' font size
+        offset = max(62, width + 16)
+        if self.axis_y.label_offset != f"{offset}px":
+            self.axis_y.label_offset = f"{offset}px"
+            self.figure.fig_margin = {**self.figure.fig_margin, "left": max(FIG_MARGIN["left"], offset + 22)}
 
     def _on_mode(self, change) -> None:
         self.figure.interaction = self.panzoom if change["new"] == "pan/zoom" else None
