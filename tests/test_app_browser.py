@@ -150,6 +150,12 @@ def test_dashboard_live_pair_backtest_alert_csv_and_screenshot(app, browser, tmp
     table = page.inner_text(".ql-hedge-table")
     for method in ("OLS", "Kalman", "Huber", "Theil-Sen"):
         assert method in table
+    # no chart repeats a tick label (a SHIB-sized spread was labelled 0.00, 0.00, 0.00)
+    page.wait_for_timeout(500)
+    for labels in page.eval_on_selector_all(
+            ".ql-pair .bqplot.figure",
+            "figs => figs.map(f => [...f.querySelectorAll('.axis .tick text')].map(e => e.textContent))"):
+        assert len(labels) == len(set(labels)), labels
 
     # a backtest runs in the background and shows its metrics and trades
     page.click(".lm-TabBar-tab:has-text('Backtest')")
@@ -165,6 +171,16 @@ def test_dashboard_live_pair_backtest_alert_csv_and_screenshot(app, browser, tmp
     ticks = page.eval_on_selector_all(".ql-backtest .bqplot.figure .axis .tick text",
                                       "els => els.map(e => e.textContent)")
     assert ticks and not [t for t in ticks if "AM" in t or "PM" in t], ticks
+
+    # the demo market's true pair (ETHUSDT ~ BTCUSDT) is the one the screener selects
+    page.click(".lm-TabBar-tab:has-text('Screener')")
+    page.click(".ql-run-screen")
+    page.wait_for_selector(".ql-screen-table table", timeout=60_000)
+    rows = [r.split("\t") for r in page.inner_text(".ql-screen-table tbody").splitlines()]
+    chosen = {frozenset(r[1:3]) for r in rows if "yes" in r}
+    assert chosen == {frozenset({"ETHUSDT", "BTCUSDT"})}, rows
+    page.wait_for_selector(".ql-screener .ql-heat-legend >> text=q-value", timeout=30_000)
+    assert "< 0.001" in page.inner_text(".ql-screener .ql-heat-legend")
 
     # an alert rule is added, listed, fires (its level is below the price) and toasts
     page.click(".lm-TabBar-tab:has-text('Alerts')")

@@ -196,6 +196,7 @@ def test_value_axes_have_few_round_ticks_for_their_height():
     assert nice_ticks(-4.4, 4.77, 6).tolist() == [-4.0, -2.0, 0.0, 2.0, 4.0]
     assert nice_ticks(8168.24, 10094.29, 6).tolist() == [8500.0, 9000.0, 9500.0, 10000.0]
     assert nice_ticks(-18.7, 1.32, 2).tolist() == [-10.0, 0.0]
+    assert nice_ticks(-45.4, 0.0, 2).tolist() == [-40.0, -20.0, 0.0]  # not a lone "0"
     assert nice_ticks(1.0, 1.0, 3).tolist() == [1.0]
 
 

@@ -112,18 +112,22 @@ AUTO_VALUE_FORMAT = ",.6~r"
 
 
 def nice_ticks(lo: float, hi: float, n: int) -> np.ndarray:
-    """At most ``n`` round tick values in ``[lo, hi]``, as many as fit: the finest step of
-    1, 2 or 5 x 10^k that gives no more than ``n`` (bqplot's ``num_ticks`` spaces ticks evenly
+    """About ``n`` round tick values in ``[lo, hi]``: the finest step of 1, 2 or 5 x 10^k
+    that gives no more than ``n`` (or the next finer one when that leaves a single tick) (bqplot's ``num_ticks`` spaces ticks evenly
     over the domain instead, which reads 4.77, 1.71, -1.34)."""
     if not (math.isfinite(lo) and math.isfinite(hi)) or n < 1:
         return np.array([])
     if hi <= lo:
         return np.array([lo])
     mag = 10.0 ** math.floor(math.log10((hi - lo) / n))
+    prev = None
     for step in (mag * m for m in (1, 2, 5, 10, 20, 50, 100)):
         first, last = math.ceil(lo / step - 1e-9), math.floor(hi / step + 1e-9)
         if last - first + 1 <= n:
+            if last - first + 1 < 2 and prev is not None:  # two labels say more than one
+                step, first, last = prev
             break
+        prev = (step, first, last)
     ticks = np.arange(first, last + 1) * step
     return np.round(ticks, max(0, -math.floor(math.log10(step)) + 1))
 

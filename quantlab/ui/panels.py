@@ -476,7 +476,7 @@ class BacktestPanel(Panel):
         self.metrics.add_class("ql-backtest-metrics")
         self.equity_chart = TimeChart("equity", ["equity"], y_label="equity", height="220px",
                                       colors=["#1a7f37"], live=False)
-        self.dd_chart = TimeChart("drawdown", ["drawdown"], y_label="drawdown (%)", height="160px",
+        self.dd_chart = TimeChart("drawdown", ["drawdown"], y_label="drawdown (%)", height="180px",
                                   colors=["#b42318"], fill=True, live=False)
         self.trades = widgets.HTML()
         self.trades.add_class("ql-trades")
