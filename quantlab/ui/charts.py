@@ -101,7 +101,11 @@ def time_format(span: np.timedelta64) -> str:
     return TIME_FORMATS[1] if sec <= 2 * 86400 else TIME_FORMATS[2]
 
 
-FIG_MARGIN = {"top": 36, "bottom": 40, "left": 84, "right": 16}
+#: Room left of the plot for value labels up to 11 characters (100,500.00 or 0.00001015) and
+#: the axis title beside them. Fixed: a figure's margins changed after it is drawn relayout it,
+#: and the hover read-out of its points stopped answering in the browser.
+VALUE_LABEL_OFFSET = "88px"
+FIG_MARGIN = {"top": 36, "bottom": 40, "left": 110, "right": 16}
 
 #: The value labels of a chart without a ``y_format``: d3's "r" (decimal notation, 6 significant
 #: digits, trailing zeros trimmed) shows every round tick of :func:`nice_ticks` exactly, from
@@ -215,7 +219,7 @@ class TimeChart(widgets.VBox):
                               tick_format=DEFAULT_TIME_FORMAT)
         self.axis_y = bq.Axis(scale=self.y_scale, side="left", label=y_label,
                               tick_format=y_format or AUTO_VALUE_FORMAT, grid_lines="dashed",
-                              label_offset="62px")
+                              label_offset=VALUE_LABEL_OFFSET)
         self.n_ticks = value_ticks(height)  # round values, as many as the height holds
         self.panzoom = bq.interacts.PanZoom(scales={"x": [self.x_scale], "y": [self.y_scale]})
         self.figure = bq.Figure(
@@ -273,26 +277,9 @@ class TimeChart(widgets.VBox):
         ticks = nice_ticks(float(lo), float(hi), self.n_ticks)
         if not np.array_equal(np.asarray(self.axis_y.tick_values, dtype=np.float64), ticks):
             self.axis_y.tick_values = ticks
-        if ticks.size:
-            self._fit_value_labels(ticks)
         if ticks.size:  # the hover read-out: two decimals finer than the ticks
             step = float(np.diff(ticks)[0]) if ticks.size > 1 else abs(float(ticks[0])) or 1.0
             self._readout_format = f",.{max(2, -math.floor(math.log10(step) + 1e-9) + 2)}f"
-
-    def _fit_value_labels(self, ticks: np.ndarray) -> None:
-        """Room for the longest value label, so the axis title never sits on top of it
-        (0.00001015 is twice as wide as 100.25)."""
-        fmt = self.y_format
-        if fmt is not None:
-            texts = [f"{t:{fmt.replace('~', '')}}" for t in ticks]
-        else:  # d3 ",.6~r": six significant digits, positional, thousands separated
-            texts = [f"{int(t):,}" if float(t).is_integer() else
-                     np.format_float_positional(t, precision=6, fractional=False, trim="-") for t in ticks]
-        width = 7 * max(len(t) for t in texts)  # ~7 px a character at the axis' font size
-        offset = max(62, width + 16)
-        if self.axis_y.label_offset != f"{offset}px":
-            self.axis_y.label_offset = f"{offset}px"
-            self.figure.fig_margin = {**self.figure.fig_margin, "left": max(FIG_MARGIN["left"], offset + 22)}
 
     def _on_mode(self, change) -> None:
         self.figure.interaction = self.panzoom if change["new"] == "pan/zoom" else None
