@@ -172,13 +172,14 @@ def test_dashboard_live_pair_backtest_alert_csv_and_screenshot(app, browser, tmp
                                       "els => els.map(e => e.textContent)")
     assert ticks and not [t for t in ticks if "AM" in t or "PM" in t], ticks
 
-    # the demo market's true pair (ETHUSDT ~ BTCUSDT) is the one the screener selects
+    # the demo market's true pair (ETHUSDT ~ BTCUSDT) comes first and is selected; SOLUSDT is an
+    # independent walk (with three pairs, BH may also pass a chance p of ~0.03: not asserted)
     page.click(".lm-TabBar-tab:has-text('Screener')")
     page.click(".ql-run-screen")
     page.wait_for_selector(".ql-screen-table table", timeout=60_000)
     rows = [r.split("\t") for r in page.inner_text(".ql-screen-table tbody").splitlines()]
-    chosen = {frozenset(r[1:3]) for r in rows if "yes" in r}
-    assert chosen == {frozenset({"ETHUSDT", "BTCUSDT"})}, rows
+    assert frozenset(rows[0][1:3]) == {"ETHUSDT", "BTCUSDT"} and "yes" in rows[0], rows
+    assert float(rows[0][5]) < 0.05  # its q-value
     page.wait_for_selector(".ql-screener .ql-heat-legend >> text=q-value", timeout=30_000)
     assert "< 0.001" in page.inner_text(".ql-screener .ql-heat-legend")
 
