@@ -193,6 +193,14 @@ def test_monitor_shows_prices_with_units_and_bounded_charts(lab):
     m.refresh()
     assert m.charts[1].title.startswith("BTCUSDT · 1m close")
     assert m.charts[1].points_sent == 50
+    # the hover read-out of one symbol does not stay under the chart of another
+    m.charts[0].points.hovered_point = 3
+    assert "UTC" in m.charts[0].readout.value
+    m.refresh()
+    assert "UTC" in m.charts[0].readout.value  # same symbol: kept
+    c.y.value = "SOLUSDT"
+    m.refresh()
+    assert m.charts[0].readout.value == ""
 
 
 def test_pair_panel_charts_and_tests(lab):

@@ -298,6 +298,9 @@ class MonitorPanel(Panel):
             self.table.value = value
         tf = self.controls.timeframe.value
         for chart, sym in zip(self.charts, (self.controls.y.value, self.controls.x.value), strict=True):
+            if getattr(chart, "shows", None) != sym:  # a read-out of another symbol would mislead
+                chart.shows = sym
+                chart.readout.value = ""
             bars = self.lab.bars(sym, tf)
             close = bars["close"].to_numpy()
             d = self.decimals(sym)
