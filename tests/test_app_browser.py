@@ -117,8 +117,11 @@ def test_dashboard_live_pair_backtest_alert_csv_and_screenshot(app, browser, tmp
     # hovering the chart reads out the time (UTC) and price under the mouse
     dot = page.query_selector_all(".ql-monitor .bqplot.figure .dot")[100]
     dot.hover(force=True)
-    page.wait_for_selector(".ql-readout >> text=UTC", timeout=10_000)
-    assert "price (USDT)" in page.inner_text(".ql-readout")
+    # (the live chart moves under the mouse, so the read-out is re-rendered as points pass:
+    # wait on its text, not on one element)
+    readout = "() => [...document.querySelectorAll('.ql-readout')].map(e => e.textContent).join(' ')"
+    page.wait_for_function(f"() => ({readout})().includes('UTC')", timeout=15_000)
+    assert "price (USDT)" in page.evaluate(readout)
 
     # in pan/zoom mode a drag moves the view, which stops following the live edge
     follow = page.query_selector_all(".ql-follow")[0]
