@@ -103,6 +103,8 @@ def open_app(context, url: str):
 
 
 def test_dashboard_live_pair_backtest_alert_csv_and_screenshot(app, browser, tmp_path):
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
     context = browser.new_context(viewport={"width": 1400, "height": 950}, accept_downloads=True)
     page = open_app(context, app.url)
     status = page.inner_text(".ql-status")
@@ -114,14 +116,21 @@ def test_dashboard_live_pair_backtest_alert_csv_and_screenshot(app, browser, tmp
              "the prices to change")
     wait_for(lambda: "● live" in page.inner_text(".ql-status"), 30, "the live state")
 
-    # hovering the chart reads out the time (UTC) and price under the mouse
-    dot = page.query_selector_all(".ql-monitor .bqplot.figure .dot")[100]
-    dot.hover(force=True)
-    # (the live chart moves under the mouse, so the read-out is re-rendered as points pass:
-    # wait on its text, not on one element)
+    # hovering the chart reads out the time (UTC) and price under the mouse. The live chart
+    # moves under a resting mouse and the read-out is re-rendered as points pass: wait on its
+    # text, and hover again if the kernel (slow on a loaded machine) has not answered in 10 s
     readout = "() => [...document.querySelectorAll('.ql-readout')].map(e => e.textContent).join(' ')"
-    page.wait_for_function(f"() => ({readout})().includes('UTC')", timeout=15_000)
-    assert "price (USDT)" in page.evaluate(readout)
+    for attempt in range(4):
+        page.query_selector_all(".ql-monitor .bqplot.figure .dot")[100 + 50 * attempt].hover(force=True)
+        try:
+            page.wait_for_function(f"() => ({readout})().includes('UTC')", timeout=10_000)
+            break
+        except PlaywrightTimeout:
+            page.mouse.move(5, 5)
+    else:
+        (ROOT / "artifacts").mkdir(exist_ok=True)
+        page.screenshot(path=str(ROOT / "artifacts" / "hover-failed.png"))
+    assert "price (USDT)" in page.evaluate(readout), f"no hover read-out after {attempt + 1} tries"
 
     # in pan/zoom mode a drag moves the view, which stops following the live edge
     follow = page.query_selector_all(".ql-follow")[0]
