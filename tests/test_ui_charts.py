@@ -3,6 +3,8 @@ updates are bounded, batched and skipped when nothing changed, follow-live reset
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -154,3 +156,126 @@ def test_scale_limits_from_the_page_are_understood():
     assert chart.follow.value is False
     chart.x_scale.set_state({"min": "2024-08-09T00:00:10.000000"})  # bqplot's own format
     assert chart.x_scale.min.second == 10
+
+
+def test_every_time_axis_reads_24_hour_utc_from_the_start():
+    """The drawdown chart showed d3's default 12-hour ticks ("06 PM") next to the equity
+    chart's 17:15: every chart carries a 24-hour format from construction, one definition."""
+    from quantlab.ui.charts import TIME_FORMATS
+
+    charts = [TimeChart("equity", ["equity"], live=False), TimeChart("dd", ["dd"], fill=True, live=False),
+              TimeChart("price", ["close"])]
+    for chart in charts:
+        assert chart.axis_x.tick_format in TIME_FORMATS
+        assert "%I" not in chart.axis_x.tick_format and "%p" not in chart.axis_x.tick_format
+    idx, y = _series(7_200)  # two hours
+    for chart in charts:
+        chart.update(idx, [y])
+    assert {c.axis_x.tick_format for c in charts} == {"%H:%M"}
+
+
+def test_value_axes_have_few_round_ticks_for_their_height():
+    """180 px of rolling correlation carried ten overlapping tick labels (0.44, 0.46, ... 0.62)."""
+    from quantlab.ui.charts import nice_ticks
+
+    idx, _ = _series(3_000)
+    rho = 0.53 + 0.09 * np.sin(np.arange(3_000) / 200.0)  # 0.44 .. 0.62
+    small = TimeChart("corr", ["corr"], height="180px")
+    big = TimeChart("z", ["z"], height="400px")
+    small.update(idx, [rho])
+    big.update(idx, [rho])
+    ticks = np.asarray(small.axis_y.tick_values)
+    assert 2 <= len(ticks) <= 3 and len(ticks) * 30 <= 180 - 76  # >= 30 px a label
+    assert len(big.axis_y.tick_values) > len(ticks)
+    assert ticks.min() >= rho.min() and ticks.max() <= rho.max()
+    step = np.diff(ticks)[0]
+    assert step == pytest.approx(0.1) and np.allclose(ticks / step, np.round(ticks / step))  # round values
+    # a pan/zoom on the value axis: ticks for the new view
+    small.y_scale.min, small.y_scale.max = 0.50, 0.52
+    assert np.asarray(small.axis_y.tick_values).tolist() == pytest.approx([0.50, 0.51, 0.52])
+    assert nice_ticks(-4.4, 4.77, 6).tolist() == [-4.0, -2.0, 0.0, 2.0, 4.0]
+    assert nice_ticks(8168.24, 10094.29, 6).tolist() == [8500.0, 9000.0, 9500.0, 10000.0]
+    assert nice_ticks(-18.7, 1.32, 2).tolist() == [-10.0, 0.0]
+    assert nice_ticks(-45.4, 0.0, 2).tolist() == [-40.0, -20.0, 0.0]  # not a lone "0"
+    assert nice_ticks(1.0, 1.0, 3).tolist() == [1.0]
+
+
+def test_binned_heatmap_colours_are_pvalue_classes_with_a_legend():
+    from quantlab.ui.charts import PVALUE_BINS
+
+    hm = HeatMap("q", row_label="y", column_label="x", value_label="q-value", bins=PVALUE_BINS)
+    m = pd.DataFrame([[np.nan, 0.0004, 0.03], [0.0004, np.nan, 0.5], [0.03, 0.5, np.nan]],
+                     index=list("abc"), columns=list("abc"))
+    hm.update(m)
+    assert hm.grid.color[0, 1] == 0 and hm.grid.color[0, 2] == 2 and hm.grid.color[1, 2] == 4
+    # the colour axis (whose labels overlapped) is replaced by a legend in words
+    assert not any(type(a).__name__ == "ColorAxis" for a in hm.figure.axes)
+    for text in ("q-value", "&lt; 0.001", "0.01 – 0.05", "≥ 0.1"):
+        assert text in hm.legend.value
+    # exact edges go to the upper class: 0.05 is not "< 0.05"
+    assert hm.classify(np.array([0.001, 0.05, 1.0])).tolist() == [1, 3, 4]
+    hm.close()
+
+
+def test_continuous_heatmap_legend_has_three_labels_and_blank_cells():
+    hm = HeatMap("h", row_label="entry", column_label="window", value_label="Sharpe")
+    assert not any(type(a).__name__ == "ColorAxis" for a in hm.figure.axes)
+    hm.update(pd.DataFrame([[1.0, 2.0], [3.0, -1130.0]], index=[1, 2], columns=[60, 120]))
+    labels = re.findall(r"<span>([^<]*)</span>", hm.legend.value)
+    assert labels == ["3", "-564", "-1.13e+03"] and "Sharpe" in hm.legend.value
+    hm.update(pd.DataFrame([[0.0, 0.0], [0.0, np.nan]], index=[1, 2], columns=[60, 120]))
+    assert re.findall(r"<span>([^<]*)</span>", hm.legend.value) == ["0"]  # one label, not a pile
+    hm.close()
+    with pytest.raises(ValueError, match="scheme"):
+        HeatMap("h", row_label="a", column_label="b", value_label="c", scheme="viridis")
+
+
+def test_cells_without_a_value_are_not_painted_black():
+    """bqplot paints NaN with the colour scale's black; the p-value grid's diagonal was black."""
+    from quantlab.ui.charts import PVALUE_BINS
+
+    hm = HeatMap("q", row_label="y", column_label="x", value_label="q-value", bins=PVALUE_BINS)
+    hm.update(pd.DataFrame([[np.nan, 0.5], [0.5, np.nan]], index=list("ab"), columns=list("ab")))
+    assert np.isfinite(hm.grid.color).all()
+    blank = hm.color_scale.colors[int(hm.grid.color[0, 0])]
+    assert blank == "#ffffff" and blank not in PVALUE_BINS.colors
+    assert hm.color_scale.max == len(hm.color_scale.colors) - 1
+    hm.close()
+
+
+def test_value_labels_show_every_round_tick_exactly():
+    """A SHIBUSDT spread (~1e-8 USDT) was labelled 0.00, 0.00, 0.00. The label format is set once
+    (d3 ",.6~r": six significant digits, trailing zeros trimmed), so every tick must be exact
+    within six significant digits."""
+    from quantlab.ui.charts import AUTO_VALUE_FORMAT
+
+    idx, _ = _series(500)
+    cases = {"spread": 2e-8 * np.sin(np.arange(500) / 30.0),
+             "equity": 10_000 + np.arange(500.0) * 3.7,
+             "btc": 100_412.37 + np.cumsum(np.random.default_rng(1).normal(0, 5, 500)),
+             "rho": 0.53 + 0.09 * np.sin(np.arange(500) / 50.0)}
+    for name, y in cases.items():
+        chart = TimeChart(name, [name], height="200px")
+        assert chart.axis_y.tick_format == AUTO_VALUE_FORMAT
+        chart.update(idx, [y])
+        ticks = np.asarray(chart.axis_y.tick_values)
+        assert len(ticks) >= 2, name
+        assert all(float(f"{t:.6g}") == t for t in ticks), (name, ticks)
+        assert chart.axis_y.tick_format == AUTO_VALUE_FORMAT  # never changed after construction
+    chart.points.hovered_point = 7  # the read-out is finer than the ticks
+    assert f"{chart.points.y[7]:,.4f}" in chart.readout.value
+    spread = TimeChart("spread", ["spread"])
+    spread.update(idx, [cases["spread"]])
+    spread.points.hovered_point = 7
+    assert f"{spread.points.y[7]:,.10f}" in spread.readout.value
+    fixed = TimeChart("BTC", ["close"], y_format=",.2f")
+    assert fixed.axis_y.tick_format == ",.2f"  # a given format is kept
+
+
+def test_long_value_labels_have_room_beside_the_axis_title():
+    """SHIB's 0.00001015 ran into the axis title (62 px from the axis)."""
+    chart = TimeChart("SHIB", ["close"], y_format=",.8f")
+    offset = int(chart.axis_y.label_offset.removesuffix("px"))
+    for label in ("0.00001015", "100,500.00", "-0.00000002"):
+        assert 7 * len(label) + 10 <= offset  # ~7 px a character at the axis font size
+    assert chart.figure.fig_margin["left"] >= offset + 20

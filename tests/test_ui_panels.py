@@ -114,6 +114,9 @@ def wait_until(cond, timeout=20.0):
 def test_formatting_helpers():
     assert price_decimals([60_000.12, 60_000.1, 60_001.0]) == 2
     assert price_decimals([0.5123, 0.5124]) == 4
+    # SHIB at 0.00001 (tick 0.00000001) showed as "0 USDT": a tick is not "within 0.1 % of 0"
+    assert price_decimals([0.00001001, 0.00000999, 0.00001]) == 8
+    assert price_decimals([0.15178, 0.1518]) == 5
     assert fmt_time(pd.Timestamp("2024-08-09 12:04:31.2071", tz="UTC")) == "12:04:31.207 UTC"
     assert fmt_time(None) == "–"
     assert in_words(ValueError("window: must be >= 3")) == "Window: must be >= 3"
@@ -126,6 +129,13 @@ def test_download_link_is_a_data_url_with_the_csv():
     link = DownloadLink()
     link.set_csv("bars.csv", "time,close\n2024-08-09T00:00:00.000000Z,1.5\n", rows=1)
     assert 'download="bars.csv"' in link.value and "1 rows" in link.value
+    assert "ql-autoclick" not in link.value
+    # save(): the same link plus an element whose load error clicks it once in the page
+    link.save("bars.csv", "time,close\n2024-08-09T00:00:00.000000Z,1.5\n", rows=1)
+    first = link.value
+    assert "ql-autoclick" in first and "onerror" in first and ".click()" in first
+    link.save("bars.csv", "time,close\n2024-08-09T00:00:00.000000Z,1.5\n", rows=1)
+    assert link.value != first  # the same file twice still changes the value, so it saves again
     payload = link.value.split("base64,", 1)[1].split('"', 1)[0]
     assert base64.b64decode(payload).decode().startswith("time,close\n")
     with pytest.raises(ValueError, match="quantlab export"):
@@ -183,6 +193,14 @@ def test_monitor_shows_prices_with_units_and_bounded_charts(lab):
     m.refresh()
     assert m.charts[1].title.startswith("BTCUSDT · 1m close")
     assert m.charts[1].points_sent == 50
+    # the hover read-out of one symbol does not stay under the chart of another
+    m.charts[0].points.hovered_point = 3
+    assert "UTC" in m.charts[0].readout.value
+    m.refresh()
+    assert "UTC" in m.charts[0].readout.value  # same symbol: kept
+    c.y.value = "SOLUSDT"
+    m.refresh()
+    assert m.charts[0].readout.value == ""
 
 
 def test_pair_panel_charts_and_tests(lab):
@@ -302,6 +320,10 @@ def test_screener_ranks_pairs(lab):
     assert s.error.value == ""
     assert "ETHUSDT" in s.table.value and "q (BH)" in s.table.value
     assert s.heatmap.grid.color.shape == (3, 3)
+    # coloured by q-value class, with a legend in words (no colour axis whose labels overlap)
+    assert s.heatmap.bins is not None and "q-value" in s.heatmap.legend.value
+    color = s.heatmap.grid.color
+    assert set(np.unique(color)) <= {0, 1, 2, 3, 4, 5} and (np.diag(color) == 5).all()  # 5: blank
 
 
 def test_exports_are_csv_with_iso_utc_times(lab):
@@ -324,9 +346,12 @@ def test_exports_are_csv_with_iso_utc_times(lab):
     e.buttons["trades"].click()
     wait_until(lambda: e.error.value != "")
     assert "Run a backtest first" in e.error.value
+    # one click: the file is made on a thread and the page is told to save it (no second click)
     e.buttons["bars"].click()
-    wait_until(lambda: e.links["bars"].filename.startswith("bars_"))
-    assert "3,000 rows" in e.links["bars"].value
+    wait_until(lambda: "ql-autoclick" in e.links["bars"].value)
+    assert e.links["bars"].filename.startswith("bars_") and "3,000 rows" in e.links["bars"].value
+    e.links["bars"].settle()  # afterwards: a plain link to save it again, no automatic click
+    assert "ql-autoclick" not in e.links["bars"].value and "3,000 rows" in e.links["bars"].value
 
 
 # --------------------------------------------------------------------------- the dashboard

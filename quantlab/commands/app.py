@@ -43,7 +43,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--store", default=None,
                    help="store directory (default: $QUANTLAB_STORE or ./data/store; with --demo "
                         "the sibling <store>-demo, so simulated trades never mix with real ones)")
-    p.add_argument("--symbols", default=None, help="comma-separated (default: $QUANTLAB_SYMBOLS)")
+    p.add_argument("--symbols", default=None, help="comma-separated (default: $QUANTLAB_SYMBOLS; with --demo "
+                   "and neither, the demo market's seven symbols)")
     p.add_argument("--port", type=int, default=8866, help="HTTP port (default 8866; 0 picks a free one)")
     p.add_argument("--demo", action="store_true", help="use the built-in exchange simulator (offline)")
     p.add_argument("--source", default=None, help="binance (default), demo, or a ws:// URL of a compatible exchange")
@@ -181,7 +182,7 @@ def voila_command(notebook: Path, ip: str, port: int, token: str | None) -> list
 
 
 def run(args: argparse.Namespace) -> int:
-    from quantlab.config import require_symbols, resolve_store, settings
+    from quantlab.config import env, require_symbols, resolve_store, settings
     from quantlab.ui.demo import seed_demo_history
 
     cfg = settings(symbols=args.symbols, store=args.store, ws_url=args.ws_url, rest_url=args.rest_url)
@@ -199,6 +200,10 @@ def run(args: argparse.Namespace) -> int:
     futures = [s for s in symbols if ":" in s]
     if futures:
         raise ValueError(f"--symbols: the app records spot trades only; {', '.join(futures)} are futures")
+    if source == "demo" and not (args.symbols or env("QUANTLAB_SYMBOLS")):
+        from quantlab.sim.demo import demo_symbols
+
+        symbols = demo_symbols()  # the demo market's seven symbols and three true pairs
     if len(symbols) < 2:
         raise ValueError("--symbols: the app needs at least two symbols (a pair), e.g. BTCUSDT,ETHUSDT")
     token = access_token(args.ip, args.token)

@@ -26,8 +26,11 @@ HELP = "run the Binance-compatible exchange simulator (WebSocket streams + REST)
 
 _EPILOG = """\
 sources:
-  synthetic        cointegrated market: the first symbol is a random walk, the others
-                   y = hedge_ratio * x + mu + AR(1) spread; --rate is trades/s (default 50)
+  synthetic        the demo market (quantlab.sim.demo): BTCUSDT ~100,000 ... SHIBUSDT ~0.00001;
+                   cointegrated pairs ETHUSDT~BTCUSDT, BNBUSDT~SOLUSDT, SHIBUSDT~DOGEUSDT
+                   (y = (y0/x0) * x + AR(1) spread, half-life 60 s) when both legs are among
+                   --symbols; every other symbol an independent random walk. --hedge-ratio
+                   ties every symbol to the first instead. --rate is trades/s (default 50)
   replay:PATH      recorded captures (*.gz, '<recv_ns> <combined json>' lines) and/or official
                    trade CSVs; PATH is a file, a directory or a glob; times shifted to now;
                    --rate is the speed factor (default 1; 'inf' = as fast as clients read);
@@ -90,12 +93,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("synthetic market")
     g.add_argument("--seed", type=int, default=None, help="random seed (default 0)")
     g.add_argument("--hedge-ratio", type=float, default=None,
-                   help="y = hedge_ratio * x + mu + spread (default: start price ratio)")
-    g.add_argument("--half-life", type=float, default=None, help="spread half-life in seconds (default 60)")
+                   help="tie every symbol to the first: y = hedge_ratio * x + mu + spread (default: the demo pairs)")
+    g.add_argument("--half-life", type=float, default=None, help="spread half-life in seconds (default: the demo pair's, 60)")
     g.add_argument("--volatility", type=float, default=None,
-                   help="annualized volatility of the first symbol (default 0.6)")
+                   help="annualized volatility of every random walk (default: per demo symbol, else 0.6)")
     g.add_argument("--spread-vol", type=float, default=None,
-                   help="spread standard deviation as a fraction of y's price (default 0.001)")
+                   help="spread standard deviation as a fraction of y's price (default: the demo pair's, 0.0008)")
     g = p.add_argument_group("connection behaviour")
     g.add_argument("--ping-interval", type=float, default=20.0, help="server ping every S seconds (default 20)")
     g.add_argument("--max-age", type=float, default=None,

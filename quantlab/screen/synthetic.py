@@ -1,4 +1,5 @@
-"""A synthetic universe with planted cointegrated pairs (tests, benchmarks, demos).
+"""A bar-level universe with planted cointegrated pairs, for tests and benchmarks of the screen
+at scale (the demo market the app shows is :mod:`quantlab.sim.demo`).
 
     closes, planted = planted_universe(n_symbols=60, n_bars=3000, n_pairs=5, seed=1)
     closes  : DataFrame (n_bars, n_symbols) of prices, 1-minute UTC index, columns S00..S59

@@ -4,11 +4,13 @@
 >>> async with Exchange(Synthetic(["BTCUSDT", "ETHUSDT"], rate=1000), faults="drop=0.01") as ex:
 ...     ex.ws_url, ex.rest_url
 
-Sources (:mod:`quantlab.sim.sources`), faults (:mod:`quantlab.sim.faults`), the wire format
+The demo market (:mod:`quantlab.sim.demo`: which pairs are cointegrated, at which prices) is
+what :class:`Synthetic` makes by default. Sources (:mod:`quantlab.sim.sources`), faults (:mod:`quantlab.sim.faults`), the wire format
 (:mod:`quantlab.sim.wire`) and the server (:mod:`quantlab.sim.exchange`). The CLI verb is
 ``quantlab sim``.
 """
 
+from quantlab.sim.demo import DEMO_PAIRS, DEMO_SYMBOLS, demo_history, demo_symbols
 from quantlab.sim.exchange import WEIGHTS, Exchange, ExchangeThread
 from quantlab.sim.faults import Faults, parse_faults
 from quantlab.sim.sources import (
@@ -23,6 +25,10 @@ from quantlab.sim.sources import (
 )
 
 __all__ = [
+    "DEMO_PAIRS",
+    "DEMO_SYMBOLS",
+    "demo_history",
+    "demo_symbols",
     "Exchange",
     "ExchangeThread",
     "Faults",

@@ -19,9 +19,9 @@ number of decimals, the tick and the lot step.
   official trade CSVs (``id,price,qty,quoteQty,time,isBuyerMaker[,isBestMatch]``, ms or
   µs times), keeping each trade's id, price, qty and side, with times shifted to now,
   at ``speed`` times real time (``inf``: as fast as the clients read), optionally looping.
-* :class:`Synthetic` makes a seeded market of cointegrated symbols: the first symbol's
-  log price is a random walk, every other symbol is ``y = hedge_ratio * x + mu + spread``
-  with an AR(1)/Ornstein-Uhlenbeck spread of the given half-life.
+* :class:`Synthetic` makes a seeded market of independent random walks and cointegrated
+  pairs ``y = hedge_ratio * x + mu + spread`` with an AR(1)/Ornstein-Uhlenbeck spread of a
+  given half-life; by default the demo market of :mod:`quantlab.sim.demo`.
 """
 
 from __future__ import annotations
@@ -459,30 +459,36 @@ class Replay(Source):
 
 # --------------------------------------------------------------------------- synthetic
 
-# start price, tick and lot step of a few familiar symbols
-_KNOWN = {
-    "BTCUSDT": (60000.0, "0.01", "0.00001"),
-    "ETHUSDT": (2600.0, "0.01", "0.0001"),
-    "BNBUSDT": (550.0, "0.01", "0.001"),
-    "SOLUSDT": (150.0, "0.01", "0.001"),
-    "XRPUSDT": (0.55, "0.0001", "0.1"),
-    "SOLBTC": (0.0025, "0.000001", "0.001"),
-}
-
-
 def _default_tick(price: float) -> str:
     exp = max(math.floor(math.log10(price)) - 4, -8)
     return format_scaled(10 ** (exp + 8), 8) if exp < 0 else "0.01"
 
 
-class Synthetic(Source):
-    """A seeded market of cointegrated symbols.
+@dataclass(frozen=True)
+class _Tie:
+    """How a cointegrated ``y`` follows its ``x``: ``y = beta * x + mu + s`` (raw prices)."""
 
-    The first symbol is the anchor ``x``: its log price is a random walk with annualized
-    volatility ``volatility``. Every other symbol is ``y = hedge_ratio * x + mu + s`` where
-    ``s`` is an Ornstein-Uhlenbeck spread (AR(1) at any sampling) with half-life
-    ``half_life`` seconds and stationary standard deviation ``spread_vol * y0``; ``mu`` makes
-    ``y`` start at its start price ``y0`` (by default ``hedge_ratio = y0 / x0``, ``mu = 0``).
+    x: str
+    beta: float
+    mu: float
+    half_life: float
+    spread_sd: float  # stationary sd of s, quote units
+
+
+class Synthetic(Source):
+    """A seeded market of independent random walks and cointegrated pairs.
+
+    By default the market is the demo market of :mod:`quantlab.sim.demo`: its symbols get their
+    realistic start prices, ticks and volatilities, the pairs of ``DEMO_PAIRS`` whose two legs
+    are both present are cointegrated, and every other symbol is an independent geometric random
+    walk. ``pairs`` (``{y: x}``) plants other pairs; ``hedge_ratio`` (a number or ``{y: beta}``)
+    ties every symbol after the first to the first, as in ``quantlab sim --hedge-ratio``.
+
+    A cointegrated ``y = beta * x + mu + s``: ``s`` an Ornstein-Uhlenbeck spread (AR(1) at any
+    sampling) with half-life ``half_life`` seconds and stationary sd ``spread_vol * y0``; ``mu``
+    makes ``y`` start at its start price ``y0`` (by default ``beta = y0 / x0``, ``mu = 0``).
+    ``half_life``, ``spread_vol`` and ``volatility`` (annualised, of log prices) default to the
+    demo market's values per pair and symbol (60 s, 0.001 and 0.6 elsewhere).
     Trades arrive as a Poisson process of ``rate`` trades/s in total, spread evenly over
     the symbols; each prints at the tick-rounded price (one tick higher for a buyer-taker)
     with a lognormal quantity rounded to the lot step. Ids are contiguous per symbol and
@@ -495,81 +501,122 @@ class Synthetic(Source):
         symbols: Sequence[str] | str = ("BTCUSDT", "ETHUSDT"),
         *,
         rate: float = 50.0,
+        pairs: Mapping[str, str] | None = None,
         hedge_ratio: float | Mapping[str, float] | None = None,
-        half_life: float = 60.0,
-        volatility: float = 0.6,
-        spread_vol: float = 0.001,
+        half_life: float | None = None,
+        volatility: float | None = None,
+        spread_vol: float | None = None,
         prices: Mapping[str, float] | None = None,
         seed: int = 0,
         first_id: int = SIMULATED_FIRST_ID,
         block: int = 4096,
     ) -> None:
+        from quantlab.sim.demo import known_symbol, planted_pairs
+
         syms = parse_symbols(symbols)
         if not syms:
             raise ValueError("synthetic: give at least one symbol, e.g. symbols=['BTCUSDT', 'ETHUSDT']")
         for name, v in (("rate", rate), ("half_life", half_life)):
-            if not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0):
+            if v is not None and not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0):
                 raise ValueError(f"synthetic: {name}={v!r} must be a finite number > 0")
         for name, v in (("volatility", volatility), ("spread_vol", spread_vol)):
-            if not (isinstance(v, (int, float)) and math.isfinite(v) and v >= 0):
+            if v is not None and not (isinstance(v, (int, float)) and math.isfinite(v) and v >= 0):
                 raise ValueError(f"synthetic: {name}={v!r} must be a finite number >= 0")
+        if pairs is not None and hedge_ratio is not None:
+            raise ValueError("synthetic: give pairs= ({y: x}) or hedge_ratio= (every symbol tied to the "
+                             "first), not both")
         self.symbols = tuple(syms)
         self.rate = float(rate)
-        self.half_life = float(half_life)
-        self.volatility = float(volatility)
-        self.spread_vol = float(spread_vol)
         self.seed = int(seed)
         self._block = int(block)
         given = {k.upper(): float(v) for k, v in (prices or {}).items()}
         self.start_prices: dict[str, float] = {}
+        self.volatilities: dict[str, float] = {}
         self._infos: dict[str, SymbolInfo] = {}
         for i, s in enumerate(self.symbols):
-            known = _KNOWN.get(s)
-            p0 = given.get(s, known[0] if known else 100.0 * (i + 1))
+            known = known_symbol(s)
+            p0 = given.get(s, known.price if known else 100.0 * (i + 1))
             if not (math.isfinite(p0) and p0 > 0):
                 raise ValueError(f"synthetic: start price of {s} must be > 0, got {p0}")
-            tick_s, step_s = (known[1], known[2]) if known and s not in given else (_default_tick(p0), "0.001")
+            tick_s, step_s = (known.tick, known.step) if known else (_default_tick(p0), "0.001")
             self.start_prices[s] = p0
+            self.volatilities[s] = float(volatility if volatility is not None
+                                         else known.volatility if known else 0.6)
             self._infos[s] = SymbolInfo.guess(
                 s, price_decimals=8, qty_decimals=8,
                 tick=parse_decimal(tick_s, 8), step=parse_decimal(step_s, 8),
             )
-        x0 = self.start_prices[self.symbols[0]]
-        if hedge_ratio is None or isinstance(hedge_ratio, (int, float)):
-            ratios = {s: (self.start_prices[s] / x0 if hedge_ratio is None else float(hedge_ratio))
-                      for s in self.symbols[1:]}
+        # which y follows which x, and how
+        demo = {p.y: p for p in planted_pairs(self.symbols)}
+        if hedge_ratio is not None:
+            ties = {s: self.symbols[0] for s in self.symbols[1:]}
+            if isinstance(hedge_ratio, (int, float)):
+                ratios = {s: float(hedge_ratio) for s in ties}
+            else:
+                hr = {k.upper(): float(v) for k, v in hedge_ratio.items()}
+                unknown = sorted(set(hr) - set(ties))
+                if unknown:
+                    raise ValueError(
+                        f"synthetic: hedge_ratio given for {unknown}, which are not among the "
+                        f"y symbols {list(ties)} (the first symbol is the anchor x)"
+                    )
+                ratios = hr
+        elif pairs is not None:
+            ties = {k.upper(): v.upper() for k, v in pairs.items()}
+            ratios = {}
+            for y, x in ties.items():
+                if y not in self.symbols or x not in self.symbols or y == x:
+                    raise ValueError(f"synthetic: pairs: {y} ~ {x} needs two different symbols of "
+                                     f"{', '.join(self.symbols)}")
+                if x in ties:
+                    raise ValueError(f"synthetic: pairs: {x} is the x of {y} and also follows {ties[x]}; "
+                                     "an x must be an independent symbol")
         else:
-            hr = {k.upper(): float(v) for k, v in hedge_ratio.items()}
-            unknown = sorted(set(hr) - set(self.symbols[1:]))
-            if unknown:
-                raise ValueError(
-                    f"synthetic: hedge_ratio given for {unknown}, which are not among the "
-                    f"y symbols {list(self.symbols[1:])} (the first symbol is the anchor x)"
-                )
-            ratios = {s: hr.get(s, self.start_prices[s] / x0) for s in self.symbols[1:]}
-        for s, b in ratios.items():
-            if not math.isfinite(b):
-                raise ValueError(f"synthetic: hedge_ratio of {s} must be finite, got {b}")
-        self.hedge_ratios = ratios
-        self._mu = {s: self.start_prices[s] - ratios[s] * x0 for s in self.symbols[1:]}
+            ties, ratios = {y: p.x for y, p in demo.items()}, {}
+        self._ties: dict[str, _Tie] = {}
+        for y, x in ties.items():
+            y0, x0 = self.start_prices[y], self.start_prices[x]
+            beta = ratios.get(y, y0 / x0)
+            if not math.isfinite(beta):
+                raise ValueError(f"synthetic: hedge_ratio of {y} must be finite, got {beta}")
+            d = demo.get(y) if demo.get(y) is not None and demo[y].x == x else None
+            hl = half_life if half_life is not None else d.half_life_s if d else 60.0
+            sv = spread_vol if spread_vol is not None else d.spread_vol if d else 0.001
+            self._ties[y] = _Tie(x=x, beta=float(beta), mu=y0 - beta * x0, half_life=float(hl),
+                                 spread_sd=float(sv) * y0)
+        self.hedge_ratios = {y: t.beta for y, t in self._ties.items()}
+        self._mu = {y: t.mu for y, t in self._ties.items()}
+        self.independent = tuple(s for s in self.symbols if s not in self._ties)
         self.first_ids = {s: int(first_id) + i * 1_000_000_000 for i, s in enumerate(self.symbols)}
         self._t0: int | None = None
+
+    @property
+    def pairs(self) -> dict[str, str]:
+        """The cointegrated pairs, ``{y: x}``."""
+        return {y: t.x for y, t in self._ties.items()}
+
+    @property
+    def half_life(self) -> dict[str, float]:
+        """Spread half-life in seconds, per cointegrated ``y``."""
+        return {y: t.half_life for y, t in self._ties.items()}
 
     def info(self, symbol: str) -> SymbolInfo:
         return self._infos[symbol]
 
     def describe(self) -> str:
-        pairs = ", ".join(f"{s} = {self.hedge_ratios[s]:.6g}*{self.symbols[0]}" for s in self.symbols[1:])
+        ties = "; ".join(f"{y} = {t.beta:.6g}*{t.x} + spread (half-life {t.half_life:g}s)"
+                         for y, t in self._ties.items())
+        alone = ", ".join(self.independent)
         return (f"synthetic market {', '.join(self.symbols)} at {self.rate:g} trades/s "
-                f"({pairs or 'one symbol'}, half-life {self.half_life:g}s, "
-                f"volatility {self.volatility:g}/yr, seed {self.seed})")
+                f"(cointegrated: {ties or 'none'}; independent random walks: {alone or 'none'}; "
+                f"seed {self.seed})")
 
     def start(self, t0_us: int) -> None:
         self._t0 = int(t0_us)
         self._rng = np.random.default_rng(self.seed)
         self._t_rel = 0.0  # seconds from start to the last generated event
-        self._logx = math.log(self.start_prices[self.symbols[0]])
-        self._spread = {s: 0.0 for s in self.symbols[1:]}
+        self._logp = {s: math.log(self.start_prices[s]) for s in self.independent}
+        self._spread = {s: 0.0 for s in self._ties}
         self._next_id = dict(self.first_ids)
         self._pending: dict[str, list[np.ndarray]] = {s: [] for s in self.symbols}
         self._horizon_us = self._t0  # events are generated up to this time
@@ -580,17 +627,17 @@ class Synthetic(Source):
         t = self._t_rel + np.cumsum(dt)
         self._t_rel = float(t[-1])
         which = rng.integers(0, len(self.symbols), n)
-        sig = self.volatility / math.sqrt(365.25 * 86400.0)
-        logx = self._logx + np.cumsum(sig * np.sqrt(dt) * rng.standard_normal(n))
-        self._logx = float(logx[-1])
-        x = np.exp(logx)
-        lam = math.log(2.0) / self.half_life
-        mids = {self.symbols[0]: x}
-        for s in self.symbols[1:]:
-            sd = self.spread_vol * self.start_prices[s]
-            path = _ou_path(self._spread[s], dt, lam, sd, rng.standard_normal(n))
+        mids: dict[str, np.ndarray] = {}
+        for s in self.independent:
+            sig = self.volatilities[s] / math.sqrt(365.25 * 86400.0)
+            logp = self._logp[s] + np.cumsum(sig * np.sqrt(dt) * rng.standard_normal(n))
+            self._logp[s] = float(logp[-1])
+            mids[s] = np.exp(logp)
+        for s, tie in self._ties.items():
+            lam = math.log(2.0) / tie.half_life
+            path = _ou_path(self._spread[s], dt, lam, tie.spread_sd, rng.standard_normal(n))
             self._spread[s] = float(path[-1])
-            mids[s] = self.hedge_ratios[s] * x + self._mu[s] + path
+            mids[s] = tie.beta * mids[tie.x] + tie.mu + path
         maker = rng.random(n) < 0.5
         notional = np.exp(rng.normal(math.log(200.0), 1.2, n))
         times = self._t0 + np.floor(t * 1e6).astype(np.int64)

@@ -7,7 +7,8 @@
 Modules: :mod:`~quantlab.ui.charts` (bqplot time charts with decimation and follow-live,
 heatmaps), :mod:`~quantlab.ui.panels` (status bar, monitor, pair, backtest, alerts, screener,
 export), :mod:`~quantlab.ui.app` (the dashboard), :mod:`~quantlab.ui.downloads` (CSV links),
-:mod:`~quantlab.ui.compute` (the pure computations behind the panels), :mod:`~quantlab.ui.demo`.
+:mod:`~quantlab.ui.compute` (the pure computations behind the panels), :mod:`~quantlab.ui.toast`
+(the alert toast), :mod:`~quantlab.ui.demo`.
 """
 
 from quantlab.ui.app import Dashboard, Heartbeat, demo_store_for
@@ -24,9 +25,10 @@ from quantlab.ui.panels import (
     ScreenerPanel,
     StatusBar,
 )
+from quantlab.ui.toast import AlertToast, AlertToasts
 
 __all__ = [
-    "AlertsPanel", "BacktestPanel", "Controls", "Dashboard", "DownloadLink", "ExportPanel",
+    "AlertToast", "AlertToasts", "AlertsPanel", "BacktestPanel", "Controls", "Dashboard", "DownloadLink", "ExportPanel",
     "HeatMap", "Heartbeat", "MonitorPanel", "PairPanel", "ScreenerPanel", "StatusBar", "TimeChart",
     "decimate", "demo_store_for", "minmax_indices", "seed_demo_history",
 ]

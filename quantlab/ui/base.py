@@ -157,8 +157,9 @@ def price_decimals(prices) -> int:
     if p.size == 0:
         return 2
     for d in range(0, 9):
-        scaled = p * 10**d
-        if np.all(np.abs(scaled - np.round(scaled)) < 1e-3):  # within 0.1 % of a tick
+        scaled = np.abs(p) * 10**d
+        # every price within 0.1 % of a tick, and at least one tick (0.00001 is not "0")
+        if np.all(np.abs(scaled - np.round(scaled)) < 1e-3) and np.all(np.round(scaled) >= 1):
             return d
     return 8
 

@@ -15,7 +15,10 @@ read-out and pan/zoom are two modes, since bqplot's pan/zoom layer takes the mou
 from __future__ import annotations
 
 import contextlib
+import html
+import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import bqplot as bq
 import ipywidgets as widgets
@@ -83,12 +86,65 @@ def to_datetime64(index) -> np.ndarray:
     return idx.to_numpy().astype("datetime64[ms]")
 
 
+#: The time-axis formats of every chart: 24-hour UTC, finer for shorter spans. A chart starts
+#: with the middle one (bqplot's default is d3's multi-scale format, which mixes "05:15" with
+#: "06 PM") and :func:`time_format` picks one for the span on each update.
+TIME_FORMATS = ("%H:%M:%S", "%H:%M", "%m-%d %H:%M")
+DEFAULT_TIME_FORMAT = TIME_FORMATS[1]
+
+
 def time_format(span: np.timedelta64) -> str:
-    """A 24-hour UTC tick format that fits the visible span."""
+    """The tick format of :data:`TIME_FORMATS` that fits a visible ``span``."""
     sec = span / np.timedelta64(1, "s")
-    if sec <= 3 * 3600:
-        return "%H:%M:%S" if sec <= 600 else "%H:%M"
-    return "%H:%M" if sec <= 2 * 86400 else "%m-%d %H:%M"
+    if sec <= 600:
+        return TIME_FORMATS[0]
+    return TIME_FORMATS[1] if sec <= 2 * 86400 else TIME_FORMATS[2]
+
+
+#: Room left of the plot for value labels up to 11 characters (100,500.00 or 0.00001015) and
+#: the axis title beside them. Fixed: a figure's margins changed after it is drawn relayout it,
+#: and the hover read-out of its points stopped answering in the browser.
+VALUE_LABEL_OFFSET = "88px"
+FIG_MARGIN = {"top": 36, "bottom": 40, "left": 110, "right": 16}
+
+#: The value labels of a chart without a ``y_format``: d3's "r" (decimal notation, 6 significant
+#: digits, trailing zeros trimmed) shows every round tick of :func:`nice_ticks` exactly, from
+#: 100,500 to 0.00000002. It is set once, at construction: bqplot's axis view can miss a
+#: ``tick_format`` changed while it is first being drawn (that is how the drawdown chart kept
+#: d3's 12-hour default), so no chart changes its format to fit its data.
+AUTO_VALUE_FORMAT = ",.6~r"
+
+
+def nice_ticks(lo: float, hi: float, n: int) -> np.ndarray:
+    """About ``n`` round tick values in ``[lo, hi]``: the finest step of 1, 2 or 5 x 10^k
+    that gives no more than ``n`` (or the next finer one when that leaves a single tick) (bqplot's ``num_ticks`` spaces ticks evenly
+    over the domain instead, which reads 4.77, 1.71, -1.34)."""
+    if not (math.isfinite(lo) and math.isfinite(hi)) or n < 1:
+        return np.array([])
+    if hi <= lo:
+        return np.array([lo])
+    mag = 10.0 ** math.floor(math.log10((hi - lo) / n))
+    prev = None
+    for step in (mag * m for m in (1, 2, 5, 10, 20, 50, 100)):
+        first, last = math.ceil(lo / step - 1e-9), math.floor(hi / step + 1e-9)
+        if last - first + 1 <= n:
+            if last - first + 1 < 2 and prev is not None:  # two labels say more than one
+                step, first, last = prev
+            break
+        prev = (step, first, last)
+    ticks = np.arange(first, last + 1) * step
+    return np.round(ticks, max(0, -math.floor(math.log10(step)) + 1))
+
+
+def value_ticks(height: str) -> int:
+    """How many value-axis labels fit a figure ``height`` ("180px"), >= 30 px apart (bqplot's
+    default of ~10 piles them up below ~300 px)."""
+    try:
+        px = float(str(height).removesuffix("px"))
+    except ValueError:
+        return 5
+    inner = px - FIG_MARGIN["top"] - FIG_MARGIN["bottom"]
+    return int(max(2, min(8, inner // 30)))
 
 
 # --------------------------------------------------------------------------- charts
@@ -125,11 +181,13 @@ class TimeChart(widgets.VBox):
     """Lines over a UTC ``DateScale`` with pan/zoom, hover tooltips and follow-live.
 
     ``bands`` draws horizontal reference lines (e.g. z-score entry/exit/stop levels) given as
-    ``{label: value}`` and updated with :meth:`set_bands`.
+    ``{label: value}`` and updated with :meth:`set_bands`. ``y_format`` (a d3 format such as
+    ``",.2f"``) fixes the value labels; by default (:data:`AUTO_VALUE_FORMAT`) each round tick
+    shows exactly (a SHIB spread of 0.00000002 is not "0.00").
     """
 
     def __init__(self, title: str, names: Sequence[str], *, y_label: str = "",
-                 y_format: str = ".2f", max_points: int = DEFAULT_MAX_POINTS,
+                 y_format: str | None = None, max_points: int = DEFAULT_MAX_POINTS,
                  height: str = "260px", colors: Sequence[str] | None = None,
                  bands: dict[str, float] | None = None, fill: bool = False, live: bool = True) -> None:
         if not 4 <= max_points <= MAX_POINTS_PER_MARK:
@@ -157,14 +215,17 @@ class TimeChart(widgets.VBox):
                                    scales=scales, colors=["#888888"], line_style="dashed",
                                    stroke_width=1)
         self._bands: dict[str, float] = dict(bands or {})
-        self.axis_x = bq.Axis(scale=self.x_scale, label="time (UTC)", grid_lines="none")
+        self.axis_x = bq.Axis(scale=self.x_scale, label="time (UTC)", grid_lines="none",
+                              tick_format=DEFAULT_TIME_FORMAT)
         self.axis_y = bq.Axis(scale=self.y_scale, side="left", label=y_label,
-                              tick_format=y_format, grid_lines="dashed", label_offset="62px")
+                              tick_format=y_format or AUTO_VALUE_FORMAT, grid_lines="dashed",
+                              label_offset=VALUE_LABEL_OFFSET)
+        self.n_ticks = value_ticks(height)  # round values, as many as the height holds
         self.panzoom = bq.interacts.PanZoom(scales={"x": [self.x_scale], "y": [self.y_scale]})
         self.figure = bq.Figure(
             marks=[self.band_lines, self.lines, self.points], axes=[self.axis_x, self.axis_y],
             title=title, interaction=None, animation_duration=0,
-            fig_margin={"top": 36, "bottom": 40, "left": 84, "right": 16},
+            fig_margin=dict(FIG_MARGIN),
             legend_location="top-left", layout=widgets.Layout(width="100%", height=height))
         self.follow = widgets.ToggleButton(
             value=True, description="Follow live" if live else "Whole range", icon="play" if live else "expand",
@@ -173,6 +234,9 @@ class TimeChart(widgets.VBox):
         self.follow.add_class("ql-follow")
         self.follow.observe(self._on_follow, "value")
         self.x_scale.observe(self._on_user_zoom, ["min", "max"])
+        self.y_scale.observe(self._on_y_view, ["min", "max"])
+        self._data_range: tuple[float, float] | None = None
+        self._readout_format = ",.2f"
         self._signature: tuple | None = None
         self.points_sent = 0
         self.updates = 0
@@ -203,6 +267,20 @@ class TimeChart(widgets.VBox):
                 if s.max is not None:
                     s.max = None
 
+    def _on_y_view(self, _change=None) -> None:
+        """Ticks for what is in view: the scale's limits after a pan/zoom, else the data's."""
+        lo, hi = self.y_scale.min, self.y_scale.max
+        if lo is None or hi is None:
+            if self._data_range is None:
+                return
+            lo, hi = self._data_range
+        ticks = nice_ticks(float(lo), float(hi), self.n_ticks)
+        if not np.array_equal(np.asarray(self.axis_y.tick_values, dtype=np.float64), ticks):
+            self.axis_y.tick_values = ticks
+        if ticks.size:  # the hover read-out: two decimals finer than the ticks
+            step = float(np.diff(ticks)[0]) if ticks.size > 1 else abs(float(ticks[0])) or 1.0
+            self._readout_format = f",.{max(2, -math.floor(math.log10(step) + 1e-9) + 2)}f"
+
     def _on_mode(self, change) -> None:
         self.figure.interaction = self.panzoom if change["new"] == "pan/zoom" else None
 
@@ -214,7 +292,7 @@ class TimeChart(widgets.VBox):
         v = float(self.points.y[i])
         label = self.axis_y.label or "value"
         self.readout.value = (f"<span style='font-variant-numeric:tabular-nums'>{t:%Y-%m-%d %H:%M:%S}"
-                              f".{t.microsecond // 1000:03d} UTC · {label} <b>{v:{self.y_format}}</b></span>")
+                              f".{t.microsecond // 1000:03d} UTC · {label} <b>{v:{self.y_format or self._readout_format}}</b></span>")
 
     # ---------------------------------------------------------------- data
     @property
@@ -266,6 +344,11 @@ class TimeChart(widgets.VBox):
                 self.band_lines.y = np.zeros((0, 0))
         if self.follow.value:
             self._reset_scales()
+        finite = [y[np.isfinite(y)] for y in yd] if yd else []
+        finite = [f for f in finite if f.size]
+        if finite:
+            self._data_range = (float(min(f.min() for f in finite)), float(max(f.max() for f in finite)))
+            self._on_y_view()
         if xd.size > 1:
             fmt = time_format(xd[-1] - xd[0])
             if self.axis_x.tick_format != fmt:
@@ -275,45 +358,138 @@ class TimeChart(widgets.VBox):
         return True
 
 
+@dataclass(frozen=True)
+class ColorBins:
+    """Classes of a value for a heatmap: ``edges`` (increasing; a value ``v`` is in class ``i``
+    when ``edges[i-1] <= v < edges[i]``), one ``label`` and one ``color`` per class."""
+
+    edges: tuple[float, ...]
+    labels: tuple[str, ...]
+    colors: tuple[str, ...]
+
+    def __post_init__(self) -> None:
+        if not (len(self.labels) == len(self.colors) == len(self.edges) + 1):
+            raise ValueError("ColorBins: give one label and one colour per class (len(edges) + 1 classes)")
+
+    def classify(self, values) -> np.ndarray:
+        v = np.asarray(values, dtype=np.float64)
+        out = np.searchsorted(np.asarray(self.edges), v, side="right").astype(np.float64)
+        out[~np.isfinite(v)] = np.nan
+        return out
+
+
+#: p- and q-values in the classes a reader judges them by (greens: evidence of cointegration).
+PVALUE_BINS = ColorBins(
+    edges=(0.001, 0.01, 0.05, 0.1),
+    labels=("< 0.001", "0.001 – 0.01", "0.01 – 0.05", "0.05 – 0.1", "≥ 0.1"),
+    colors=("#00441b", "#238b45", "#74c476", "#fdd49e", "#f0f0f0"),
+)
+
+
+#: ColorBrewer end and middle colours of the continuous heatmap schemes
+SCHEMES = {"RdYlGn": ("#a50026", "#ffffbf", "#006837"), "RdYlGn_r": ("#006837", "#ffffbf", "#a50026")}
+_BLANK = "#ffffff"  # cells without a value (a symbol with itself, a skipped window)
+
+
 class HeatMap(widgets.VBox):
-    """A labelled grid of numbers (e.g. Sharpe by entry x window) with hover values."""
+    """A labelled grid of numbers (e.g. Sharpe by entry x window) with hover values.
+
+    Beside the grid, a legend in words: with ``bins`` (e.g. :data:`PVALUE_BINS`) one swatch per
+    class; otherwise a colour bar from ``scheme`` with its low, middle and high values. (bqplot's
+    colour axis squeezed its labels into a few pixels, on top of each other.) Cells without a
+    value are blank."""
 
     def __init__(self, title: str, *, row_label: str, column_label: str, value_label: str,
-                 scheme: str = "RdYlGn", height: str = "300px") -> None:
+                 scheme: str = "RdYlGn", height: str = "300px", bins: ColorBins | None = None) -> None:
+        if bins is None and scheme not in SCHEMES:
+            raise ValueError(f"scheme: {scheme!r} is not one of {', '.join(SCHEMES)}")
+        self.bins = bins
+        self.scheme = scheme
+        self.value_label = value_label
         self.row_scale = bq.OrdinalScale(reverse=True)
         self.col_scale = bq.OrdinalScale()
-        self.color_scale = bq.ColorScale(scheme=scheme)
+        if bins is None:
+            self.color_scale = bq.ColorScale(colors=list(SCHEMES[scheme]))
+            fields, labels = ["row", "column", "color"], [row_label, column_label, value_label]
+        else:  # class i -> colors[i] exactly (one stop per class), and one more class for blanks
+            colors = [*bins.colors, _BLANK]
+            self.color_scale = bq.ColorScale(colors=colors, min=0, max=len(colors) - 1)
+            fields, labels = ["row", "column"], [row_label, column_label]
         self.grid = bq.GridHeatMap(
             row=["", " "], column=["", " "], color=np.full((2, 2), np.nan),
             scales={"row": self.row_scale, "column": self.col_scale, "color": self.color_scale},
-            tooltip=bq.Tooltip(fields=["row", "column", "color"],  # no `formats`: see TimeChart
-                               labels=[row_label, column_label, value_label]),
-            interactions={"hover": "tooltip"}, null_color="#eeeeee")
+            tooltip=bq.Tooltip(fields=fields, labels=labels),  # no `formats`: see TimeChart
+            interactions={"hover": "tooltip"}, null_color=_BLANK, stroke=_BLANK)
         axes = [bq.Axis(scale=self.row_scale, side="left", label=row_label),
-                bq.Axis(scale=self.col_scale, label=column_label),
-                bq.ColorAxis(scale=self.color_scale, side="right",
-                             label=value_label, tick_format=".3g")]
+                bq.Axis(scale=self.col_scale, label=column_label)]
         self.figure = bq.Figure(marks=[self.grid], axes=axes, title=title, animation_duration=0,
-                                fig_margin={"top": 36, "bottom": 44, "left": 70, "right": 110},
-                                layout=widgets.Layout(width="100%", height=height))
-        super().__init__([self.figure])
+                                fig_margin={"top": 36, "bottom": 44, "left": 84, "right": 16},
+                                layout=widgets.Layout(width="auto", flex="1 1 auto", height=height))
+        self.legend = widgets.HTML(_legend_html(value_label, bins) if bins else "")
+        self.legend.add_class("ql-heat-legend")
+        super().__init__([widgets.HBox([self.figure, self.legend], layout=widgets.Layout(width="100%"))])
         self.add_class("ql-heatmap")
 
+    def classify(self, values) -> np.ndarray:
+        """The class of each value (NaN stays NaN); only for a binned heatmap."""
+        if self.bins is None:
+            raise ValueError("classify: this heatmap has a continuous colour scale (no bins)")
+        return self.bins.classify(values)
+
     def update(self, matrix: pd.DataFrame) -> None:
-        """``matrix``: rows x columns of values (NaN shown grey), at least 2 x 2."""
+        """``matrix``: rows x columns of values (NaN shown blank), at least 2 x 2."""
         values = matrix.to_numpy(dtype=np.float64)
         if values.ndim != 2 or min(values.shape) < 2:
             raise ValueError(f"a heatmap needs at least 2 rows and 2 columns, got {values.shape[0]} x "
                              f"{values.shape[1] if values.ndim == 2 else 1}: give more values to compare")
+        finite = values[np.isfinite(values)]
+        if self.bins is not None:
+            color = self.bins.classify(values)
+            color[np.isnan(color)] = len(self.bins.colors)  # bqplot paints NaN black: the blank class
+        else:
+            # NaN would be painted black: blanks get a value outside the scale's domain, shown white
+            lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
+            color = values.copy()
+            with _held(self.color_scale):
+                self.color_scale.min, self.color_scale.max = lo, hi if hi > lo else lo + 1.0
+            self.legend.value = _gradient_html(self.value_label, SCHEMES[self.scheme], finite)
         with _held(self.grid):
-            self.grid.color = values  # first: row and column are checked against its shape
+            self.grid.color = color  # first: row and column are checked against its shape
             self.grid.row = [str(r) for r in matrix.index]
             self.grid.column = [str(c) for c in matrix.columns]
 
     def close(self) -> None:
         """Close the figure with its marks, axes and scales too (they are widgets of their own)."""
+        if not hasattr(self, "legend"):  # refused by __init__: nothing was built
+            return
         for w in (*self.figure.marks, *self.figure.axes, self.row_scale, self.col_scale, self.color_scale,
-                  self.grid.tooltip, self.figure):
+                  self.grid.tooltip, self.figure, self.legend):
             if w is not None:
                 w.close()
         super().close()
+
+
+def _legend_html(title: str, bins: ColorBins) -> str:
+    rows = "".join(
+        f"<div style='display:flex;align-items:center;gap:6px;margin:2px 0'>"
+        f"<span style='display:inline-block;width:16px;height:16px;background:{c};border:1px solid #bbb'></span>"
+        f"<span style='font-variant-numeric:tabular-nums'>{html.escape(label)}</span></div>"
+        for label, c in zip(bins.labels, bins.colors, strict=True))
+    return (f"<div style='font-size:12px;padding:40px 8px 0 4px;min-width:120px'>"
+            f"<b>{html.escape(title)}</b>{rows}</div>")
+
+
+def _gradient_html(title: str, colors: Sequence[str], values: np.ndarray) -> str:
+    """A vertical colour bar, high at the top, labelled with the high, middle and low values."""
+    if values.size:
+        lo, hi = float(values.min()), float(values.max())
+        marks = [hi] if hi == lo else [hi, (lo + hi) / 2, lo]
+    else:
+        marks = []
+    labels = "".join(f"<span>{v:,.3g}</span>" for v in marks)
+    bar = f"linear-gradient(to top, {', '.join(colors)})"
+    return (f"<div style='font-size:12px;padding:40px 8px 0 4px;min-width:120px'><b>{html.escape(title)}</b>"
+            f"<div style='display:flex;gap:6px;margin-top:4px;height:150px'>"
+            f"<span style='width:16px;background:{bar};border:1px solid #bbb'></span>"
+            f"<div style='display:flex;flex-direction:column;justify-content:space-between;"
+            f"font-variant-numeric:tabular-nums'>{labels}</div></div></div>")

@@ -1,4 +1,5 @@
-"""Demo history: two hours of the simulated market written into an empty store, so that the
+"""Demo history: two hours of the simulated demo market (:mod:`quantlab.sim.demo`: three truly
+cointegrated pairs among independent random walks) written into an empty store, so that the
 pair, backtest and screener panels have something to work on from the first second.
 
 The recorder's demo source then continues the same trade ids and prices (see
@@ -40,12 +41,10 @@ def seed_demo_history(store: str | Path, symbols, *, hours: float = 2.0, rate: f
     check_source(path, "demo")  # simulated history never goes into a real store
     if writer_pid(path) is not None or store_has_trades(path):
         return 0
-    from quantlab.sim import Synthetic
+    from quantlab.sim.demo import demo_history
 
-    src = Synthetic(syms, rate=rate, seed=seed)
     end_us = time.time_ns() // 1000 - 1_000_000
-    src.start(end_us - int(hours * 3600e6))
-    batches = src.advance(end_us)
+    batches = demo_history(syms, end_us - int(hours * 3600e6), end_us, rate=rate, seed=seed)
     path.mkdir(parents=True, exist_ok=True)
     n = 0
     with TickStore(path, mode="a", source="demo") as st:

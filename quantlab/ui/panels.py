@@ -40,7 +40,7 @@ from quantlab.ui.base import (
     price_decimals,
     table_html,
 )
-from quantlab.ui.charts import HeatMap, TimeChart
+from quantlab.ui.charts import PVALUE_BINS, HeatMap, TimeChart
 from quantlab.ui.compute import (
     HEDGE_LABELS,
     HEDGE_TIPS,
@@ -51,6 +51,7 @@ from quantlab.ui.compute import (
     pair_view,
 )
 from quantlab.ui.downloads import DownloadLink
+from quantlab.ui.toast import AlertToast
 
 TIMEFRAMES = ("1s", "1m", "5m")
 _QUOTES = ("FDUSD", "USDT", "USDC", "BUSD", "TUSD", "BTC", "ETH", "BNB", "EUR")
@@ -301,6 +302,9 @@ class MonitorPanel(Panel):
             self.table.value = value
         tf = self.controls.timeframe.value
         for chart, sym in zip(self.charts, (self.controls.y.value, self.controls.x.value), strict=True):
+            if getattr(chart, "shows", None) != sym:  # a read-out of another symbol would mislead
+                chart.shows = sym
+                chart.readout.value = ""
             bars = self.lab.bars(sym, tf)
             close = bars["close"].to_numpy()
             d = self.decimals(sym)
@@ -483,7 +487,7 @@ class BacktestPanel(Panel):
         self.metrics.add_class("ql-backtest-metrics")
         self.equity_chart = TimeChart("equity", ["equity"], y_label="equity", height="220px",
                                       colors=["#1a7f37"], live=False)
-        self.dd_chart = TimeChart("drawdown", ["drawdown"], y_label="drawdown (%)", height="160px",
+        self.dd_chart = TimeChart("drawdown", ["drawdown"], y_label="drawdown (%)", height="180px",
                                   colors=["#b42318"], fill=True, live=False)
         self.trades = widgets.HTML()
         self.trades.add_class("ql-trades")
@@ -653,8 +657,6 @@ class AlertsPanel(Panel):
 
         self.lab, self.controls = lab, controls
         self.history = AlertHistory(lab.store_path)
-        self.toast = widgets.HTML()
-        self.toast.add_class("ql-toast")
         self.toast_s = toast_s
         self.kind = widgets.Dropdown(options=self.KINDS, value="above", description="when",
                                      layout=widgets.Layout(width="330px"))
@@ -671,13 +673,13 @@ class AlertsPanel(Panel):
         self.fired = widgets.HTML()
         self.fired.add_class("ql-fired")
         self._fired_sig = None
-        self._hide_handle = None
         super().__init__([
             widgets.HTML("<b>New rule</b> (evaluated by the recorder, even with no page open)"),
             widgets.HBox([self.kind, self.symbol, self.level, self.k, self.add]),
             widgets.HTML("<b>Rules</b>"), self.rules_box,
             widgets.HTML("<b>Fired alerts</b> (newest first, times UTC)"), self.fired,
         ], poster=poster, css="ql-alerts")
+        self.toast = AlertToast(poster=self.poster, toast_s=toast_s)  # the dashboard shows it above the tabs
         self.kind.observe(self.guarded("Alert form", lambda _c: self._on_kind()), "value")
         self.symbol.observe(self.guarded("Alert form", lambda _c: self._prefill()), "value")
         self.add.on_click(self.guarded("Adding the alert", lambda _b: self.add_rule()))
@@ -760,20 +762,9 @@ class AlertsPanel(Panel):
                                       css="ql-fired-table", align_right_from=3)
 
     def on_alert(self, alert: dict) -> None:
-        msg = alert.get("message") or str(alert)
-        t = fmt_time(alert.get("time"))
-        self.toast.value = (f"<div style='padding:6px 10px;border-radius:4px;background:#fff3cd;"
-                            f"border:1px solid #e0b400;font-weight:600'>ALERT · {html.escape(t)} · "
-                            f"{html.escape(str(msg))}</div>")
+        """A new alert (on the loop: ``Lab.on_alert`` is wrapped by :meth:`guarded`)."""
+        self.toast.show(alert)
         self.refresh(force=False)
-        loop = self.poster.loop
-        if loop is not None:
-            if self._hide_handle is not None:
-                self._hide_handle.cancel()
-            self._hide_handle = loop.call_later(self.toast_s, self._hide_toast)
-
-    def _hide_toast(self) -> None:
-        self.toast.value = ""
 
     def close_feed(self) -> None:
         self._callback.remove()
@@ -835,9 +826,12 @@ class ScreenerPanel(Panel):
                                                  "selected", "hedge ratio (log)", "half-life", "ret ρ", "bars"],
                                           css="ql-screen", align_right_from=3)
             if min(heat.shape) >= 2:
-                hm = HeatMap("pair p-value (Engle-Granger, better direction, Bonferroni ×2)",
-                             row_label="y", column_label="x", value_label="p-value", scheme="RdYlGn_r")
-                hm.update(heat)
+                from quantlab.screen import pvalue_matrix
+
+                hm = HeatMap("pair q-value (Benjamini-Hochberg over all pairs of Engle-Granger p, "
+                             "better direction ×2)", row_label="y", column_label="x",
+                             value_label="q-value", bins=PVALUE_BINS)
+                hm.update(pvalue_matrix(res, value="qvalue"))
                 replace_child(self.heat_box, hm)
                 self.heatmap = hm
             self.status.value = note_html(
@@ -858,8 +852,8 @@ def _stamp() -> str:
 
 
 class ExportPanel(Panel):
-    """“Ticks CSV”, “Bars CSV”, “Analytics CSV” and “Trades CSV”: each prepares the file on a
-    thread, then a link downloads it in the browser (times ISO-8601 UTC)."""
+    """“Ticks CSV”, “Bars CSV”, “Analytics CSV” and “Trades CSV”: one click makes the file on a
+    thread and the browser saves it (times ISO-8601 UTC); a link beside the button saves it again."""
 
     def __init__(self, lab, controls: Controls, *, backtest_panel=None, poster: Poster | None = None,
                  max_ticks: int = 200_000) -> None:
@@ -868,6 +862,7 @@ class ExportPanel(Panel):
         self.lab, self.controls = lab, controls
         self._backtest_panel = backtest_panel
         self.max_ticks = max_ticks
+        self.settle_s = 5.0
         self.buttons: dict[str, widgets.Button] = {}
         self.links: dict[str, DownloadLink] = {}
         rows = []
@@ -883,7 +878,7 @@ class ExportPanel(Panel):
             self.buttons[kind], self.links[kind] = b, link
             rows.append(widgets.HBox([b, widgets.HTML(f"<span style='color:{GREY}'>{html.escape(what)}</span>",
                                                       layout=widgets.Layout(width="330px")), link]))
-        super().__init__([widgets.HTML("<b>Export</b> — click a button, then the link to download the file"),
+        super().__init__([widgets.HTML("<b>Export</b> — click a button: the browser saves the CSV file"),
                           *rows], poster=poster, css="ql-export")
 
     def make(self, kind: str) -> tuple[str, str, int]:
@@ -918,7 +913,10 @@ class ExportPanel(Panel):
 
         def done(out) -> None:
             name, text, rows = out
-            link.set_csv(name, text, rows)
+            link.save(name, text, rows)
+            loop = self.poster.loop
+            if loop is not None and loop.is_running():  # the page has rendered (and clicked) it by then
+                loop.call_later(self.settle_s, link.settle)
 
         def finish() -> None:
             button.disabled = False
