@@ -170,7 +170,8 @@ class Costs:
         (free), so pass the rate you expect to pay.
     funding : mapping, optional
         ``{symbol: rates}`` for perpetual legs (``"um:BTCUSDT"``; ``"y"``/``"x"`` name a leg
-        directly); ``rates`` in any shape :func:`funding_table` reads. ``backtest.run(...,
+        directly); ``rates`` in any shape :func:`funding_table` reads, or ``None`` to leave
+        that leg's funding out on purpose (a perpetual leg without an entry warns). ``backtest.run(...,
         funding=...)`` adds to it.
 
     ``Costs()`` is Binance VIP 0 taker fees, no slippage, free borrowing, and no funding.
@@ -225,7 +226,8 @@ class Costs:
         """One line: ``taker fees spot 10 / um 5 bp, slippage 0 bp, borrow 0 %/yr, funding
         um:BTCUSDT (90 events)``."""
         fees = " / ".join(f"{m} {self.fee_bps(m):g}" for m in DEFAULT_FEES_BPS)
-        fund = ", ".join(f"{k} ({len(v)} events)" for k, v in self.funding.items()) or "none"
+        fund = ", ".join(f"{k} ({'not counted' if v is None else f'{len(v)} events'})"
+                         for k, v in self.funding.items()) or "none"
         return (f"{self.liquidity} fees {fees} bp, slippage {self.slippage_bps:g} bp, "
                 f"borrow {self.borrow_annual:.2%}/yr, funding {fund}")
 
@@ -242,7 +244,10 @@ def _funding_map(funding: Any) -> dict[str, pd.DataFrame]:
     out: dict[str, pd.DataFrame] = {}
     for key, data in funding.items():
         k = _funding_key(key)
-        out[k] = data if _is_table(data) else funding_table(data, f"funding[{key!r}]")
+        if data is None:  # funding of this leg not counted, on purpose
+            out[k] = None  # type: ignore[assignment]
+        else:
+            out[k] = data if _is_table(data) else funding_table(data, f"funding[{key!r}]")
     return out
 
 

@@ -241,14 +241,17 @@ def _plan(costs: Costs, y: pd.Series, x: pd.Series, legs: Any, index: pd.Index,
     fund: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     for leg, sym, prices in (("y", sy, yv), ("x", sx, xv)):
         key = leg if leg in costs.funding else str(sym)
-        table = costs.funding.get(key)
-        if table is None:
+        if key not in costs.funding:
             if sym.market in PERPETUAL_MARKETS:
                 warnings.warn(f"{leg} is the perpetual {sym} and costs has no funding rates for "
                               f"it: its funding is not counted (pass funding={{'{sym}': "
-                              "rates}})", UserWarning, stacklevel=4)
+                              "rates}, or None to leave it out on purpose)", UserWarning,
+                              stacklevel=3)
             continue
         used.add(key)
+        table = costs.funding[key]
+        if table is None:
+            continue
         if sym.market not in PERPETUAL_MARKETS:
             raise ValueError(f"funding given for {leg} = {sym}, a spot leg; funding is paid "
                              f"on perpetual legs (um:/cm: symbols, or legs=...)")
