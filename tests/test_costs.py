@@ -277,3 +277,17 @@ def test_bad_cost_input_is_refused_in_one_line():
         Costs(liquidity="market")
     with pytest.raises(TypeError, match="costs must be"):
         bt.from_zscore(ys, xs, z, 1.0, costs={"fee": 10})
+
+
+def test_costs_is_a_frozen_value():
+    a = Costs(borrow_annual=0.05, funding={"um:BTCUSDT": funding_events()})
+    b = Costs(borrow_annual=0.05, funding={"um:BTCUSDT": funding_events()})
+    assert a == b and hash(a) == hash(b) and len({a, b}) == 1
+    other = funding_events().assign(funding_rate=0.0)
+    assert a != Costs(borrow_annual=0.05, funding={"um:BTCUSDT": other})
+    assert Costs() == Costs(fees={"spot": (10, 10)}) != Costs(liquidity="maker")
+    with pytest.raises(AttributeError):
+        a.borrow_annual = 0.1  # type: ignore[misc]
+    with pytest.raises(TypeError):
+        a.fees["spot"] = (0, 0)  # type: ignore[index]
+    assert a.fee_bps("um") == 5.0 and Costs(liquidity="maker").fee_bps("um") == 2.0

@@ -19,13 +19,34 @@ a short spot leg, funding on perpetual legs)::
 
 from __future__ import annotations
 
-from ..analytics.pair import HEDGES
-from . import metrics
-from .costs import DEFAULT_FEES_BPS, USDM_VIP_BPS, Costs, funding_table
-from .engine import from_zscore, run
-from .metrics import ShortSampleWarning
-from .result import BacktestResult
-from .sweep import sweep
+import importlib
+from typing import Any
+
+#: public name -> submodule holding it; imported on first use, so that
+#: ``quantlab.backtest.costs`` (read by the app at start) does not pull in numba
+_LAZY = {
+    "BacktestResult": "result", "Costs": "costs", "DEFAULT_FEES_BPS": "costs",
+    "USDM_VIP_BPS": "costs", "funding_table": "costs", "ShortSampleWarning": "metrics",
+    "from_zscore": "engine", "run": "engine", "sweep": "sweep",
+}
 
 __all__ = ["DEFAULT_FEES_BPS", "USDM_VIP_BPS", "BacktestResult", "Costs", "HEDGES",
            "ShortSampleWarning", "from_zscore", "funding_table", "metrics", "run", "sweep"]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "HEDGES":
+        from ..analytics.pair import HEDGES
+
+        return HEDGES
+    if name == "metrics":
+        return importlib.import_module(".metrics", __name__)
+    if name not in _LAZY:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

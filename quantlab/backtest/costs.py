@@ -150,7 +150,7 @@ def funding_table(data: Any, name: str = "funding") -> pd.DataFrame:
     return out
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Costs:
     """The cost assumptions of a backtest (fees, slippage, borrow, funding).
 
@@ -181,7 +181,7 @@ class Costs:
     liquidity: str = "taker"
     slippage_bps: float = 0.0
     borrow_annual: float = 0.0
-    funding: Mapping[str, pd.DataFrame] = field(default_factory=dict, compare=False)
+    funding: Mapping[str, pd.DataFrame] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not isinstance(self.fees, Mapping):
@@ -233,6 +233,21 @@ class Costs:
 
     def __repr__(self) -> str:
         return f"Costs({self.label})"
+
+    def _key(self) -> tuple:
+        return (tuple(sorted(self.fees.items())), self.liquidity, self.slippage_bps,
+                self.borrow_annual, tuple(sorted(self.funding)))
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Costs):
+            return NotImplemented
+        if self._key() != other._key():
+            return False
+        return all((a is None and b is None) or (a is not None and b is not None and a.equals(b))
+                   for a, b in ((self.funding[k], other.funding[k]) for k in self.funding))
+
+    def __hash__(self) -> int:
+        return hash(self._key())
 
 
 def _funding_map(funding: Any) -> dict[str, pd.DataFrame]:
