@@ -135,6 +135,13 @@ def test_funding_as_binance_returns_it_and_as_a_plain_series_give_the_same_payme
     a = run(1, Costs(fees=NO_FEES), funding={"um:BTCUSDT": store})
     b = run(1, Costs(fees=NO_FEES, funding={"x": rest}))
     np.testing.assert_array_equal(a.positions["funding"], b.positions["funding"])
+    # data.binance.vision fundingRate archive: calc_time (ms), funding_interval_hours,
+    # last_funding_rate; no mark price -> the last close before each time
+    archive = pd.DataFrame({"calc_time": rest["fundingTime"], "funding_interval_hours": 1,
+                            "last_funding_rate": store["funding_rate"]})
+    d = run(1, Costs(fees=NO_FEES, funding={"um:BTCUSDT": archive}))
+    assert d.positions["funding"].iloc[5] == pytest.approx(-10 * 102 * -0.003)
+    assert d.positions["funding"].iloc[3] == a.positions["funding"].iloc[3]
     # a Series of rates by funding time: every mark is the last close (bar 4's 102 at 05:00)
     rates = store.set_index("funding_time")["funding_rate"]
     c = run(1, Costs(fees=NO_FEES, funding={"um:BTCUSDT": rates}))
