@@ -449,19 +449,22 @@ def _add_costs(yv, xv, plan: _Plan, signal, uy, ux, equity, fees, traded, tr):
     if plan.slip and k:
         np.add.at(slippage, eb, slip_in)
         np.add.at(slippage, xb, slip_out)
-    cb = np.concatenate(([0.0], np.cumsum(borrow)))
-    cf = np.concatenate(([0.0], np.cumsum(funding)))
-    # a trade holds during bars eb+1 .. xb: its carry is the cumulated cost over them
-    tb = cb[xb + 1] - cb[eb + 1]
-    tf = cf[xb + 1] - cf[eb + 1]
+    carry = bool(plan.borrow_y or plan.borrow_x or len(plan.fund_bar_y) or len(plan.fund_bar_x))
+    if carry:
+        cb = np.concatenate(([0.0], np.cumsum(borrow)))
+        cf = np.concatenate(([0.0], np.cumsum(funding)))
+        # a trade holds during bars eb+1 .. xb: its carry is the cumulated cost over them
+        tb = cb[xb + 1] - cb[eb + 1]
+        tf = cf[xb + 1] - cf[eb + 1]
+        equity = equity - cb[1:] - cf[1:]
+    else:  # fees and slippage only: nothing to cumulate (the sweep's common case)
+        tb = tf = np.zeros(k)
     trades = np.empty((k, len(TRADE_COLUMNS)))
     trades[:, :tr.shape[1]] = tr
     trades[:, c["slippage"]] = slip_in + slip_out
     trades[:, c["borrow"]] = tb
     trades[:, c["funding"]] = tf
     trades[:, c["pnl"]] = tr[:, c["pnl"]] - tb - tf
-    if borrow.any() or funding.any():
-        equity = equity - cb[1:] - cf[1:]
     per_bar = {"slippage": slippage, "borrow": borrow, "funding": funding}
     return signal, uy, ux, equity, fees, traded, trades, per_bar
 
