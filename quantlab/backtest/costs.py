@@ -205,9 +205,10 @@ class Costs:
         object.__setattr__(self, "funding", MappingProxyType(_funding_map(self.funding)))
 
     @classmethod
-    def flat(cls, fee_bps: float = 10.0, slippage_bps: float = 0.0) -> Costs:
-        """The older ``fee_bps``/``slippage_bps`` arguments: one fee for every fill."""
-        fee = _bps("fee_bps", fee_bps)
+    def flat(cls, fee_bps: float | None = None, slippage_bps: float = 0.0) -> Costs:
+        """The older ``fee_bps``/``slippage_bps`` arguments: one fee for every fill (default
+        the spot taker rate)."""
+        fee = _bps("fee_bps", DEFAULT_FEES_BPS["spot"][1] if fee_bps is None else fee_bps)
         return cls(fees={m: (fee, fee) for m in DEFAULT_FEES_BPS}, slippage_bps=slippage_bps)
 
     def fee_bps(self, market: str) -> float:
