@@ -180,20 +180,20 @@ def test_shifting_the_signal_changes_the_result(pair):
     beta = res.positions["beta"].to_numpy()
     yv, xv = y.to_numpy(), x.to_numpy()
     target, reason = k.decide_nb(z, 1.5, 0.3, 3.0, 0)
-    eq = k.execute_nb(yv, xv, target, reason, beta, 1e4, 1e4, 1e-3, 0.0)[3]
+    eq = k.execute_nb(yv, xv, target, reason, beta, 1e4, 1e4, 1e-3, 1e-3, 0.0)[3]
     np.testing.assert_array_equal(eq, res.equity.to_numpy())
     # one bar later or one bar earlier: different equity
     late = k.execute_nb(yv, xv, np.roll(target, 1), np.roll(reason, 1), beta,
-                        1e4, 1e4, 1e-3, 0.0)[3]
+                        1e4, 1e4, 1e-3, 1e-3, 0.0)[3]
     early = k.execute_nb(yv, xv, np.roll(target, -1), np.roll(reason, -1), beta,
-                         1e4, 1e4, 1e-3, 0.0)[3]
+                         1e4, 1e4, 1e-3, 1e-3, 0.0)[3]
     assert np.abs(late - eq).max() > 1.0
     assert np.abs(early - eq).max() > 1.0
     # a one-bar look-ahead (deciding at bar t on z[t+1]) makes the position held from
     # bar k+1 depend on prices after k; the scramble test sees that, the real engine not
     def signals(zz, yy, xx, peek):
         t_, r_ = k.decide_nb(np.roll(zz, -1) if peek else zz, 1.5, 0.3, 3.0, 0)
-        return k.execute_nb(yy, xx, t_, r_, beta, 1e4, 1e4, 1e-3, 0.0)[0]
+        return k.execute_nb(yy, xx, t_, r_, beta, 1e4, 1e4, 1e-3, 1e-3, 0.0)[0]
 
     caught = 0
     for kk in range(600, 2900, 100):

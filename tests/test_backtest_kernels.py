@@ -34,8 +34,8 @@ def test_numba_equals_python(seed, max_hold, slip):
     np.testing.assert_array_equal(t_nb, t_py)
     np.testing.assert_array_equal(r_nb, r_py)
     assert set(np.unique(r_py)) >= {0, k.REASON_EXIT, k.REASON_STOP}
-    out_nb = k.execute_nb(y, x, t_nb, r_nb, beta, 1e4, 5e3, 1e-3, slip)
-    out_py = k.execute_py(y, x, t_py, r_py, beta, 1e4, 5e3, 1e-3, slip)
+    out_nb = k.execute_nb(y, x, t_nb, r_nb, beta, 1e4, 5e3, 1e-3, 5e-4, slip)
+    out_py = k.execute_py(y, x, t_py, r_py, beta, 1e4, 5e3, 1e-3, 5e-4, slip)
     assert len(out_py[-1]) > 20
     for a, b in zip(out_nb, out_py, strict=True):
         np.testing.assert_array_equal(a, b)
@@ -99,7 +99,7 @@ def test_execute_fills_one_bar_late_and_closes_at_the_end():
     target = np.array([1, 1, 1, 1], dtype=np.int8)
     reason = np.zeros(4, dtype=np.int8)
     sig, uy, ux, eq, fees, traded, tr = k.execute_py(
-        y, x, target, reason, np.full(4, 0.0), 1000.0, 1000.0, 0.0, 0.0)
+        y, x, target, reason, np.full(4, 0.0), 1000.0, 1000.0, 0.0, 0.0, 0.0)
     assert sig.tolist() == [0, 1, 1, 0]  # filled at bar 1, closed on the last bar
     assert uy.tolist() == [0.0, 10.0, 10.0, 0.0]
     assert eq.tolist() == [1000.0, 1000.0, 1100.0, 1200.0]

@@ -24,11 +24,19 @@ Meaning of a backtest (the contract every test holds it to):
   units of x (``beta`` the hedge used in the bar's spread; on log prices ``beta * y / x``,
   the units that hedge a log-price spread), with ``beta`` frozen at the decision bar for the life of the trade (short
   spread: the opposite). The exit decision keeps using the current z-score.
-* **Costs.** Every fill pays ``fee_bps`` of its traded notional (Binance spot taker: 10 bps,
-  four fills per round trip) and fills ``slippage_bps`` worse than the bar's price.
-* **Accounting.** ``equity = cash + units_y * y + units_x * x`` at each bar's price after
-  its fills, starting from ``capital``; final equity minus capital is the sum of the trade
-  P&Ls, which are net of fees and slippage.
+* **Costs** (:class:`~quantlab.backtest.costs.Costs`, the one place for them). Every fill
+  pays its leg's market fee (Binance VIP 0 taker: spot 10 bps, USD-M 5 bps; four fills per
+  round trip) and fills ``slippage_bps`` worse than the bar's price; a short spot leg pays
+  borrow interest per bar; a perpetual leg (``um:``/``cm:``) pays or receives funding at
+  each funding time. Which leg is spot or perpetual comes from ``legs=`` or from the
+  Series' names (``"BTCUSDT"``, ``"um:BTCUSDT"``); an unnamed leg is spot. The older
+  ``fee_bps``/``slippage_bps`` arguments mean ``Costs.flat(fee_bps, slippage_bps)``.
+* **Accounting.** ``equity = cash + units_y * y + units_x * x - borrow - funding`` (both
+  cumulated) at each bar's price after its fills, starting from ``capital``; cash is net of
+  fees and slippage. So ``equity = capital + realised and unrealised P&L at bar prices -
+  fees - slippage - borrow - funding``, and final equity minus capital is the sum of the
+  trade P&Ls, which are net of every cost (``trades`` has a column per cost, ``stats`` a
+  total per cost).
 """
 
 from __future__ import annotations
@@ -36,7 +44,8 @@ from __future__ import annotations
 import math
 import numbers
 import warnings
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -44,6 +53,7 @@ import pandas as pd
 from ..errors import InsufficientDataError
 from . import kernels as _k
 from . import metrics as _m
+from .costs import PERPETUAL_MARKETS, Costs
 from .result import BacktestResult
 
 _REASON_NAMES = np.array(["", "exit", "stop", "time", "end"], dtype=object)
@@ -115,22 +125,152 @@ def _check_rules(entry: Any, exit: Any, stop: Any,
     return entry_f, exit_f, stop_f, hold
 
 
-def _check_costs(fee_bps: Any, slippage_bps: Any, capital: Any,
-                 notional: Any) -> tuple[float, float, float, float]:
-    fee = _check_float("fee_bps", fee_bps)
-    slip = _check_float("slippage_bps", slippage_bps)
+class _Plan(NamedTuple):
+    """Costs resolved for one pair of legs on one index: what the kernels and carry need."""
+
+    fee_y: float
+    fee_x: float
+    slip: float
+    capital: float
+    notional: float
+    borrow_y: float = 0.0        # per-bar borrow rate of y (0 unless y is a spot leg)
+    borrow_x: float = 0.0
+    fund_bar_y: np.ndarray = np.empty(0, dtype=np.int64)   # bar booking each funding event
+    fund_amt_y: np.ndarray = np.empty(0)                   # rate x mark: paid per unit held
+    fund_bar_x: np.ndarray = np.empty(0, dtype=np.int64)
+    fund_amt_x: np.ndarray = np.empty(0)
+
+
+def _check_capital(capital: Any, notional: Any) -> tuple[float, float]:
     cap = _check_float("capital", capital)
-    if not (0 <= fee < 10_000):
-        raise ValueError(f"fee_bps must be in [0, 10000) basis points, got {fee_bps!r}")
-    if not (0 <= slip < 10_000):
-        raise ValueError(f"slippage_bps must be in [0, 10000) basis points, got "
-                         f"{slippage_bps!r}")
     if not (cap > 0 and math.isfinite(cap)):
         raise ValueError(f"capital must be a positive amount, got {capital!r}")
     notl = cap if notional is None else _check_float("notional", notional)
     if not (notl > 0 and math.isfinite(notl)):
         raise ValueError(f"notional must be a positive amount per trade, got {notional!r}")
-    return fee / 1e4, slip / 1e4, cap, notl
+    return cap, notl
+
+
+def _check_costs(fee_bps: Any, slippage_bps: Any, capital: Any, notional: Any) -> _Plan:
+    """The plan of ``Costs.flat(fee_bps, slippage_bps)`` on two spot legs (no carry)."""
+    c = Costs.flat(_check_bps("fee_bps", fee_bps), _check_bps("slippage_bps", slippage_bps))
+    cap, notl = _check_capital(capital, notional)
+    return _Plan(c.fee_bps("spot") / 1e4, c.fee_bps("spot") / 1e4, c.slippage_bps / 1e4,
+                 cap, notl)
+
+
+def _check_bps(name: str, v: Any) -> float:
+    f = _check_float(name, v)
+    if not (0 <= f < 10_000):
+        raise ValueError(f"{name} must be in [0, 10000) basis points, got {v!r}")
+    return f
+
+
+def _costs_arg(costs: Any, fee_bps: Any, slippage_bps: Any, funding: Any) -> Costs:
+    """The :class:`Costs` of a call: ``costs=``, or the older ``fee_bps``/``slippage_bps``."""
+    if costs is not None:
+        if not isinstance(costs, Costs):
+            raise TypeError(f"costs must be a quantlab.backtest.Costs, got "
+                            f"{type(costs).__name__}")
+        if fee_bps is not None or slippage_bps is not None:
+            raise ValueError("pass fees and slippage inside costs=Costs(...) or as fee_bps/"
+                             "slippage_bps, not both")
+    elif fee_bps is not None:
+        costs = Costs.flat(_check_bps("fee_bps", fee_bps),
+                           0.0 if slippage_bps is None else _check_bps("slippage_bps",
+                                                                       slippage_bps))
+    else:
+        costs = Costs(slippage_bps=0.0 if slippage_bps is None
+                      else _check_bps("slippage_bps", slippage_bps))
+    if funding is not None and not isinstance(funding, Mapping):
+        raise TypeError("funding must map a perpetual symbol (e.g. 'um:BTCUSDT') to its "
+                        f"funding rates, got {type(funding).__name__}")
+    return costs.with_funding(funding)
+
+
+def _leg_symbols(y: pd.Series, x: pd.Series, legs: Any) -> tuple[Any, Any]:
+    """The two legs as :class:`~quantlab.symbols.Symbol`: from ``legs`` or the Series names
+    (a name that is no symbol, or none, is a spot leg)."""
+    from ..symbols import Symbol, parse_symbol
+
+    if legs is not None:
+        if isinstance(legs, str) or not isinstance(legs, Sequence) or len(legs) != 2:
+            raise ValueError(f"legs must name the two legs, e.g. legs=('BTCUSDT', "
+                             f"'um:BTCUSDT'), got {legs!r}")
+        return tuple(parse_symbol(str(s)) for s in legs)  # type: ignore[return-value]
+    out = []
+    for s in (y, x):
+        name = s.name
+        try:
+            out.append(parse_symbol(name) if isinstance(name, str) else Symbol("spot", "?"))
+        except ValueError:
+            out.append(Symbol("spot", str(name)))
+    return out[0], out[1]
+
+
+def _funding_events(table: pd.DataFrame, index: pd.Index, prices: np.ndarray,
+                    what: str) -> tuple[np.ndarray, np.ndarray]:
+    """``(bar, rate x mark)`` of each funding time inside the data: a funding time T with
+    ``index[t] <= T < index[t+1]`` is booked at bar t and paid by the units held during bar
+    t (filled at bar t-1's close); the mark defaults to bar t-1's close (the last price at
+    or before T). Bar 0 holds nothing; times before the data or after its last bar drop."""
+    if not isinstance(index, pd.DatetimeIndex):
+        raise ValueError(f"funding for {what} needs y and x indexed by time (a DatetimeIndex "
+                         "of bar open times)")
+    idx = index.tz_localize("UTC") if index.tz is None else index.tz_convert("UTC")
+    bars_ns = idx.as_unit("ns").asi8
+    t_ns = table.index.as_unit("ns").asi8
+    step = int(np.median(np.diff(bars_ns))) if len(bars_ns) > 1 else 0
+    bar = np.searchsorted(bars_ns, t_ns, side="right") - 1
+    keep = (bar >= 1) & (t_ns < bars_ns[-1] + step)
+    bar = bar[keep].astype(np.int64)
+    mark = table["mark"].to_numpy(dtype=float)[keep]
+    mark = np.where(np.isfinite(mark), mark, prices[np.maximum(bar - 1, 0)])
+    return bar, table["rate"].to_numpy(dtype=float)[keep] * mark
+
+
+def _plan(costs: Costs, y: pd.Series, x: pd.Series, legs: Any, index: pd.Index,
+          yv: np.ndarray, xv: np.ndarray, ppy: float, capital: Any,
+          notional: Any) -> tuple[_Plan, tuple[str, str]]:
+    """Resolve ``costs`` for these legs and bars: fee per leg, borrow per bar, funding
+    events per bar. Returns the plan and the legs' symbols as text."""
+    cap, notl = _check_capital(capital, notional)
+    sy, sx = _leg_symbols(y, x, legs)
+    names = {"y": sy, "x": sx}
+    used: set[str] = set()
+    fund: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    for leg, sym, prices in (("y", sy, yv), ("x", sx, xv)):
+        key = leg if leg in costs.funding else str(sym)
+        if key not in costs.funding:
+            if sym.market in PERPETUAL_MARKETS:
+                warnings.warn(f"{leg} is the perpetual {sym} and costs has no funding rates for "
+                              f"it: its funding is not counted (pass funding={{'{sym}': "
+                              "rates}, or None to leave it out on purpose)", UserWarning,
+                              stacklevel=3)
+            continue
+        used.add(key)
+        table = costs.funding[key]
+        if table is None:
+            continue
+        if sym.market not in PERPETUAL_MARKETS:
+            raise ValueError(f"funding given for {leg} = {sym}, a spot leg; funding is paid "
+                             f"on perpetual legs (um:/cm: symbols, or legs=...)")
+        fund[leg] = _funding_events(table, index, prices, str(sym))
+    unused = [k for k in costs.funding if k not in used]
+    if unused:
+        raise ValueError(f"funding given for {', '.join(unused)}, which is not a leg of this "
+                         f"pair (legs: y = {names['y']}, x = {names['x']}); name the legs with "
+                         "legs=(...) or Series names")
+    rate_bar = costs.borrow_annual / ppy
+    empty = (np.empty(0, dtype=np.int64), np.empty(0))
+    plan = _Plan(
+        fee_y=costs.fee_bps(sy.market) / 1e4, fee_x=costs.fee_bps(sx.market) / 1e4,
+        slip=costs.slippage_bps / 1e4, capital=cap, notional=notl,
+        borrow_y=rate_bar if sy.market == "spot" else 0.0,
+        borrow_x=rate_bar if sx.market == "spot" else 0.0,
+        fund_bar_y=fund.get("y", empty)[0], fund_amt_y=fund.get("y", empty)[1],
+        fund_bar_x=fund.get("x", empty)[0], fund_amt_x=fund.get("x", empty)[1])
+    return plan, (str(sy), str(sx))
 
 
 def _holding_bars(max_holding: Any, index: pd.Index) -> Any:
@@ -263,27 +403,84 @@ def _check_length(n: int, specs: list[Any], index: pd.Index, z_window: int | Non
 
 # --------------------------------------------------------------------------- simulation
 
+#: columns of the engine's trade table: the kernel's, then the costs it adds
+TRADE_COLUMNS = (*_k.TRADE_COLUMNS, "slippage", "borrow", "funding")
+COST_COLUMNS = ("fees", "slippage", "borrow", "funding")
+
+
 def _simulate(yv: np.ndarray, xv: np.ndarray, z: np.ndarray, beta: np.ndarray,
-              rules: tuple[float, float, float, int],
-              costs: tuple[float, float, float, float], use_numba: bool = True):
+              rules: tuple[float, float, float, int], plan: _Plan, use_numba: bool = True):
+    """``(signal, units_y, units_x, equity, fees, traded, trades, per_bar)``: the kernels'
+    fills, then borrow and funding from the units held (they change no fill), slippage
+    split out of the fill prices; ``trades`` has :data:`TRADE_COLUMNS` and ``per_bar`` the
+    per-bar ``slippage``, ``borrow`` and ``funding``."""
     decide, execute, _ = _k.get_kernels(use_numba)
     entry, exit_, stop, hold = rules
-    fee_rate, slip_rate, capital, notional = costs
     # plain floats and ints: one compiled specialisation whatever the caller passed
     target, reason = decide(z, float(entry), float(exit_), float(stop), int(hold))
-    return execute(yv, xv, target, reason, beta, float(capital), float(notional),
-                   float(fee_rate), float(slip_rate))
+    signal, uy, ux, equity, fees, traded, tr = execute(
+        yv, xv, target, reason, beta, float(plan.capital), float(plan.notional),
+        float(plan.fee_y), float(plan.fee_x), float(plan.slip))
+    return _add_costs(yv, xv, plan, signal, uy, ux, equity, fees, traded, tr)
 
 
-_COL = {name: i for i, name in enumerate(_k.TRADE_COLUMNS)}
+def _add_costs(yv, xv, plan: _Plan, signal, uy, ux, equity, fees, traded, tr):
+    n = len(yv)
+    c = _COL
+    borrow = np.zeros(n)
+    funding = np.zeros(n)
+    slippage = np.zeros(n)
+    # borrow at bar t on the short spot units held during bar t, valued at its close
+    if plan.borrow_y:
+        borrow[1:] += plan.borrow_y * np.maximum(-uy[:-1], 0.0) * yv[1:]
+    if plan.borrow_x:
+        borrow[1:] += plan.borrow_x * np.maximum(-ux[:-1], 0.0) * xv[1:]
+    # funding at bar t: units held during bar t x mark x rate (long pays a positive rate)
+    for bars, amt, units in ((plan.fund_bar_y, plan.fund_amt_y, uy),
+                             (plan.fund_bar_x, plan.fund_amt_x, ux)):
+        if len(bars):
+            np.add.at(funding, bars, units[bars - 1] * amt)
+    k = tr.shape[0]
+    eb = tr[:, c["entry_bar"]].astype(np.int64)
+    xb = tr[:, c["exit_bar"]].astype(np.int64)
+    auy, aux = np.abs(tr[:, c["units_y"]]), np.abs(tr[:, c["units_x"]])
+    slip_in = plan.slip * (auy * yv[eb] + aux * xv[eb])
+    slip_out = plan.slip * (auy * yv[xb] + aux * xv[xb])
+    if plan.slip and k:
+        np.add.at(slippage, eb, slip_in)
+        np.add.at(slippage, xb, slip_out)
+    carry = bool(plan.borrow_y or plan.borrow_x or len(plan.fund_bar_y) or len(plan.fund_bar_x))
+    if carry:
+        cb = np.concatenate(([0.0], np.cumsum(borrow)))
+        cf = np.concatenate(([0.0], np.cumsum(funding)))
+        # a trade holds during bars eb+1 .. xb: its carry is the cumulated cost over them
+        tb = cb[xb + 1] - cb[eb + 1]
+        tf = cf[xb + 1] - cf[eb + 1]
+        equity = equity - cb[1:] - cf[1:]
+    else:  # fees and slippage only: nothing to cumulate (the sweep's common case)
+        tb = tf = np.zeros(k)
+    trades = np.empty((k, len(TRADE_COLUMNS)))
+    trades[:, :tr.shape[1]] = tr
+    trades[:, c["slippage"]] = slip_in + slip_out
+    trades[:, c["borrow"]] = tb
+    trades[:, c["funding"]] = tf
+    trades[:, c["pnl"]] = tr[:, c["pnl"]] - tb - tf
+    per_bar = {"slippage": slippage, "borrow": borrow, "funding": funding}
+    return signal, uy, ux, equity, fees, traded, trades, per_bar
+
+
+_COL = {name: i for i, name in enumerate(TRADE_COLUMNS)}
 
 
 def _stats(raw, ppy: float, capital: float, rf_bar: float) -> dict[str, Any]:
-    signal, _, _, equity, _fees, traded, tr = raw
+    signal, _, _, equity, _fees, traded, tr = raw[:7]
     return _m.compute_stats(
         equity, ppy, pnl=tr[:, _COL["pnl"]],
         bars_held=tr[:, _COL["exit_bar"]] - tr[:, _COL["entry_bar"]],
         signal=signal, traded=traded, fees=float(tr[:, _COL["fees"]].sum()),
+        slippage=float(tr[:, _COL["slippage"]].sum()),
+        borrow=float(tr[:, _COL["borrow"]].sum()),
+        funding=float(tr[:, _COL["funding"]].sum()),
         capital=capital, risk_free=rf_bar)
 
 
@@ -313,6 +510,9 @@ def _trades_frame(tr: np.ndarray, index: pd.Index, z: np.ndarray) -> pd.DataFram
         "reason": _REASON_NAMES[code],
         "pnl": tr[:, c["pnl"]],
         "fees": tr[:, c["fees"]],
+        "slippage": tr[:, c["slippage"]],
+        "borrow": tr[:, c["borrow"]],
+        "funding": tr[:, c["funding"]],
         "return": ret,
         "bars": exit_bar - entry_bar,
     }
@@ -323,18 +523,18 @@ def _trades_frame(tr: np.ndarray, index: pd.Index, z: np.ndarray) -> pd.DataFram
 
 
 def _backtest(index: pd.Index, yv: np.ndarray, xv: np.ndarray, z: np.ndarray,
-              beta: np.ndarray, rules, costs, ppy: float, rf_bar: float,
+              beta: np.ndarray, rules, plan: _Plan, ppy: float, rf_bar: float,
               params: dict[str, Any], pair_signal: Any = None) -> BacktestResult:
     if np.isnan(z).all():
         warnings.warn("the z-score is undefined at every bar (series shorter than the "
                       "warm-up, or a constant spread): no trade can be taken",
                       UserWarning, stacklevel=3)
-    raw = _simulate(yv, xv, z, beta, rules, costs)
-    signal, units_y, units_x, equity, fees, _traded, trades = raw
-    stats = _stats(raw, ppy, costs[2], rf_bar)
+    raw = _simulate(yv, xv, z, beta, rules, plan)
+    signal, units_y, units_x, equity, fees, _traded, trades, per_bar = raw
+    stats = _stats(raw, ppy, plan.capital, rf_bar)
     _m.warn_short_sample(index, stats, trades[:, _COL["pnl"]], trades[:, _COL["gross_notional"]])
     positions = pd.DataFrame({"z": z, "beta": beta, "signal": signal, "units_y": units_y,
-                              "units_x": units_x, "fees": fees}, index=index)
+                              "units_x": units_x, "fees": fees, **per_bar}, index=index)
     return BacktestResult(
         equity=pd.Series(equity, index=index, name="equity"),
         positions=positions,
@@ -350,7 +550,10 @@ def _backtest(index: pd.Index, yv: np.ndarray, xv: np.ndarray, z: np.ndarray,
 def run(y: pd.Series, x: pd.Series, entry: float = 2.0, exit: float = 0.5,
         stop: float | None = 4.0, window: Any = 60, *, spec: Any = None,
         hedge: str | float = "rolling_ols", z_window: Any = None,
-        fee_bps: float = 10.0, slippage_bps: float = 0.0, capital: float = 10_000.0,
+        costs: Costs | None = None, funding: Mapping[str, Any] | None = None,
+        legs: Sequence[str] | None = None,
+        fee_bps: float | None = None, slippage_bps: float | None = None,
+        capital: float = 10_000.0,
         notional: float | None = None, max_holding: int | None = None,
         delta: float | None = None, obs_var: float | None = None,
         risk_free_annual: float = 0.0,
@@ -361,12 +564,13 @@ def run(y: pd.Series, x: pd.Series, entry: float = 2.0, exit: float = 0.5,
     ----------
     y, x : Series
         Prices (never their logs: use ``PairSpec(prices="log")``) per bar on one shared,
-        increasing index (a ``DatetimeIndex`` gives the bar frequency for annualising;
-        otherwise pass ``periods_per_year``)::
+        increasing index of bar open times (a ``DatetimeIndex`` gives the bar frequency for
+        annualising; otherwise pass ``periods_per_year``); their names, when symbols, say
+        which leg is spot and which perpetual::
 
-            time                         y (BTCUSDT)   x (ETHUSDT)
-            2024-08-09 00:00:00+00:00       61837.63       2683.80
-            2024-08-09 00:00:01+00:00       61840.01       2683.91
+            time                         y (BTCUSDT)   x (um:BTCUSDT)
+            2024-08-09 00:00:00+00:00       61837.63        61870.10
+            2024-08-09 00:00:01+00:00       61840.01        61871.90
 
     entry, exit, stop : float
         z-score thresholds, ``0 <= exit < entry < stop`` (``stop=None``: no stop).
@@ -377,8 +581,18 @@ def run(y: pd.Series, x: pd.Series, entry: float = 2.0, exit: float = 0.5,
         Without ``spec``: ``PairSpec(hedge=hedge, window=window, z_window=z_window)``; a
         number ``hedge`` is a fixed hedge ratio (spread ``y - hedge x`` z-scored over
         ``z_window``, default ``window``).
+    costs : Costs, optional
+        Every cost assumption (:class:`quantlab.backtest.Costs`): fees per market, slippage,
+        borrow on a short spot leg, funding on perpetual legs. Default ``Costs()``: Binance
+        VIP 0 taker fees (spot 10 bps, USD-M 5 bps), nothing else.
+    funding : mapping, optional
+        ``{symbol or "y"/"x": funding rates}`` added to ``costs.funding`` (a table per
+        perpetual as the store, the REST API or the archives give it).
+    legs : (str, str), optional
+        The symbols of y and x (``("BTCUSDT", "um:BTCUSDT")``) when the Series' names are
+        not; an unnamed leg is spot.
     fee_bps, slippage_bps : float
-        Cost per fill in basis points of traded notional (default: Binance spot taker fee).
+        The older form: ``costs=Costs.flat(fee_bps, slippage_bps)`` (one fee for every fill).
     capital, notional : float
         Starting equity; notional of the y leg per trade (default ``capital``).
     max_holding : int or duration, optional
@@ -398,12 +612,13 @@ def run(y: pd.Series, x: pd.Series, entry: float = 2.0, exit: float = 0.5,
     _refuse_log_prices(yv, xv)
     max_holding = _holding_bars(max_holding, index)
     rules = _check_rules(entry, exit, stop, max_holding)
-    costs = _check_costs(fee_bps, slippage_bps, capital, notional)
+    costs_v = _costs_arg(costs, fee_bps, slippage_bps, funding)
     spec_v = _spec_arg(spec, hedge, window, z_window, delta, obs_var)
     zw = _fixed_z_window(spec_v, window, z_window)
     _check_length(len(yv), [spec_v], index, zw)
     ppy = _ppy(index, periods_per_year)
     rf_bar = _rf_bar(risk_free_annual, ppy)
+    plan, leg_names = _plan(costs_v, y, x, legs, index, yv, xv, ppy, capital, notional)
     if isinstance(spec_v, float):
         beta, z, sig = _fixed_inputs(y, x, spec_v, zw)
         hedge_p: Any = spec_v
@@ -414,9 +629,14 @@ def run(y: pd.Series, x: pd.Series, entry: float = 2.0, exit: float = 0.5,
         params_spec = dict(window=spec_v.window, z_window=spec_v.z_window, spec=spec_v)
     params = dict(hedge=hedge_p, **params_spec, entry=rules[0], exit=rules[1],
                   stop=None if stop is None else rules[2], max_holding=max_holding,
-                  fee_bps=float(fee_bps), slippage_bps=float(slippage_bps),
-                  capital=costs[2], notional=costs[3], risk_free_annual=risk_free_annual)
-    return _backtest(index, yv, xv, z, beta, rules, costs, ppy, rf_bar, params, pair_signal=sig)
+                  **_cost_params(costs_v, plan, leg_names), risk_free_annual=risk_free_annual)
+    return _backtest(index, yv, xv, z, beta, rules, plan, ppy, rf_bar, params, pair_signal=sig)
+
+
+def _cost_params(costs: Costs, plan: _Plan, legs: tuple[str, str]) -> dict[str, Any]:
+    return dict(costs=costs, legs=legs, fee_bps=(plan.fee_y * 1e4, plan.fee_x * 1e4),
+                slippage_bps=costs.slippage_bps, borrow_annual=costs.borrow_annual,
+                capital=plan.capital, notional=plan.notional)
 
 
 def _spec_arg(spec: Any, hedge: Any, window: Any, z_window: Any, delta: Any,
@@ -439,11 +659,14 @@ def _fixed_z_window(spec: Any, window: Any, z_window: Any) -> int | None:
 
 def from_zscore(y: pd.Series, x: pd.Series, z: pd.Series, beta: pd.Series | float,
                 entry: float = 2.0, exit: float = 0.5, stop: float | None = 4.0, *,
-                fee_bps: float = 10.0, slippage_bps: float = 0.0,
+                costs: Costs | None = None, funding: Mapping[str, Any] | None = None,
+                legs: Sequence[str] | None = None,
+                fee_bps: float | None = None, slippage_bps: float | None = None,
                 capital: float = 10_000.0, notional: float | None = None,
                 max_holding: int | None = None, risk_free_annual: float = 0.0,
                 periods_per_year: float | None = None) -> BacktestResult:
-    """Backtest with a z-score and hedge ratio computed elsewhere (same rules as :func:`run`).
+    """Backtest with a z-score and hedge ratio computed elsewhere (same rules and costs as
+    :func:`run`).
 
     ``z[t]`` and ``beta[t]`` must use information up to bar t only: the engine cannot
     check that. Both share the index of ``y`` and ``x``; NaN z (or NaN beta) means no
@@ -452,7 +675,7 @@ def from_zscore(y: pd.Series, x: pd.Series, z: pd.Series, beta: pd.Series | floa
     index, yv, xv = _check_pair(y, x)
     max_holding = _holding_bars(max_holding, index)
     rules = _check_rules(entry, exit, stop, max_holding)
-    costs = _check_costs(fee_bps, slippage_bps, capital, notional)
+    costs_v = _costs_arg(costs, fee_bps, slippage_bps, funding)
     if not isinstance(z, pd.Series) or not z.index.equals(index):
         raise ValueError("z must be a Series on the same index as y and x")
     zv = z.to_numpy(dtype=float).copy()
@@ -465,8 +688,8 @@ def from_zscore(y: pd.Series, x: pd.Series, z: pd.Series, beta: pd.Series | floa
     zv[~np.isfinite(bv)] = np.nan
     ppy = _ppy(index, periods_per_year)
     rf_bar = _rf_bar(risk_free_annual, ppy)
+    plan, leg_names = _plan(costs_v, y, x, legs, index, yv, xv, ppy, capital, notional)
     params = dict(hedge="given", entry=rules[0], exit=rules[1],
                   stop=None if stop is None else rules[2], max_holding=max_holding,
-                  fee_bps=float(fee_bps), slippage_bps=float(slippage_bps),
-                  capital=costs[2], notional=costs[3], risk_free_annual=risk_free_annual)
-    return _backtest(index, yv, xv, zv, bv, rules, costs, ppy, rf_bar, params)
+                  **_cost_params(costs_v, plan, leg_names), risk_free_annual=risk_free_annual)
+    return _backtest(index, yv, xv, zv, bv, rules, plan, ppy, rf_bar, params)

@@ -13,12 +13,14 @@ Two kernels, applied in order:
     ``reason[t]`` is the code of the exit decided at t (0 when none): 1 exit, 2 stop,
     3 time. Codes are in :data:`REASONS`.
 
-``execute(y, x, target, reason, beta, capital, notional, fee_rate, slip_rate)``
+``execute(y, x, target, reason, beta, capital, notional, fee_y, fee_x, slip_rate)``
     Fills ``target[t-1]`` at bar t's prices (one bar of latency: no look-ahead) and marks
     the book to market at every bar. Returns per-bar ``signal`` (position held from bar t's
     price to bar t+1's), ``units_y``, ``units_x``, ``equity``, ``fees`` and ``traded``
     (notional traded at the bar), and a float64 trade table, one row per round trip, with
-    the columns named in :data:`TRADE_COLUMNS`.
+    the columns named in :data:`TRADE_COLUMNS`. ``fee_y``/``fee_x`` are the fee rates of
+    each leg's market (a spot leg and a perpetual leg pay different rates). Borrow and
+    funding do not change what is traded: the engine adds them from the units held.
 
 ``equity_stats(equity, risk_free)``
     The equity-curve statistics of :func:`quantlab.backtest.metrics.compute_stats` in one
@@ -112,14 +114,15 @@ def decide_py(z, entry, exit_, stop, max_hold):
     return target, reason
 
 
-def execute_py(y, x, target, reason, beta, capital, notional, fee_rate, slip_rate):
+def execute_py(y, x, target, reason, beta, capital, notional, fee_y, fee_x, slip_rate):
     """Fill the decisions one bar late, account cash, fees and slippage, list round trips.
 
     At bar t (t >= 1) the wanted position is ``target[t-1]``; on the last bar it is 0 (an
     open trade is closed at the last price with reason ``end``). Opening side s at bar t:
     ``units_y = s * notional / y[t]`` and ``units_x = -beta[t-1] * units_y`` (hedge ratio of
     the decision bar, frozen for the trade). A buy fills at ``p * (1 + slip_rate)``, a sell at
-    ``p * (1 - slip_rate)``; every fill pays ``fee_rate * |units| * fill_price``. Equity is
+    ``p * (1 - slip_rate)``; every fill pays ``fee * |units| * fill_price`` at its leg's
+    rate (``fee_y`` or ``fee_x``). Equity is
     ``cash + units_y * y[t] + units_x * x[t]`` after the bar's fills.
     """
     n = y.shape[0]
@@ -150,7 +153,7 @@ def execute_py(y, x, target, reason, beta, capital, notional, fee_rate, slip_rat
                 fy = py * (1.0 + slip_rate) if uy < 0 else py * (1.0 - slip_rate)
                 fx = px * (1.0 + slip_rate) if ux < 0 else px * (1.0 - slip_rate)
                 notional_traded = abs(uy) * fy + abs(ux) * fx
-                fee = fee_rate * notional_traded
+                fee = fee_y * abs(uy) * fy + fee_x * abs(ux) * fx
                 cash += uy * fy + ux * fx - fee
                 fees[t] += fee
                 traded[t] += notional_traded
@@ -174,7 +177,7 @@ def execute_py(y, x, target, reason, beta, capital, notional, fee_rate, slip_rat
                 fy = py * (1.0 + slip_rate) if uy > 0 else py * (1.0 - slip_rate)
                 fx = px * (1.0 + slip_rate) if ux > 0 else px * (1.0 - slip_rate)
                 notional_traded = abs(uy) * fy + abs(ux) * fx
-                fee = fee_rate * notional_traded
+                fee = fee_y * abs(uy) * fy + fee_x * abs(ux) * fx
                 cash -= uy * fy + ux * fx + fee
                 fees[t] += fee
                 traded[t] += notional_traded

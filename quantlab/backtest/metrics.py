@@ -253,7 +253,7 @@ def expectancy(pnl: ArrayLike) -> float:
 STAT_KEYS = (
     "total_return", "cagr", "sharpe", "sortino", "max_drawdown", "max_drawdown_duration",
     "calmar", "win_rate", "profit_factor", "expectancy", "n_trades", "avg_holding",
-    "exposure", "turnover", "fees", "final_equity", "trade_sharpe", "trade_t_stat",
+    "exposure", "turnover", "fees", "slippage", "borrow", "funding", "final_equity", "trade_sharpe", "trade_t_stat",
 )
 
 #: annualised statistics on fewer days or fewer round trips than these warn
@@ -299,13 +299,17 @@ def warn_short_sample(index: pd.Index, stats: dict, pnl: np.ndarray, gross: np.n
 def compute_stats(equity: np.ndarray, periods_per_year: float, *, pnl: np.ndarray,
                   bars_held: np.ndarray, signal: np.ndarray, traded: np.ndarray,
                   fees: float, capital: float, risk_free: float = 0.0,
+                  slippage: float = 0.0, borrow: float = 0.0, funding: float = 0.0,
                   one_pass: bool = True) -> dict[str, float]:
     """Every statistic of a backtest, keyed as :data:`STAT_KEYS`.
 
     Beyond the functions above: ``n_trades`` round trips; ``avg_holding`` mean bars held
     per trade (NaN with none); ``exposure`` the share of bars with a position held
     (``signal != 0``); ``turnover`` total traded notional of both legs, all fills, over the
-    initial ``capital``; ``fees`` total fees paid; ``final_equity`` the last equity value.
+    initial ``capital``; ``fees`` total fees paid, ``slippage`` total slippage (fills worse
+    than the bar price), ``borrow`` total interest on short spot legs, ``funding`` total
+    funding paid by perpetual legs (negative: received); ``final_equity`` the last equity
+    value (``capital`` + P&L at bar prices - fees - slippage - borrow - funding).
 
     ``one_pass=True`` computes the equity statistics in one compiled pass
     (``kernels.equity_stats``, equal to the functions above to rounding); ``False`` calls
@@ -341,6 +345,9 @@ def compute_stats(equity: np.ndarray, periods_per_year: float, *, pnl: np.ndarra
         "exposure": float(np.count_nonzero(signal) / len(signal)) if len(signal) else math.nan,
         "turnover": float(np.sum(traded) / capital),
         "fees": float(fees),
+        "slippage": float(slippage),
+        "borrow": float(borrow),
+        "funding": float(funding),
         "final_equity": float(e[-1]) if e.size else math.nan,
         **_per_trade(pnl),
     }

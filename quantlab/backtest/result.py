@@ -40,12 +40,14 @@ class BacktestResult:
         One row per bar: ``z`` (z-score known at the bar's close), ``beta`` (hedge ratio
         estimated at the bar), ``signal`` in {-1, 0, 1} (position held from this bar's
         price to the next bar's: +1 long spread = long y, short beta*units of x),
-        ``units_y``, ``units_x`` (units of each leg held) and ``fees`` paid at the bar.
+        ``units_y``, ``units_x`` (units of each leg held) and the costs booked at the bar:
+        ``fees``, ``slippage``, ``borrow`` (short spot legs), ``funding`` (perpetual legs;
+        negative when received).
     trades : DataFrame
         One row per round trip: ``entry_time``, ``exit_time`` (fill bars), ``side`` (+1
         long spread, -1 short), ``entry_z``, ``exit_z`` (z at the deciding bars),
-        ``reason`` in {"exit", "stop", "time", "end"}, ``pnl`` (net of fees and
-        slippage), ``fees``, ``return`` (pnl over the gross notional of both legs at
+        ``reason`` in {"exit", "stop", "time", "end"}, ``pnl`` (net of every cost),
+        each cost of the trade (``fees``, ``slippage``, ``borrow``, ``funding``), ``return`` (pnl over the gross notional of both legs at
         entry), ``bars`` held, ``beta`` (frozen), the units and the fill prices.
     stats : dict
         The statistics of :func:`quantlab.backtest.metrics.compute_stats`.
@@ -74,14 +76,19 @@ class BacktestResult:
         bits = [f"hedge={hedge}"]
         if p.get("spec") is not None:
             bits = [f"spec: {p['spec'].label}"]
-        keys = ("entry", "exit", "stop", "max_holding", "fee_bps", "slippage_bps")
+        keys = ("entry", "exit", "stop", "max_holding")
         for k in (keys if p.get("spec") is not None else ("window", *keys)):
             if k in p and p[k] is not None:
                 bits.append(f"{k}={p[k]}")
+        costs = ""
+        if p.get("costs") is not None:
+            legs = p.get("legs")
+            costs = "\n  costs: " + p["costs"].label + (
+                f" (legs: y = {legs[0]}, x = {legs[1]})" if legs else "")
         span = ""
         if len(self.equity):
             span = f" {self.equity.index[0]} -> {self.equity.index[-1]} ({len(self.equity)} bars)"
-        return "Backtest" + span + "\n  " + ", ".join(bits)
+        return "Backtest" + span + "\n  " + ", ".join(bits) + costs
 
     def summary(self) -> str:
         """A plain-text report: parameters, statistics and a count of trades by reason."""
@@ -111,7 +118,8 @@ class BacktestResult:
         trades = ""
         if len(self.trades):
             shown = self.trades.head(10)[["entry_time", "exit_time", "side", "entry_z",
-                                          "exit_z", "reason", "pnl", "fees", "bars"]]
+                                          "exit_z", "reason", "pnl", "fees", "slippage",
+                                          "borrow", "funding", "bars"]]
             trades = (f"<p><b>trades</b> (first {len(shown)} of {len(self.trades)})</p>"
                       + shown.to_html(index=False, float_format=lambda v: f"{v:,.4f}"))
         return (f"<div><p><b>{title}</b></p><table>{stats}</table>{trades}</div>")

@@ -36,14 +36,17 @@ def _as_list(name: str, v: Any) -> list[Any]:
 def sweep(y: pd.Series, x: pd.Series, entry: Any = (1.5, 2.0, 2.5),
           exit: Any = (0.0, 0.5, 1.0), window: Any = (60,), stop: Any = (4.0,), *,
           max_holding: Any = (None,), spec: Any = None, hedge: str | float = "rolling_ols",
-          z_window: int | None = None, fee_bps: float = 10.0, slippage_bps: float = 0.0,
+          z_window: int | None = None, costs: Any = None, funding: Any = None,
+          legs: Any = None, fee_bps: float | None = None, slippage_bps: float | None = None,
           capital: float = 10_000.0, notional: float | None = None, delta: float | None = None,
           obs_var: float | None = None, risk_free_annual: float = 0.0,
           periods_per_year: float | None = None, progress: bool = True) -> pd.DataFrame:
     """Statistics of :func:`quantlab.backtest.run` for every combination of parameters.
 
     ``entry``, ``exit``, ``window``, ``stop`` and ``max_holding`` each take one value or a
-    list; the other arguments are those of ``run`` and are shared by every combination.
+    list; the other arguments are those of ``run`` and are shared by every combination
+    (``costs=``, a :class:`quantlab.backtest.Costs`, with ``funding`` and ``legs``: one
+    cost model for the whole grid).
     With ``spec`` (a ``quantlab.PairSpec``), each window is ``spec.replace(window=w)``; every
     hedge of the spec vocabulary is swept as itself (no fallback to another method).
     Combinations that break ``0 <= exit < entry < stop`` are skipped with one warning.
@@ -63,7 +66,7 @@ def sweep(y: pd.Series, x: pd.Series, entry: Any = (1.5, 2.0, 2.5),
     """
     index, yv, xv = _e._check_pair(y, x)
     _e._refuse_log_prices(yv, xv)
-    costs = _e._check_costs(fee_bps, slippage_bps, capital, notional)
+    costs_v = _e._costs_arg(costs, fee_bps, slippage_bps, funding)
     windows = _as_list("window", window)
     base = _e._spec_arg(spec, hedge, windows[0], z_window, delta, obs_var)
     if isinstance(base, float):
@@ -77,6 +80,7 @@ def sweep(y: pd.Series, x: pd.Series, entry: Any = (1.5, 2.0, 2.5),
         _e._check_length(len(yv), [sp], index, zw)
     ppy = _e._ppy(index, periods_per_year)
     rf_bar = _e._rf_bar(risk_free_annual, ppy)
+    plan, _ = _e._plan(costs_v, y, x, legs, index, yv, xv, ppy, capital, notional)
 
     combos = []
     skipped = 0
@@ -107,8 +111,8 @@ def sweep(y: pd.Series, x: pd.Series, entry: Any = (1.5, 2.0, 2.5),
             else:
                 beta, z, _ = _e.signal_inputs(y, x, sp)
             for (en, ex, st, mh), rules in combos:
-                raw = _e._simulate(yv, xv, z, beta, rules, costs)
-                stats = _e._stats(raw, ppy, costs[2], rf_bar)
+                raw = _e._simulate(yv, xv, z, beta, rules, plan)
+                stats = _e._stats(raw, ppy, plan.capital, rf_bar)
                 trials.add(raw[3])
                 rows.append({"window": w, "entry": en, "exit": ex, "stop": st,
                              "max_holding": mh, **stats})

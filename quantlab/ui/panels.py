@@ -73,6 +73,22 @@ def replace_child(box: widgets.Box, child: widgets.Widget) -> None:
         w.close()
 
 
+def _default_fee_bps() -> float:
+    """The fee control's start value: Binance's spot taker fee, from the backtest's one cost
+    model (``quantlab.backtest.costs``; importing it does not load numba)."""
+    from quantlab.backtest.costs import DEFAULT_FEES_BPS
+
+    return DEFAULT_FEES_BPS["spot"][1]
+
+
+def fee_costs(fee_bps: float) -> Any:
+    """The fee control's value as the backtest's :class:`~quantlab.backtest.Costs`: that
+    many basis points on every fill, nothing else."""
+    from quantlab.backtest.costs import Costs
+
+    return Costs.flat(float(fee_bps))
+
+
 def note_html(text: str, color: str = GREY) -> str:
     return f"<div style='color:{color};padding:4px 0'>{html.escape(text)}</div>"
 
@@ -113,7 +129,8 @@ class Controls(widgets.VBox):
                                              style=wide, layout=lay)
         self.stop = widgets.BoundedFloatText(value=4.0, min=0.2, max=50, step=0.1, description="Stop z",
                                              style=wide, layout=lay)
-        self.fee = widgets.BoundedFloatText(value=10.0, min=0.0, max=500, step=0.5, description="Fee (bp)",
+        self.fee = widgets.BoundedFloatText(value=_default_fee_bps(), min=0.0, max=500, step=0.5,
+                                            description="Fee (bp)",
                                             style=wide, layout=lay)
         self.run_backtest = widgets.Button(description="Run backtest", button_style="primary",
                                            icon="play", layout=widgets.Layout(width="200px"))
@@ -554,7 +571,7 @@ class BacktestPanel(Panel):
                     f"(wait, or pick a shorter window or timeframe)")
             yv, xv = pair[p["y"]], pair[p["x"]]
             res = backtest.run(yv, xv, entry=p["entry"], exit=p["exit"], stop=p["stop"], spec=p["spec"],
-                               fee_bps=p["fee"])
+                               costs=fee_costs(p["fee"]))
             return res, p["spec"].label
 
         def done(out) -> None:
@@ -610,7 +627,8 @@ class BacktestPanel(Panel):
                     with warnings.catch_warnings():
                         warnings.simplefilter("ignore", UserWarning)
                         frames.append(backtest.sweep(yv, xv, entry=entries, exit=[p["exit"]], window=[w],
-                                                     stop=[p["stop"]], spec=p["spec"], fee_bps=p["fee"],
+                                                     stop=[p["stop"]], spec=p["spec"],
+                                                     costs=fee_costs(p["fee"]),
                                                      progress=False))
                 self.post(setattr, self.sweep_progress, "value", i + 1)
             if not frames:
