@@ -6,6 +6,13 @@ appends what is ready every ``flush_interval_s`` (so at most that much is lost t
 and hands each durable batch to the alert service; a status loop publishes the counters as
 ``<store>/status.json`` for ``quantlab info`` and every notebook.
 
+Many symbols: the symbols are split over as many connections as keep each stream URL short
+(:func:`~quantlab.binance.protocol.connection_groups`: at most 1024 streams and ~4 kB of URL
+each); every connection attempt of every connection goes through one
+:class:`~quantlab.binance.stream.ConnectBudget` (Binance: 300 per 5 minutes per IP). Times
+come in the unit of ``time_unit`` (µs by default) over both the stream and REST, and the store
+notes it per symbol (``TickStore.time_units``).
+
 Overflow policy: the stream's queue is bounded and applies back-pressure to the socket
 (nothing is dropped in the process); if the exchange cuts a slow reader, the ids it skipped
 come back through the normal gap repair.
@@ -25,9 +32,21 @@ import numpy as np
 import pandas as pd
 
 from quantlab.binance.backoff import backoff_delays
-from quantlab.binance.protocol import Trade, trades_to_frame
+from quantlab.binance.protocol import (
+    DEFAULT_TIME_UNIT,
+    MAX_URL_CHARS,
+    Trade,
+    connection_groups,
+    trades_to_frame,
+)
 from quantlab.binance.rest import BinanceRest, RateLimitBanned
-from quantlab.binance.stream import BinanceStream, Connected, Disconnected, StreamError
+from quantlab.binance.stream import (
+    BinanceStream,
+    ConnectBudget,
+    Connected,
+    Disconnected,
+    StreamError,
+)
 from quantlab.errors import UnknownSymbolError
 from quantlab.recorder.metrics import LatencyWindow, RateMeter
 from quantlab.recorder.sequencer import Sequencer
@@ -47,14 +66,21 @@ class RecorderConfig:
     duration_s: float | None = None
     flush_interval_s: float = 0.25
     status_interval_s: float = 1.0
-    watchdog_s: float = 10.0
+    #: reconnect a connection that received no frame at all (pings included) for this long;
+    #: None: 1.5 x the server's ping interval (Binance pings every 20 s -> 30 s)
+    watchdog_s: float | None = None
     backfill_attempts: int = 6
     max_backfill_ids: int = 5_000_000
     alerts: bool = True
     #: for symbols with nothing stored yet: start at this trade id (backfilled over REST)
     #: instead of at the first live trade
     start_ids: dict[str, int] = field(default_factory=dict)
+    #: extra BinanceStream keywords; a ``connect_budget`` given here is shared by every connection
     stream_options: dict = field(default_factory=dict)
+    #: the one time-unit setting for the stream URL (timeUnit=) and REST (X-MBX-TIME-UNIT)
+    time_unit: str | None = DEFAULT_TIME_UNIT
+    #: longest stream URL of one connection; more symbols open more connections
+    max_url_chars: int = MAX_URL_CHARS
     #: run the exchange simulator inside this process and record from it ("demo" source);
     #: the value is its synthetic trade rate in trades/s
     demo_rate: float | None = None
@@ -83,7 +109,9 @@ class Recorder:
             ("gaps_repaired", "gaps_unrepaired", "backfilled", "stored", "rejected",
              "reconnects", "alerts_fired", "alert_errors"), 0)
         self.store: TickStore | None = None
-        self.stream: BinanceStream | None = None
+        self.stream: BinanceStream | None = None  # the first connection's stream
+        self.streams: list[BinanceStream] = []
+        self._unit_noted: set[str] = set()
         self.alerts = None
 
     # ------------------------------------------------------------------ control
@@ -128,29 +156,44 @@ class Recorder:
 
                 self.alerts = AlertService(self.store.path)
             # both constructors validate their URL: a bad one fails here, before any I/O
-            self.stream = BinanceStream(
-                cfg.ws_url, self.symbols, rest_url=cfg.rest_url, validate_symbols=False,
-                watchdog_s=cfg.watchdog_s, **cfg.stream_options,
-            )
+            options = dict(cfg.stream_options)
+            options.setdefault("connect_budget", ConnectBudget())
+            if cfg.watchdog_s is not None:
+                options.setdefault("watchdog_s", cfg.watchdog_s)
+            groups = connection_groups(cfg.ws_url, self.symbols, time_unit=cfg.time_unit,
+                                       max_url_chars=cfg.max_url_chars)
+            self.streams = [
+                BinanceStream(cfg.ws_url, group, rest_url=cfg.rest_url, validate_symbols=False,
+                              time_unit=cfg.time_unit, **options)
+                for group in groups
+            ]
+            self.stream = self.streams[0]
+            if len(groups) > 1:
+                log.info("%d symbols over %d connections", len(self.symbols), len(groups))
             if cfg.duration_s is not None:
                 asyncio.get_running_loop().call_later(cfg.duration_s, self._stop.set)
-            async with BinanceRest(cfg.rest_url) as rest:
+            async with BinanceRest(cfg.rest_url, time_unit=cfg.time_unit) as rest:
                 self.rest = rest
                 if not await self._validate_symbols(rest):
                     return 0
                 self.state = "connecting"
+                consumers = [asyncio.create_task(self._consume(st), name=f"recorder-consume-{i}")
+                             for i, st in enumerate(self.streams)]
                 tasks = [
-                    asyncio.create_task(self._consume(), name="recorder-consume"),
+                    *consumers,
                     asyncio.create_task(self._flush_loop(), name="recorder-flush"),
                     asyncio.create_task(self._status_loop(), name="recorder-status"),
                 ]
                 stop_wait = asyncio.create_task(self._stop.wait())
-                done, _ = await asyncio.wait([stop_wait, tasks[0]], return_when=asyncio.FIRST_COMPLETED)
+                done, _ = await asyncio.wait([stop_wait, *consumers], return_when=asyncio.FIRST_COMPLETED)
                 failure = None
-                if tasks[0] in done and tasks[0].exception() is not None:
-                    failure = tasks[0].exception()
+                for t in consumers:
+                    if t in done and t.exception() is not None:
+                        failure = t.exception()
+                        break
                 stop_wait.cancel()
-                await self.stream.aclose()
+                for st in self.streams:
+                    await st.aclose()
                 for t in [*tasks, *self._backfills.values()]:
                     t.cancel()
                 await asyncio.gather(*tasks, *self._backfills.values(), return_exceptions=True)
@@ -191,10 +234,10 @@ class Recorder:
         return False
 
     # ------------------------------------------------------------------ ingest
-    async def _consume(self) -> None:
+    async def _consume(self, stream: BinanceStream) -> None:
         seqs = self.seqs
         try:
-            async for ev in self.stream:
+            async for ev in stream:
                 if type(ev) is Trade:
                     seq = seqs.get(ev.symbol)
                     if seq is None:
@@ -276,33 +319,47 @@ class Recorder:
                     log.exception("alert rules could not be reloaded")
 
     def _flush(self) -> None:
+        # Append every symbol, then make them durable with one store flush: a flush per
+        # append re-flushed every open table, O(symbols^2) per cycle (~2 s at 300 symbols).
+        batches = []
         for symbol, seq in self.seqs.items():
             ready = seq.drain()
             if not ready:
                 continue
             frame = trades_to_frame(ready)
-            added = self.store.append(symbol, frame)  # durable and visible on return
-            durable = time.time_ns()
-            recv = frame["recv_time"].to_numpy()
-            self.lat_durable.add(durable - recv)
-            ev = frame["event_time"].to_numpy()
-            live = ev != np.iinfo(np.int64).min
-            self.lat_exchange.add(recv[live] - ev[live])
-            self.c["stored"] += added
-            self.c["rejected"] += len(frame) - added
-            self.rates[symbol].add(added)
-            self.rate_all.add(added)
-            self.last[symbol] = {
-                "last_price": float(frame["price"].iloc[-1]),
-                "last_trade_time": pd.Timestamp(int(frame["time"].iloc[-1]), tz="UTC").isoformat(),
-                "last_id": int(frame["trade_id"].iloc[-1]),
-            }
-            if self.alerts is not None:
-                try:
-                    self.c["alerts_fired"] += len(self.alerts.process_trades(symbol, frame))
-                except Exception:  # noqa: BLE001 - alerts never stop ingestion
-                    self.c["alert_errors"] += 1
-                    log.exception("alert evaluation failed for %s", symbol)
+            if symbol not in self._unit_noted:
+                self.store.note_time_unit(symbol, self.cfg.time_unit or "MILLISECOND",
+                                          int(frame["trade_id"].iloc[0]))
+                self._unit_noted.add(symbol)
+            batches.append((symbol, frame, self.store.append(symbol, frame, flush=False)))
+        if not batches:
+            return
+        self.store.flush()  # durable and visible on return
+        durable = time.time_ns()
+        for symbol, frame, added in batches:
+            self._account(symbol, frame, added, durable)
+
+    def _account(self, symbol: str, frame: pd.DataFrame, added: int, durable: int) -> None:
+        recv = frame["recv_time"].to_numpy()
+        self.lat_durable.add(durable - recv)
+        ev = frame["event_time"].to_numpy()
+        live = ev != np.iinfo(np.int64).min
+        self.lat_exchange.add(recv[live] - ev[live])
+        self.c["stored"] += added
+        self.c["rejected"] += len(frame) - added
+        self.rates[symbol].add(added)
+        self.rate_all.add(added)
+        self.last[symbol] = {
+            "last_price": float(frame["price"].iloc[-1]),
+            "last_trade_time": pd.Timestamp(int(frame["time"].iloc[-1]), tz="UTC").isoformat(),
+            "last_id": int(frame["trade_id"].iloc[-1]),
+        }
+        if self.alerts is not None:
+            try:
+                self.c["alerts_fired"] += len(self.alerts.process_trades(symbol, frame))
+            except Exception:  # noqa: BLE001 - alerts never stop ingestion
+                self.c["alert_errors"] += 1
+                log.exception("alert evaluation failed for %s", symbol)
 
     # ------------------------------------------------------------------ status
     async def _status_loop(self) -> None:
@@ -310,8 +367,16 @@ class Recorder:
             write_status(self.store.path, self.status())
             await asyncio.sleep(self.cfg.status_interval_s)
 
+    def stream_counters(self) -> dict[str, int]:
+        """The counters of every connection's stream, summed."""
+        total: dict[str, int] = {}
+        for st in self.streams:
+            for k, v in st.counters.items():
+                total[k] = total.get(k, 0) + v
+        return total
+
     def status(self) -> dict:
-        sc = self.stream.counters if self.stream is not None else {}
+        sc = self.stream_counters()
         now = pd.Timestamp.now(tz="UTC")
         return {
             "pid": os.getpid(),
