@@ -70,6 +70,7 @@ __all__ = [
     "trade_from_rest",
     "agg_trade_from_rest",
     "trades_to_frame",
+    "trades_to_columns",
     "MAX_STREAMS_PER_CONNECTION",
     "MAX_URL_CHARS",
     "DEFAULT_TIME_UNIT",
@@ -581,21 +582,29 @@ def connection_groups(
         kinds = (kinds,)
     fixed = len(stream_url(ws_url, syms[:1], kinds, time_unit=time_unit)) - len(
         "/".join(stream_names(syms[:1], kinds)))
-    groups: list[list[str]] = []
-    cur: list[str] = []
-    n_streams = length = 0
-    for sym in syms:
-        names = stream_names([sym], kinds)
-        add = sum(len(quote(n, safe="@_")) for n in names) + len(names)  # names + "/"
-        if cur and (n_streams + len(names) > max_streams or fixed + length + add > max_url_chars):
-            groups.append(cur)
-            cur, n_streams, length = [], 0, 0
-        if fixed + add > max_url_chars:
-            raise ValueError(f"max_url_chars: {max_url_chars} cannot hold even the streams of {sym}")
-        cur.append(sym)
-        n_streams += len(names)
-        length += add
-    groups.append(cur)
+
+    def greedy(cap: int) -> list[list[str]]:
+        groups: list[list[str]] = []
+        cur: list[str] = []
+        n_streams = length = 0
+        for sym in syms:
+            names = stream_names([sym], kinds)
+            add = sum(len(quote(n, safe="@_")) for n in names) + len(names)  # names + "/"
+            if fixed + add > max_url_chars:
+                raise ValueError(f"max_url_chars: {max_url_chars} cannot hold even the streams of {sym}")
+            if cur and (n_streams + len(names) > cap or fixed + length + add > max_url_chars):
+                groups.append(cur)
+                cur, n_streams, length = [], 0, 0
+            cur.append(sym)
+            n_streams += len(names)
+            length += add
+        groups.append(cur)
+        return groups
+
+    groups = greedy(max_streams)
+    if len(groups) > 1:  # as many connections, evenly filled: a cut costs each the same repair
+        total = len(syms) * len(kinds)
+        groups = greedy(max(len(kinds), -(-total // len(groups))))
     return groups
 
 
@@ -623,6 +632,42 @@ def list_subscriptions_message(req_id: int | str) -> str:
 # --------------------------------------------------------------------------- to the store
 
 
+def trades_to_columns(trades: Sequence[Trade]) -> dict[str, np.ndarray]:
+    """Trades of ONE symbol -> a dict of column arrays (the store's ``append()`` input,
+    without a DataFrame: what the recorder writes several hundred times a second).
+
+    Keys and dtypes as :func:`trades_to_frame`'s columns. Row order is kept.
+    """
+    n = len(trades)
+    if n and len({t.symbol for t in trades}) > 1:
+        syms = sorted({t.symbol for t in trades})
+        raise ValueError(f"trades: mixes symbols {', '.join(syms)}; pass one symbol's trades")
+    if not n:
+        rows = np.empty((0, 7))
+    else:
+        # one pass over the objects, then typed columns
+        ints = np.array([(t.trade_id, t.time_ns, t.event_time_ns, t.recv_ns) for t in trades], np.int64)
+        floats = np.array([(t.price, t.qty) for t in trades], np.float64)
+        return {
+            "trade_id": ints[:, 0].copy(),
+            "price": floats[:, 0].copy(),
+            "qty": floats[:, 1].copy(),
+            "is_buyer_maker": np.fromiter((t.is_buyer_maker for t in trades), np.bool_, n),
+            "time": ints[:, 1].copy(),
+            "event_time": ints[:, 2].copy(),
+            "recv_time": ints[:, 3].copy(),
+        }
+    return {
+        "trade_id": rows[:, 0].astype(np.int64),
+        "price": rows[:, 0].astype(np.float64),
+        "qty": rows[:, 0].astype(np.float64),
+        "is_buyer_maker": rows[:, 0].astype(np.bool_),
+        "time": rows[:, 0].astype(np.int64),
+        "event_time": rows[:, 0].astype(np.int64),
+        "recv_time": rows[:, 0].astype(np.int64),
+    }
+
+
 def trades_to_frame(trades: Sequence[Trade]) -> pd.DataFrame:
     """Trades of ONE symbol -> the store's ``append()`` input.
 
@@ -630,18 +675,5 @@ def trades_to_frame(trades: Sequence[Trade]) -> pd.DataFrame:
     bool, ``time``, ``event_time``, ``recv_time`` (int64 ns; ``event_time`` is
     :data:`UNKNOWN_TIME`, numpy's NaT value, for REST trades). Row order is kept.
     """
-    n = len(trades)
-    if n and len({t.symbol for t in trades}) > 1:
-        syms = sorted({t.symbol for t in trades})
-        raise ValueError(f"trades: mixes symbols {', '.join(syms)}; pass one symbol's trades")
-    cols = {
-        "trade_id": np.fromiter((t.trade_id for t in trades), np.int64, n),
-        "price": np.fromiter((t.price for t in trades), np.float64, n),
-        "qty": np.fromiter((t.qty for t in trades), np.float64, n),
-        "is_buyer_maker": np.fromiter((t.is_buyer_maker for t in trades), np.bool_, n),
-        "time": np.fromiter((t.time_ns for t in trades), np.int64, n),
-        "event_time": np.fromiter((t.event_time_ns for t in trades), np.int64, n),
-        "recv_time": np.fromiter((t.recv_ns for t in trades), np.int64, n),
-    }
-    return pd.DataFrame(cols)
+    return pd.DataFrame(trades_to_columns(trades))
 

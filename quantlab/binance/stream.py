@@ -134,17 +134,21 @@ class ConnectBudget:
     backoff restarts whenever a connection delivered data. :meth:`acquire` waits until an
     attempt fits in ``limit`` per sliding ``window_s``. ``after_1008_s`` is the minimum
     delay after a close with code 1008 (policy violation: Binance's answer to a client over
-    its message rate; IPs disconnected repeatedly may be banned).
+    its message rate; IPs disconnected repeatedly may be banned). ``margin_s`` widens the
+    window the budget keeps: attempts reach the server after a varying delay, so two of them
+    can arrive closer together than they left.
 
     >>> b = ConnectBudget(limit=2, window_s=10.0)
     >>> b.wait_s(0.0)
     0.0
     """
 
-    def __init__(self, limit: int = 300, window_s: float = 300.0, *, after_1008_s: float = 10.0) -> None:
-        if not (isinstance(after_1008_s, int | float) and after_1008_s >= 0):
-            raise ValueError(f"after_1008_s: must be >= 0 seconds, got {after_1008_s!r}")
-        self._window = SlidingWindow(limit, window_s)  # validates limit and window_s
+    def __init__(self, limit: int = 300, window_s: float = 300.0, *, after_1008_s: float = 10.0,
+                 margin_s: float = 1.0) -> None:
+        for name, value in (("after_1008_s", after_1008_s), ("margin_s", margin_s)):
+            if not (isinstance(value, int | float) and value >= 0):
+                raise ValueError(f"{name}: must be >= 0 seconds, got {value!r}")
+        self._window = SlidingWindow(limit, window_s + margin_s)  # validates limit and window_s
         self.limit = limit
         self.window_s = float(window_s)
         self.after_1008_s = float(after_1008_s)

@@ -37,7 +37,7 @@ from quantlab.binance.protocol import (
     MAX_URL_CHARS,
     Trade,
     connection_groups,
-    trades_to_frame,
+    trades_to_columns,
 )
 from quantlab.binance.rest import BinanceRest, RateLimitBanned
 from quantlab.binance.stream import (
@@ -308,9 +308,14 @@ class Recorder:
 
     # ------------------------------------------------------------------ storage
     async def _flush_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        took = 0.0
         while True:
-            await asyncio.sleep(self.cfg.flush_interval_s)
+            # a flush that took long eats into the wait: receipt-to-durable stays near the interval
+            await asyncio.sleep(max(0.01, self.cfg.flush_interval_s - took))
+            t0 = loop.time()
             self._flush()
+            took = loop.time() - t0
             if self.alerts is not None:
                 try:
                     self.alerts.poll_rules()
@@ -326,36 +331,37 @@ class Recorder:
             ready = seq.drain()
             if not ready:
                 continue
-            frame = trades_to_frame(ready)
+            cols = trades_to_columns(ready)
             if symbol not in self._unit_noted:
                 self.store.note_time_unit(symbol, self.cfg.time_unit or "MILLISECOND",
-                                          int(frame["trade_id"].iloc[0]))
+                                          int(cols["trade_id"][0]))
                 self._unit_noted.add(symbol)
-            batches.append((symbol, frame, self.store.append(symbol, frame, flush=False)))
+            batches.append((symbol, cols, self.store.append(symbol, cols, flush=False)))
         if not batches:
             return
         self.store.flush()  # durable and visible on return
         durable = time.time_ns()
-        for symbol, frame, added in batches:
-            self._account(symbol, frame, added, durable)
-
-    def _account(self, symbol: str, frame: pd.DataFrame, added: int, durable: int) -> None:
-        recv = frame["recv_time"].to_numpy()
+        recv = np.concatenate([cols["recv_time"] for _, cols, _ in batches])
         self.lat_durable.add(durable - recv)
-        ev = frame["event_time"].to_numpy()
+        ev = np.concatenate([cols["event_time"] for _, cols, _ in batches])
         live = ev != np.iinfo(np.int64).min
         self.lat_exchange.add(recv[live] - ev[live])
+        for symbol, cols, added in batches:
+            self._account(symbol, cols, added)
+
+    def _account(self, symbol: str, cols: dict[str, np.ndarray], added: int) -> None:
         self.c["stored"] += added
-        self.c["rejected"] += len(frame) - added
+        self.c["rejected"] += len(cols["trade_id"]) - added
         self.rates[symbol].add(added)
         self.rate_all.add(added)
         self.last[symbol] = {
-            "last_price": float(frame["price"].iloc[-1]),
-            "last_trade_time": pd.Timestamp(int(frame["time"].iloc[-1]), tz="UTC").isoformat(),
-            "last_id": int(frame["trade_id"].iloc[-1]),
+            "last_price": float(cols["price"][-1]),
+            "last_trade_time_ns": int(cols["time"][-1]),
+            "last_id": int(cols["trade_id"][-1]),
         }
         if self.alerts is not None:
             try:
+                frame = pd.DataFrame(cols)
                 self.c["alerts_fired"] += len(self.alerts.process_trades(symbol, frame))
             except Exception:  # noqa: BLE001 - alerts never stop ingestion
                 self.c["alert_errors"] += 1
@@ -366,6 +372,14 @@ class Recorder:
         while True:
             write_status(self.store.path, self.status())
             await asyncio.sleep(self.cfg.status_interval_s)
+
+    def _last_status(self, symbol: str) -> dict:
+        last = self.last.get(symbol)
+        if last is None:
+            return {}
+        return {"last_price": last["last_price"],
+                "last_trade_time": pd.Timestamp(last["last_trade_time_ns"], tz="UTC").isoformat(),
+                "last_id": last["last_id"]}
 
     def stream_counters(self) -> dict[str, int]:
         """The counters of every connection's stream, summed."""
@@ -393,7 +407,7 @@ class Recorder:
             "ticks_per_s": self.rate_all.rate(),
             "per_symbol": {
                 s: {"ticks": self.rates[s].total, "ticks_per_s": self.rates[s].rate(),
-                    "held": self.seqs[s].held if s in self.seqs else 0, **self.last.get(s, {})}
+                    "held": self.seqs[s].held if s in self.seqs else 0, **self._last_status(s)}
                 for s in self.symbols
             },
             "reconnects": self.c["reconnects"],
