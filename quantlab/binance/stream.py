@@ -17,7 +17,13 @@ What it does for the caller:
   cap), yielding ``Disconnected(reason, retry_in_s)`` first and ``Connected(url, attempt)``
   once open; a fatal failure (bad URL, refused path, IP ban) raises :class:`StreamError`
   from the iterator; the delay generator restarts once a connection has delivered data;
-* a watchdog closes a connection that delivered no message for ``watchdog_s`` seconds;
+* a watchdog closes a connection that received no frame at all (data, ping, reply) for
+  ``watchdog_s`` seconds (default 1.5 x Binance's 20 s ping interval): a quiet market whose
+  connection carries only pings is alive;
+* every connection attempt (first, reconnect, rotation) goes through a :class:`ConnectBudget`
+  (Binance: 300 attempts per 5 minutes per IP; share one between streams), and a close
+  with code 1008 is followed by a longer minimum delay;
+* asks for µs timestamps by default (``timeUnit=MICROSECOND``);
 * rotates the connection before Binance's 24-hour cut (and on ``serverShutdown``),
   make-before-break: the new connection opens and buffers while the old one keeps
   delivering, until the old one has caught up with the first trade the new one saw;
