@@ -221,11 +221,10 @@ class ActiveWriter:
         f.swmr_mode = True
         os.replace(tmp, self.path)  # readers only ever see a file already in SWMR mode
         self.file = f
-        # low-level dataset handles, looked up once: a recorder appends a few rows to each of
-        # hundreds of tables several times a second, and h5py's high-level lookup, resize and
-        # slice assignment cost more than the write itself (~14 calls per append)
-        self._columns = [(name, np.dtype(dt), f[name].id) for name, dt in schema.columns]
-        self._committed_id = f["committed"].id
+        # dataset handles looked up once: a recorder appends a few rows to each of hundreds
+        # of tables several times a second, and the lookups cost more than the writes
+        self._columns = [(name, f[name]) for name, _ in schema.columns]
+        self._committed = f["committed"]
         self.rows = 0  # written
         self.committed = 0  # flushed and counted
         self.last_id: int | None = None
@@ -235,13 +234,9 @@ class ActiveWriter:
         if not n:
             return
         lo, hi = self.rows, self.rows + n
-        mspace = h5py.h5s.create_simple((n,))
-        for name, dt, dsid in self._columns:
-            col = batch[name] if name in batch else np.full(n, NAT, dtype="i8")
-            dsid.set_extent((hi,))
-            fspace = dsid.get_space()
-            fspace.select_hyperslab((lo,), (n,))
-            dsid.write(mspace, fspace, np.ascontiguousarray(col, dtype=dt))
+        for name, ds in self._columns:
+            ds.resize((hi,))
+            ds[lo:hi] = batch[name] if name in batch else np.full(n, NAT, dtype="i8")
         self.rows = hi
         self.last_id = int(batch[self.schema.id][-1])
 
@@ -249,7 +244,7 @@ class ActiveWriter:
         if self.committed == self.rows:
             return
         self.file.flush()  # data first ...
-        self._committed_id.write(h5py.h5s.ALL, h5py.h5s.ALL, np.array([self.rows], dtype="i8"))
+        self._committed[0] = self.rows
         self.file.flush()  # ... then the counter that makes it visible
         self.committed = self.rows
 
