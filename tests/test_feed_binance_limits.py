@@ -69,19 +69,24 @@ def test_flapping_server_attempts_stay_within_the_limit(tmp_path):
     assert_exactly_once(tmp_path / "s", made)  # every cut repaired over REST
 
 
-def test_simulator_refuses_attempts_beyond_its_limit(tmp_path):
-    """Without a budget on the client side the same flapping loop is refused, as Binance does."""
+def test_simulator_refuses_attempts_beyond_its_limit():
+    """As Binance does: beyond the attempts allowed in the window, the upgrade is refused
+    (HTTP 429 with Retry-After) until the oldest attempt leaves the window."""
 
     async def main():
-        async with Exchange(Synthetic(["BTCUSDT"], rate=200, seed=2), faults="cut_every=1",
-                            connection_limit=(6, 1.5)) as ex:
-            unlimited = ConnectBudget(100_000, 1.5)
-            await record(tmp_path, ex, ["BTCUSDT"], 2.0,
-                         stream_options={"backoff": FAST, "connect_budget": unlimited})()
-            return ex.counters
+        async with Exchange(Synthetic(["BTCUSDT"], rate=10, seed=2), connection_limit=(3, 2.0)) as ex:
+            url = ex.ws_url + "/ws/btcusdt@trade"
+            for _ in range(3):
+                async with websockets.connect(url):
+                    pass
+            with pytest.raises(websockets.exceptions.InvalidStatus) as err:
+                async with websockets.connect(url):
+                    pass
+            return err.value.response, ex.counters
 
-    sim = asyncio.run(main())
-    assert sim["connections_refused"] > 0
+    response, sim = asyncio.run(main())
+    assert response.status_code == 429 and 1 <= int(response.headers["Retry-After"]) <= 2
+    assert sim["connection_attempts"] == 4 and sim["connections_refused"] == 1
 
 
 def test_close_1008_waits_the_longer_minimum_delay(tmp_path):
