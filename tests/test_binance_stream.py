@@ -130,7 +130,8 @@ def test_pings_answered_with_payload_and_trades_delivered():
 
     async def main():
         async with Exchange(behaviour) as ex:
-            async with BinanceStream(ex.ws_url, ["btcusdt"], rest_url=ex.rest_url) as stream:
+            # this fake server sends ms frames: time_unit=None (no timeUnit on the URL)
+            async with BinanceStream(ex.ws_url, ["btcusdt"], rest_url=ex.rest_url, time_unit=None) as stream:
                 events = await collect(stream, lambda ev: len(trades(ev)) == 5)
                 return ex, events, stream.counters
 
@@ -210,7 +211,7 @@ def test_watchdog_reconnects_a_silent_feed():
     stamped, counters = run(main())
     t1 = next(t for t, e in stamped if isinstance(e, Trade))
     t_disc, disc = next((t, e) for t, e in stamped if isinstance(e, Disconnected))
-    assert disc.reason == "no data for 0.4 s"
+    assert disc.reason == "no frame at all (not even a ping) for 0.4 s"
     assert 0.4 <= t_disc - t1 < 2.0
     assert counters["watchdog_timeouts"] == 1
 
@@ -515,7 +516,7 @@ def test_subscribe_while_connecting_is_applied_by_a_rotation():
     async def main():
         async with Slow(behaviour) as ex:
             async with BinanceStream(ex.ws_url, ["BTCUSDT"], validate_symbols=False, backoff=FAST,
-                                     handover_s=(0.05, 0.5)) as stream:
+                                     handover_s=(0.05, 0.5), time_unit=None) as stream:
                 started = asyncio.create_task(collect(stream, lambda ev: any(
                     isinstance(e, Trade) and e.symbol == "ETHUSDT" for e in ev)))
                 await asyncio.sleep(0.1)

@@ -70,15 +70,29 @@ __all__ = [
     "trade_from_rest",
     "agg_trade_from_rest",
     "trades_to_frame",
+    "trades_to_columns",
     "MAX_STREAMS_PER_CONNECTION",
+    "MAX_URL_CHARS",
+    "DEFAULT_TIME_UNIT",
+    "connection_groups",
 ]
 
 #: int64 value of numpy's NaT: the store's sentinel for "time not known" (REST trades carry
 #: no event time).
 UNKNOWN_TIME = int(np.iinfo(np.int64).min)
 
-#: Binance refuses more streams than this on one connection.
+#: Binance refuses more streams than this on one connection (spot "WebSocket Limits",
+#: developers.binance.com/docs/binance-spot-api-docs/web-socket-streams).
 MAX_STREAMS_PER_CONNECTION = 1024
+
+#: Longest combined-stream URL this package builds. HTTP servers and clients commonly cap a
+#: request line near 8 kB (``websockets`` refuses longer ones), and 300 USDT pairs already
+#: make a ~5 kB URL; :func:`connection_groups` splits the symbols below this.
+MAX_URL_CHARS = 4000
+
+#: Spot archives are in µs since 2025-01-01 and both the streams (``timeUnit=MICROSECOND``)
+#: and REST (``X-MBX-TIME-UNIT: MICROSECOND``) offer µs: the one setting for both.
+DEFAULT_TIME_UNIT = "MICROSECOND"
 
 _TIME_UNITS = {"MILLISECOND": 1_000_000, "MICROSECOND": 1_000}
 _MS_BELOW = 100_000_000_000_000  # 1e14: larger epoch values are microseconds
@@ -260,15 +274,20 @@ def _str(d: dict, key: str) -> str:
 # --------------------------------------------------------------------------- payload parsers
 
 
+_FAST_FACTOR = {None: 1_000_000, "MILLISECOND": 1_000_000, "MICROSECOND": 1_000}
+
+
 def _trade(d: dict, recv_ns: int, unit: str | None) -> Trade:
-    # Fast path for the hot loop: well-typed fields, milliseconds or microseconds told apart
-    # by magnitude; anything unusual falls through to the checked path below.
+    # Fast path for the hot loop: well-typed fields in the announced unit (or, unit unknown,
+    # milliseconds by magnitude); anything unusual falls through to the checked path below.
     s, t, p, q, m, tt, e = d["s"], d["t"], d["p"], d["q"], d["m"], d["T"], d["E"]
-    if (unit is None and type(s) is str and type(t) is int and type(p) is str
+    f = _FAST_FACTOR.get(unit)
+    if (f is not None and type(s) is str and type(t) is int and type(p) is str
             and type(q) is str and (m is True or m is False) and type(tt) is int
-            and type(e) is int and 0 <= tt < _MS_BELOW and 0 <= e < _MS_BELOW):
+            and type(e) is int and 0 <= tt and 0 <= e
+            and (unit is not None or (tt < _MS_BELOW and e < _MS_BELOW))):
         try:
-            return Trade(s, t, float(p), float(q), m, tt * 1_000_000, e * 1_000_000, recv_ns)
+            return Trade(s, t, float(p), float(q), m, tt * f, e * f, recv_ns)
         except ValueError:
             pass
     return _trade_checked(d, recv_ns, unit)
@@ -550,6 +569,60 @@ def stream_url(
     return url
 
 
+def connection_groups(
+    ws_url: str,
+    symbols: Iterable[str] | str,
+    kinds: Sequence[str] = ("trade",),
+    *,
+    time_unit: str | None = None,
+    max_streams: int = MAX_STREAMS_PER_CONNECTION,
+    max_url_chars: int = MAX_URL_CHARS,
+) -> list[list[str]]:
+    """Split ``symbols`` into groups whose combined-stream URL holds at most ``max_streams``
+    streams and ``max_url_chars`` characters: one connection per group.
+
+    >>> connection_groups("wss://stream.binance.com:9443", ["BTCUSDT", "ETHUSDT"])
+    [['BTCUSDT', 'ETHUSDT']]
+    """
+    if not (isinstance(max_streams, int) and 1 <= max_streams <= MAX_STREAMS_PER_CONNECTION):
+        raise ValueError(f"max_streams: must be an int in 1..{MAX_STREAMS_PER_CONNECTION}, got {max_streams!r}")
+    if not isinstance(ws_url, str) or not ws_url.lower().startswith(("ws://", "wss://")):
+        raise ValueError(
+            f"ws_url: {ws_url!r} is not a WebSocket URL (use e.g. 'wss://stream.binance.com:9443')"
+        )
+    syms = parse_symbols(list(symbols) if not isinstance(symbols, str) else symbols)
+    if not syms:
+        raise ValueError("symbols: no symbol given (use e.g. ['BTCUSDT', 'ETHUSDT'])")
+    if isinstance(kinds, str):
+        kinds = (kinds,)
+    fixed = len(stream_url(ws_url, syms[:1], kinds, time_unit=time_unit)) - len(
+        "/".join(stream_names(syms[:1], kinds)))
+
+    def greedy(cap: int) -> list[list[str]]:
+        groups: list[list[str]] = []
+        cur: list[str] = []
+        n_streams = length = 0
+        for sym in syms:
+            names = stream_names([sym], kinds)
+            add = sum(len(quote(n, safe="@_")) for n in names) + len(names)  # names + "/"
+            if fixed + add > max_url_chars:
+                raise ValueError(f"max_url_chars: {max_url_chars} cannot hold even the streams of {sym}")
+            if cur and (n_streams + len(names) > cap or fixed + length + add > max_url_chars):
+                groups.append(cur)
+                cur, n_streams, length = [], 0, 0
+            cur.append(sym)
+            n_streams += len(names)
+            length += add
+        groups.append(cur)
+        return groups
+
+    groups = greedy(max_streams)
+    if len(groups) > 1:  # as many connections, evenly filled: a cut costs each the same repair
+        total = len(syms) * len(kinds)
+        groups = greedy(max(len(kinds), -(-total // len(groups))))
+    return groups
+
+
 def control_message(method: str, params: Sequence[Any] | None, req_id: int | str) -> str:
     """``{"method": ..., "params": [...], "id": ...}`` as compact JSON text."""
     msg: dict[str, Any] = {"method": method}
@@ -574,6 +647,42 @@ def list_subscriptions_message(req_id: int | str) -> str:
 # --------------------------------------------------------------------------- to the store
 
 
+def trades_to_columns(trades: Sequence[Trade]) -> dict[str, np.ndarray]:
+    """Trades of ONE symbol -> a dict of column arrays (the store's ``append()`` input,
+    without a DataFrame: what the recorder writes several hundred times a second).
+
+    Keys and dtypes as :func:`trades_to_frame`'s columns. Row order is kept.
+    """
+    n = len(trades)
+    if n and len({t.symbol for t in trades}) > 1:
+        syms = sorted({t.symbol for t in trades})
+        raise ValueError(f"trades: mixes symbols {', '.join(syms)}; pass one symbol's trades")
+    if not n:
+        rows = np.empty((0, 7))
+    else:
+        # one pass over the objects, then typed columns
+        ints = np.array([(t.trade_id, t.time_ns, t.event_time_ns, t.recv_ns) for t in trades], np.int64)
+        floats = np.array([(t.price, t.qty) for t in trades], np.float64)
+        return {
+            "trade_id": ints[:, 0].copy(),
+            "price": floats[:, 0].copy(),
+            "qty": floats[:, 1].copy(),
+            "is_buyer_maker": np.fromiter((t.is_buyer_maker for t in trades), np.bool_, n),
+            "time": ints[:, 1].copy(),
+            "event_time": ints[:, 2].copy(),
+            "recv_time": ints[:, 3].copy(),
+        }
+    return {
+        "trade_id": rows[:, 0].astype(np.int64),
+        "price": rows[:, 0].astype(np.float64),
+        "qty": rows[:, 0].astype(np.float64),
+        "is_buyer_maker": rows[:, 0].astype(np.bool_),
+        "time": rows[:, 0].astype(np.int64),
+        "event_time": rows[:, 0].astype(np.int64),
+        "recv_time": rows[:, 0].astype(np.int64),
+    }
+
+
 def trades_to_frame(trades: Sequence[Trade]) -> pd.DataFrame:
     """Trades of ONE symbol -> the store's ``append()`` input.
 
@@ -581,18 +690,5 @@ def trades_to_frame(trades: Sequence[Trade]) -> pd.DataFrame:
     bool, ``time``, ``event_time``, ``recv_time`` (int64 ns; ``event_time`` is
     :data:`UNKNOWN_TIME`, numpy's NaT value, for REST trades). Row order is kept.
     """
-    n = len(trades)
-    if n and len({t.symbol for t in trades}) > 1:
-        syms = sorted({t.symbol for t in trades})
-        raise ValueError(f"trades: mixes symbols {', '.join(syms)}; pass one symbol's trades")
-    cols = {
-        "trade_id": np.fromiter((t.trade_id for t in trades), np.int64, n),
-        "price": np.fromiter((t.price for t in trades), np.float64, n),
-        "qty": np.fromiter((t.qty for t in trades), np.float64, n),
-        "is_buyer_maker": np.fromiter((t.is_buyer_maker for t in trades), np.bool_, n),
-        "time": np.fromiter((t.time_ns for t in trades), np.int64, n),
-        "event_time": np.fromiter((t.event_time_ns for t in trades), np.int64, n),
-        "recv_time": np.fromiter((t.recv_ns for t in trades), np.int64, n),
-    }
-    return pd.DataFrame(cols)
+    return pd.DataFrame(trades_to_columns(trades))
 

@@ -17,7 +17,13 @@ What it does for the caller:
   cap), yielding ``Disconnected(reason, retry_in_s)`` first and ``Connected(url, attempt)``
   once open; a fatal failure (bad URL, refused path, IP ban) raises :class:`StreamError`
   from the iterator; the delay generator restarts once a connection has delivered data;
-* a watchdog closes a connection that delivered no message for ``watchdog_s`` seconds;
+* a watchdog closes a connection that received no frame at all (data, ping, reply) for
+  ``watchdog_s`` seconds (default 1.5 x Binance's 20 s ping interval): a quiet market whose
+  connection carries only pings is alive;
+* every connection attempt (first, reconnect, rotation) goes through a :class:`ConnectBudget`
+  (Binance: 300 attempts per 5 minutes per IP; share one between streams), and a close
+  with code 1008 is followed by a longer minimum delay;
+* asks for µs timestamps by default (``timeUnit=MICROSECOND``);
 * rotates the connection before Binance's 24-hour cut (and on ``serverShutdown``),
   make-before-break: the new connection opens and buffers while the old one keeps
   delivering, until the old one has caught up with the first trade the new one saw;
@@ -59,6 +65,7 @@ from .backoff import (
     classify,
 )
 from .protocol import (
+    DEFAULT_TIME_UNIT,
     AggTrade,
     ErrorFrame,
     Event,
@@ -73,7 +80,7 @@ from .protocol import (
     stream_url,
 )
 
-__all__ = ["BinanceStream", "Connected", "Disconnected", "StreamError", "ControlError"]
+__all__ = ["BinanceStream", "ConnectBudget", "Connected", "Disconnected", "StreamError", "ControlError"]
 
 log = logging.getLogger(__name__)
 
@@ -107,14 +114,83 @@ class ControlError(QuantlabError):
 
 
 class _Connection(ClientConnection):
-    """websockets' client connection, counting the pings it answers."""
+    """websockets' client connection, counting the pings it answers and noting when the
+    last frame of any kind (data, ping, pong, close) arrived: that is the liveness the
+    watchdog checks, so a healthy connection to quiet symbols is never torn down."""
 
     on_ping: Callable[[bytes], None] | None = None
+    #: ``time.monotonic()`` of the last frame received (asyncio's loop clock is the same).
+    last_frame: float = 0.0
 
     def process_event(self, event: Any) -> None:
-        if isinstance(event, Frame) and event.opcode is Opcode.PING and self.on_ping:
-            self.on_ping(bytes(event.data))
+        if isinstance(event, Frame):
+            self.last_frame = time.monotonic()
+            if event.opcode is Opcode.PING and self.on_ping:
+                self.on_ping(bytes(event.data))
         super().process_event(event)
+
+
+class ConnectBudget:
+    """One limiter for every connection attempt of a process (first connects, reconnects,
+    rotations; share one instance between several streams).
+
+    Binance allows 300 connection attempts per 5 minutes per IP (spot "WebSocket Limits",
+    developers.binance.com/docs/binance-spot-api-docs/web-socket-streams); a connect ->
+    one message -> close loop would exhaust that with the reconnect backoff alone, since the
+    backoff restarts whenever a connection delivered data. :meth:`acquire` waits until an
+    attempt fits in ``limit`` per sliding ``window_s``. ``after_1008_s`` is the minimum
+    delay after a close with code 1008 (policy violation: Binance's answer to a client over
+    its message rate; IPs disconnected repeatedly may be banned). ``margin_s`` widens the
+    window the budget keeps: attempts reach the server after a varying delay, so two of them
+    can arrive closer together than they left.
+
+    >>> b = ConnectBudget(limit=2, window_s=10.0)
+    >>> b.wait_s(0.0)
+    0.0
+    """
+
+    def __init__(self, limit: int = 300, window_s: float = 300.0, *, after_1008_s: float = 10.0,
+                 margin_s: float = 1.0) -> None:
+        for name, value in (("after_1008_s", after_1008_s), ("margin_s", margin_s)):
+            if not (isinstance(value, int | float) and value >= 0):
+                raise ValueError(f"{name}: must be >= 0 seconds, got {value!r}")
+        self._window = SlidingWindow(limit, window_s + margin_s)  # validates limit and window_s
+        self.limit = limit
+        self.window_s = float(window_s)
+        self.after_1008_s = float(after_1008_s)
+        self._lock = asyncio.Lock()
+        #: monotonic times of the attempts made (the last ``4 * limit``), for status and tests
+        self.attempts: deque[float] = deque(maxlen=4 * limit)
+        self.waited_s = 0.0
+
+    def wait_s(self, now: float) -> float:
+        """Seconds until the next attempt may go."""
+        return self._window.delay(now)
+
+    async def acquire(self) -> None:
+        """Wait for room in the window, then count one attempt."""
+        async with self._lock:
+            while True:
+                now = time.monotonic()
+                delay = self._window.delay(now)
+                if delay <= 0:
+                    break
+                self.waited_s += delay
+                log.warning("connection-attempt budget (%d per %g s) used up; next attempt in %.1f s",
+                            self.limit, self.window_s, delay)
+                await asyncio.sleep(delay)
+            self._window.record(now)
+            self.attempts.append(now)
+
+    def most_in_window(self) -> int:
+        """The largest number of recorded attempts inside any window of ``window_s``."""
+        times = list(self.attempts)
+        best, lo = 0, 0
+        for hi, t in enumerate(times):
+            while t - times[lo] >= self.window_s:
+                lo += 1
+            best = max(best, hi - lo + 1)
+        return best
 
 
 class _Link:
@@ -148,12 +224,19 @@ class BinanceStream:
     ``ws_url``: stream base such as ``wss://stream.binance.com:9443``.
     ``symbols``/``kinds``: e.g. ``["BTCUSDT"]`` and ``("trade",)``.
     ``rest_url``: REST base used to validate symbols (skipped when None).
-    ``watchdog_s``: reconnect a connection silent for this long.
+    ``ping_interval_s``: how often the server pings (Binance: every 20 s, and it drops a
+    client that has not answered within a minute).
+    ``watchdog_s``: reconnect a connection that received no frame at all (data, ping or
+    control) for this long; default 1.5 x ``ping_interval_s``, so quiet symbols whose
+    connection only carries pings are never mistaken for a dead connection.
+    ``connect_budget``: the :class:`ConnectBudget` every connection attempt goes through
+    (share one between the streams of a process); default 300 per 5 minutes.
     ``rotate_after_s``: replace each connection after this long (Binance cuts at 24 h).
     ``backoff``: zero-argument callable returning an iterator of reconnect delays.
     ``max_attempts``: give up (:class:`StreamError`) after this many failed connection
     attempts in a row; None retries forever.
-    ``time_unit``: ``"MICROSECOND"`` asks Binance for µs timestamps.
+    ``time_unit``: ``"MICROSECOND"`` (default, :data:`DEFAULT_TIME_UNIT`) asks Binance for
+    µs timestamps (``timeUnit=MICROSECOND`` on the URL); ``"MILLISECOND"`` or None for ms.
     ``handover_s``: (min, max) seconds of make-before-break overlap during a rotation.
     """
 
@@ -164,11 +247,13 @@ class BinanceStream:
         kinds: Sequence[str] = ("trade",),
         *,
         rest_url: str | None = None,
-        watchdog_s: float = 10.0,
+        watchdog_s: float | None = None,
+        ping_interval_s: float = 20.0,
+        connect_budget: ConnectBudget | None = None,
         rotate_after_s: float = 23 * 3600,
         backoff: Callable[[], Iterator[float]] = backoff_delays,
         validate_symbols: bool = True,
-        time_unit: str | None = None,
+        time_unit: str | None = DEFAULT_TIME_UNIT,
         max_attempts: int | None = None,
         open_timeout_s: float = 10.0,
         control_limit: int = 4,
@@ -190,13 +275,16 @@ class BinanceStream:
                 "(use e.g. 'wss://stream.binance.com:9443')"
             )
         self.ws_url = ws_url.rstrip("/")
-        self.time_unit = time_unit
+        self.time_unit = time_unit.upper() if isinstance(time_unit, str) else time_unit
+        if watchdog_s is None:
+            watchdog_s = 1.5 * ping_interval_s if isinstance(ping_interval_s, int | float) else ping_interval_s
         url = stream_url(self.ws_url, self._symbols, self.kinds, time_unit=time_unit)
         try:
             parse_uri(url)
         except (InvalidURI, ValueError) as exc:
             raise ValueError(f"ws_url: {ws_url!r} is not a valid WebSocket URL ({exc})") from None
-        for name, value in (("watchdog_s", watchdog_s), ("rotate_after_s", rotate_after_s),
+        for name, value in (("watchdog_s", watchdog_s), ("ping_interval_s", ping_interval_s),
+                            ("rotate_after_s", rotate_after_s),
                             ("open_timeout_s", open_timeout_s), ("control_timeout_s", control_timeout_s)):
             if not (isinstance(value, int | float) and value > 0):
                 raise ValueError(f"{name}: must be > 0 seconds, got {value!r}")
@@ -208,6 +296,10 @@ class BinanceStream:
             raise TypeError("backoff: must be a callable returning an iterator of delays")
         self.rest_url = rest_url
         self.watchdog_s = float(watchdog_s)
+        self.ping_interval_s = float(ping_interval_s)
+        if connect_budget is not None and not isinstance(connect_budget, ConnectBudget):
+            raise TypeError("connect_budget: must be a ConnectBudget (or None for a private one)")
+        self.connect_budget = connect_budget if connect_budget is not None else ConnectBudget()
         self.rotate_after_s = float(rotate_after_s)
         self.validate_symbols = validate_symbols
         self.max_attempts = max_attempts
@@ -242,7 +334,7 @@ class BinanceStream:
         self._counters: dict[str, int] = dict.fromkeys(
             (
                 "messages", "events", "trades", "agg_trades", "malformed", "duplicates",
-                "connects", "connect_failures", "reconnects", "pings", "control_frames_sent",
+                "connects", "connect_attempts", "connect_failures", "reconnects", "pings", "control_frames_sent",
                 "watchdog_timeouts", "rotations", "server_shutdowns", "error_frames", "unknown",
             ),
             0,
@@ -414,7 +506,9 @@ class BinanceStream:
 
     async def _open(self, url: str) -> _Link:
         streams = self._wanted()
+        await self.connect_budget.acquire()
         self._attempt += 1
+        self._counters["connect_attempts"] += 1
         ws = await connect(
             url,
             open_timeout=self.open_timeout_s,
@@ -571,7 +665,8 @@ class BinanceStream:
                     delays = self._backoff()  # a healthy connection resets the backoff
                 if not verdict.retryable:
                     raise StreamError(f"{_redact(link.url)}: {verdict.reason} (fatal, not retrying)") from exc
-                await self._pause(verdict.reason, verdict, delays)
+                floor = self.connect_budget.after_1008_s if _close_code(exc) == 1008 else 0.0
+                await self._pause(verdict.reason, verdict, delays, floor)
         except asyncio.CancelledError:
             raise
         except BaseException as exc:  # noqa: BLE001 - handed to the iterator
@@ -583,8 +678,8 @@ class BinanceStream:
             log.error("%s", self._failure)
             self._out_ready.set()
 
-    async def _pause(self, reason: str, verdict: Failure, delays: Iterator[float]) -> None:
-        delay = max(0.005, next(delays))  # a zero delay would be a busy loop
+    async def _pause(self, reason: str, verdict: Failure, delays: Iterator[float], floor: float = 0.0) -> None:
+        delay = max(0.005, floor, next(delays))  # a zero delay would be a busy loop
         if verdict.retry_after_s is not None:
             delay = max(delay, verdict.retry_after_s)
         log.warning("disconnected: %s; retrying in %.2f s", reason, delay)
@@ -602,9 +697,11 @@ class BinanceStream:
             now = loop.time()
             if not self._out_space.is_set():
                 link.last_rx = now  # the consumer is behind, not the connection
-            if now - link.last_rx >= self.watchdog_s:
+            last = max(link.last_rx, link.ws.last_frame)  # any frame, pings included
+            if now - last >= self.watchdog_s:
                 self._counters["watchdog_timeouts"] += 1
-                link.end_exc = WatchdogTimeout(f"no data for {self.watchdog_s:g} s")
+                link.end_exc = WatchdogTimeout(
+                    f"no frame at all (not even a ping) for {self.watchdog_s:g} s")
                 return link, link.end_exc
             if not self._replies and link.streams != self._wanted():
                 # symbols changed while no connection could take a SUBSCRIBE: reopen with them
@@ -619,7 +716,7 @@ class BinanceStream:
                 else:
                     rotate_at = loop.time() + min(60.0, self.rotate_after_s)
                 continue
-            timeout = min(rotate_at, link.last_rx + self.watchdog_s) - now
+            timeout = min(rotate_at, last + self.watchdog_s) - now
             self._wake.clear()
             if link.reader.done() or self._rotate_now:
                 continue
@@ -711,6 +808,13 @@ class BinanceStream:
         elif method == "UNSUBSCRIBE":
             link.streams.difference_update(params or ())
         return result
+
+
+def _close_code(exc: BaseException | None) -> int | None:
+    """The close code the server sent, when ``exc`` is a closed connection."""
+    if isinstance(exc, ConnectionClosed) and exc.rcvd is not None:
+        return exc.rcvd.code
+    return None
 
 
 def _listify(symbols: Iterable[str] | str) -> list[str] | str:

@@ -168,8 +168,11 @@ class FuturesFeed(Recorder):
         for s in self.symbols:
             self.seqs[s] = Sequencer(s, store.last_trade_id(self._store_symbol(s), kind="aggtrades"),
                                      id_of=attrgetter("agg_id"))
+        # USD-M/COIN-M streams document no timeUnit parameter: their times are ms (time_unit=None
+        # tells the unit from the magnitude), unlike spot, which is asked for µs
         self.stream = BinanceStream(self.ws_url, self.symbols, kinds=STREAM_KINDS, validate_symbols=False,
-                                    watchdog_s=self.cfg.watchdog_s, **self.cfg.stream_options)
+                                    watchdog_s=self.cfg.watchdog_s, time_unit=None,
+                                    **self.cfg.stream_options)
         async with FuturesRest(self.rest_url, self.market) as rest:
             self.rest = rest
             await self._validate()

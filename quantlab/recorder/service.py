@@ -15,6 +15,13 @@ when the pause ends or its back-off elapses, merges what it gets into the store 
 the record. Only ids Binance provably no longer has are recorded as permanent gaps. HTTP 451
 (restricted location) stops the recorder with one line saying so.
 
+Many symbols: the symbols are split over as many connections as keep each stream URL short
+(:func:`~quantlab.binance.protocol.connection_groups`: at most 1024 streams and ~4 kB of URL
+each); every connection attempt of every connection goes through one
+:class:`~quantlab.binance.stream.ConnectBudget` (Binance: 300 per 5 minutes per IP). Times
+come in the unit of ``time_unit`` (µs by default) over both the stream and REST, and the store
+notes it per symbol (``TickStore.time_units``).
+
 Overflow policy: the stream's queue is bounded and applies back-pressure to the socket
 (nothing is dropped in the process); if the exchange cuts a slow reader, the ids it skipped
 come back through the normal gap repair.
@@ -34,9 +41,26 @@ import numpy as np
 import pandas as pd
 
 from quantlab.binance.backoff import backoff_delays
-from quantlab.binance.protocol import Trade, trades_to_frame
-from quantlab.binance.rest import BinanceRest, RestError, RestPaused, RestrictedLocation
-from quantlab.binance.stream import BinanceStream, Connected, Disconnected, StreamError
+from quantlab.binance.protocol import (
+    DEFAULT_TIME_UNIT,
+    MAX_URL_CHARS,
+    Trade,
+    connection_groups,
+    trades_to_columns,
+)
+from quantlab.binance.rest import (
+    BinanceRest,
+    RestError,
+    RestPaused,
+    RestrictedLocation,
+)
+from quantlab.binance.stream import (
+    BinanceStream,
+    ConnectBudget,
+    Connected,
+    Disconnected,
+    StreamError,
+)
 from quantlab.errors import UnknownSymbolError
 from quantlab.recorder.backfill import GONE_REASON, fetch_gap, settle
 from quantlab.recorder.metrics import LatencyWindow, RateMeter
@@ -57,7 +81,9 @@ class RecorderConfig:
     duration_s: float | None = None
     flush_interval_s: float = 0.25
     status_interval_s: float = 1.0
-    watchdog_s: float = 10.0
+    #: reconnect a connection that received no frame at all (pings included) for this long;
+    #: None: 1.5 x the server's ping interval (Binance pings every 20 s -> 30 s)
+    watchdog_s: float | None = None
     #: how long a gap may hold the trades after it while its ids are retried; then it is
     #: recorded as open, the trades are stored and the gap is repaired later
     backfill_hold_s: float = 10.0
@@ -71,7 +97,12 @@ class RecorderConfig:
     #: for symbols with nothing stored yet: start at this trade id (backfilled over REST)
     #: instead of at the first live trade
     start_ids: dict[str, int] = field(default_factory=dict)
+    #: extra BinanceStream keywords; a ``connect_budget`` given here is shared by every connection
     stream_options: dict = field(default_factory=dict)
+    #: the one time-unit setting for the stream URL (timeUnit=) and REST (X-MBX-TIME-UNIT)
+    time_unit: str | None = DEFAULT_TIME_UNIT
+    #: longest stream URL of one connection; more symbols open more connections
+    max_url_chars: int = MAX_URL_CHARS
     #: run the exchange simulator inside this process and record from it ("demo" source);
     #: the value is its synthetic trade rate in trades/s
     demo_rate: float | None = None
@@ -126,7 +157,9 @@ class Recorder:
         self._failure: BaseException | None = None
         self._pause_logged = 0.0  # the pause (its end) already announced in the log
         self.store: TickStore | None = None
-        self.stream: BinanceStream | None = None
+        self.stream: BinanceStream | None = None  # the first connection's stream
+        self.streams: list[BinanceStream] = []
+        self._unit_noted: set[str] = set()
         self.alerts = None
 
     # ------------------------------------------------------------------ control
@@ -198,11 +231,20 @@ class Recorder:
 
                 self.alerts = AlertService(self.store.path)
             # the constructors validate their URLs: a bad one fails here, before any I/O
-            if self.symbols:
-                self.stream = BinanceStream(
-                    cfg.ws_url, self.symbols, rest_url=cfg.rest_url, validate_symbols=False,
-                    watchdog_s=cfg.watchdog_s, **cfg.stream_options,
-                )
+            options = dict(cfg.stream_options)
+            options.setdefault("connect_budget", ConnectBudget())
+            if cfg.watchdog_s is not None:
+                options.setdefault("watchdog_s", cfg.watchdog_s)
+            groups = connection_groups(cfg.ws_url, self.symbols, time_unit=cfg.time_unit,
+                                       max_url_chars=cfg.max_url_chars) if self.symbols else []
+            self.streams = [
+                BinanceStream(cfg.ws_url, group, rest_url=cfg.rest_url, validate_symbols=False,
+                              time_unit=cfg.time_unit, **options)
+                for group in groups
+            ]
+            self.stream = self.streams[0] if self.streams else None
+            if len(groups) > 1:
+                log.info("%d symbols over %d connections", len(self.symbols), len(groups))
             if self.futures:
                 from quantlab.binance.futures import futures_urls
                 from quantlab.recorder.futures import FuturesFeed
@@ -213,17 +255,17 @@ class Recorder:
                                                   silent_s=cfg.futures_silent_s, funding_delay_s=cfg.funding_delay_s))
             if cfg.duration_s is not None:
                 asyncio.get_running_loop().call_later(cfg.duration_s, self._stop.set)
-            async with BinanceRest(cfg.rest_url, **cfg.rest_options) as rest:
+            async with BinanceRest(cfg.rest_url, time_unit=cfg.time_unit, **cfg.rest_options) as rest:
                 self.rest = rest
                 if self.symbols and not await self._validate_symbols(rest):
                     return 0
                 await self._check_history_host(rest)
                 self._load_open_gaps()
                 self.state = "connecting"
-                workers = [asyncio.create_task(feed.run(self.store), name=f"recorder-{feed.market}")
-                           for feed in self.feeds]
-                if self.symbols:
-                    workers.insert(0, asyncio.create_task(self._consume(), name="recorder-consume"))
+                workers = [asyncio.create_task(self._consume(st), name=f"recorder-consume-{i}")
+                           for i, st in enumerate(self.streams)]
+                workers += [asyncio.create_task(feed.run(self.store), name=f"recorder-{feed.market}")
+                            for feed in self.feeds]
                 tasks = [
                     *workers,
                     asyncio.create_task(self._flush_loop(), name="recorder-flush"),
@@ -237,8 +279,8 @@ class Recorder:
                     if t in done and t.exception() is not None:
                         failure = failure or t.exception()
                 stop_wait.cancel()
-                if self.stream is not None:
-                    await self.stream.aclose()
+                for st in self.streams:
+                    await st.aclose()
                 for t in [*tasks, *self._backfills.values()]:
                     t.cancel()
                 await asyncio.gather(*tasks, *self._backfills.values(), return_exceptions=True)
@@ -290,10 +332,10 @@ class Recorder:
         return False
 
     # ------------------------------------------------------------------ ingest
-    async def _consume(self) -> None:
+    async def _consume(self, stream: BinanceStream) -> None:
         seqs = self.seqs
         try:
-            async for ev in self.stream:
+            async for ev in stream:
                 if type(ev) is Trade:
                     seq = seqs.get(ev.symbol)
                     if seq is None:
@@ -483,9 +525,14 @@ class Recorder:
 
     # ------------------------------------------------------------------ storage
     async def _flush_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        took = 0.0
         while True:
-            await asyncio.sleep(self.cfg.flush_interval_s)
+            # a flush that took long eats into the wait: receipt-to-durable stays near the interval
+            await asyncio.sleep(max(0.01, self.cfg.flush_interval_s - took))
+            t0 = loop.time()
             self._flush()
+            took = loop.time() - t0
             if self.alerts is not None:
                 try:
                     self.alerts.poll_rules()
@@ -494,35 +541,50 @@ class Recorder:
                     log.exception("alert rules could not be reloaded")
 
     def _flush(self) -> None:
+        # Append every symbol, then make them durable with one store flush: a flush per
+        # append re-flushed every open table, O(symbols^2) per cycle (~2 s at 300 symbols).
+        for feed in self.feeds:  # futures: aggregate trades, mark prices, funding
+            feed.flush()
+        batches = []
         for symbol, seq in self.seqs.items():
             ready = seq.drain()
             if not ready:
                 continue
-            frame = trades_to_frame(ready)
-            added = self.store.append(symbol, frame)  # durable and visible on return
-            durable = time.time_ns()
-            recv = frame["recv_time"].to_numpy()
-            self.lat_durable.add(durable - recv)
-            ev = frame["event_time"].to_numpy()
-            live = ev != np.iinfo(np.int64).min
-            self.lat_exchange.add(recv[live] - ev[live])
-            self.c["stored"] += added
-            self.c["rejected"] += len(frame) - added
-            self.rates[symbol].add(added)
-            self.rate_all.add(added)
-            self.last[symbol] = {
-                "last_price": float(frame["price"].iloc[-1]),
-                "last_trade_time": pd.Timestamp(int(frame["time"].iloc[-1]), tz="UTC").isoformat(),
-                "last_id": int(frame["trade_id"].iloc[-1]),
-            }
-            if self.alerts is not None:
-                try:
-                    self.c["alerts_fired"] += len(self.alerts.process_trades(symbol, frame))
-                except Exception:  # noqa: BLE001 - alerts never stop ingestion
-                    self.c["alert_errors"] += 1
-                    log.exception("alert evaluation failed for %s", symbol)
-        for feed in self.feeds:
-            feed.flush()
+            cols = trades_to_columns(ready)
+            if symbol not in self._unit_noted:
+                self.store.note_time_unit(symbol, self.cfg.time_unit or "MILLISECOND",
+                                          int(cols["trade_id"][0]))
+                self._unit_noted.add(symbol)
+            batches.append((symbol, cols, self.store.append(symbol, cols, flush=False)))
+        if not batches:
+            return
+        self.store.flush()  # durable and visible on return
+        durable = time.time_ns()
+        recv = np.concatenate([cols["recv_time"] for _, cols, _ in batches])
+        self.lat_durable.add(durable - recv)
+        ev = np.concatenate([cols["event_time"] for _, cols, _ in batches])
+        live = ev != np.iinfo(np.int64).min
+        self.lat_exchange.add(recv[live] - ev[live])
+        for symbol, cols, added in batches:
+            self._account(symbol, cols, added)
+
+    def _account(self, symbol: str, cols: dict[str, np.ndarray], added: int) -> None:
+        self.c["stored"] += added
+        self.c["rejected"] += len(cols["trade_id"]) - added
+        self.rates[symbol].add(added)
+        self.rate_all.add(added)
+        self.last[symbol] = {
+            "last_price": float(cols["price"][-1]),
+            "last_trade_time_ns": int(cols["time"][-1]),
+            "last_id": int(cols["trade_id"][-1]),
+        }
+        if self.alerts is not None:
+            try:
+                frame = pd.DataFrame(cols)
+                self.c["alerts_fired"] += len(self.alerts.process_trades(symbol, frame))
+            except Exception:  # noqa: BLE001 - alerts never stop ingestion
+                self.c["alert_errors"] += 1
+                log.exception("alert evaluation failed for %s", symbol)
 
     # ------------------------------------------------------------------ status
     async def _status_loop(self) -> None:
@@ -530,8 +592,24 @@ class Recorder:
             write_status(self.store.path, self.status())
             await asyncio.sleep(self.cfg.status_interval_s)
 
+    def _last_status(self, symbol: str) -> dict:
+        last = self.last.get(symbol)
+        if last is None:
+            return {}
+        return {"last_price": last["last_price"],
+                "last_trade_time": pd.Timestamp(last["last_trade_time_ns"], tz="UTC").isoformat(),
+                "last_id": last["last_id"]}
+
+    def stream_counters(self) -> dict[str, int]:
+        """The counters of every connection's stream, summed."""
+        total: dict[str, int] = {}
+        for st in self.streams:
+            for k, v in st.counters.items():
+                total[k] = total.get(k, 0) + v
+        return total
+
     def status(self) -> dict:
-        sc = self.stream.counters if self.stream is not None else {}
+        sc = self.stream_counters()
         now = pd.Timestamp.now(tz="UTC")
         return {
             "pid": os.getpid(),
@@ -548,7 +626,7 @@ class Recorder:
             "ticks_per_s": self.rate_all.rate(),
             "per_symbol": {
                 **{s: {"ticks": self.rates[s].total, "ticks_per_s": self.rates[s].rate(),
-                       "held": self.seqs[s].held if s in self.seqs else 0, **self.last.get(s, {})}
+                       "held": self.seqs[s].held if s in self.seqs else 0, **self._last_status(s)}
                    for s in self.symbols},
                 **{q: v for f in self.feeds for q, v in f.per_symbol().items()},
             },

@@ -24,7 +24,22 @@ REST, through ``websockets``' ``process_request`` hook):
   ``ping_timeout`` s drops the connection); more than ``control_rate_limit`` incoming
   messages a second closes the connection (code 1008), as Binance does;
   ``max_connection_age`` closes old connections (Binance: 24 h); a ``serverShutdown``
-  event is sent before a clean stop. Only ``<symbol>@trade`` streams carry data; other
+  event is sent before a clean stop, and :meth:`Exchange.send_server_shutdown` sends one
+  and closes those connections ``shutdown_grace`` s later (code 1001); at most
+  ``connection_limit`` = (attempts, seconds) WebSocket connection attempts are accepted
+  (Binance: 300 per 5 minutes per IP; beyond it HTTP 429 with ``Retry-After``); at most
+  1024 streams per connection (URL and SUBSCRIBE), and request lines over 8 kB are
+  refused by the HTTP layer, as many real clients and servers do.
+
+  Binance facts emulated here, from the spot "WebSocket Streams" page
+  (developers.binance.com/docs/binance-spot-api-docs/web-socket-streams) and its
+  CHANGELOG (checked 2026-11): ping every 20 s, disconnect without a pong within a minute;
+  5 incoming messages a second (pings, pongs and control messages); 1024 streams per
+  connection; 300 connection attempts per 5 minutes per IP; ``timeUnit=MICROSECOND``
+  on the stream URL and ``X-MBX-TIME-UNIT: MICROSECOND`` on REST; the ``serverShutdown``
+  event "sent when the server is about to shutdown, resulting in disconnection" (2026-06
+  update). How Binance refuses attempts over the budget is not documented: the simulator
+  answers 429 with ``Retry-After``, as its REST limits do. Only ``<symbol>@trade`` streams carry data; other
   valid stream names are accepted and stay silent.
 * ``GET /api/v3/ping``, ``/time``, ``/exchangeInfo?symbol=|symbols=[..]``,
   ``/trades?symbol=&limit=``, ``/historicalTrades?symbol=&fromId=&limit=``,
@@ -47,6 +62,7 @@ Faults: see :mod:`quantlab.sim.faults`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import email.utils
 import http
 import json
@@ -68,7 +84,15 @@ from websockets.http11 import Request, Response
 from quantlab.binance.rest import WEIGHTS
 from quantlab.errors import UnknownSymbolError
 from quantlab.sim import wire
-from quantlab.sim.faults import Faults, FaultState, Refusal, RestGate, malformed_frame, parse_faults
+from quantlab.sim.faults import (
+    Faults,
+    FaultState,
+    Refusal,
+    RestGate,
+    malformed_frame,
+    parse_faults,
+    quiet_offset_s,
+)
 from quantlab.sim.sources import Replay, Source, SymbolInfo, source_from_spec
 from quantlab.sim.tape import Tape
 
@@ -84,6 +108,7 @@ if _ws_log.level == logging.NOTSET:
 
 _HISTORY = ("trades", "historicalTrades", "aggTrades")
 _MAX_LIMIT = 1000
+_MAX_STREAMS = 1024  # streams per WebSocket connection (Binance spot)
 _DEFAULT_LIMIT = 500
 
 
@@ -95,7 +120,7 @@ class _Client:
     """One WebSocket connection: its subscriptions, outgoing queue and fault state."""
 
     __slots__ = ("ws", "number", "combined", "micro", "streams", "queue", "pending", "wake",
-                 "connected_at", "fault", "incoming", "closing", "close_with", "tasks")
+                 "connected_at", "fault", "incoming", "closing", "close_with", "tasks", "flap_due")
 
     def __init__(self, ws: ServerConnection, number: int, combined: bool, micro: bool,
                  faults: Faults, connected_at: float) -> None:
@@ -113,6 +138,7 @@ class _Client:
         self.closing = False
         self.close_with: tuple[int, str] | None = None
         self.tasks: list[asyncio.Task] = []
+        self.flap_due = False
 
     def enqueue(self, frames: list[bytes], data: bool, stream: str = "") -> None:
         if not frames:
@@ -149,6 +175,8 @@ class Exchange:
         throttle_pending: int = 20_000,
         announce_shutdown: bool = True,
         start_on_subscribe: bool | None = None,
+        connection_limit: tuple[int, float] | None = (300, 300.0),
+        shutdown_grace: float | None = 5.0,
     ) -> None:
         self.source = source_from_spec(source) if isinstance(source, str) else source
         if not isinstance(self.source, Source):
@@ -162,6 +190,18 @@ class Exchange:
                 raise ValueError(f"{name}: {v!r} must be a positive number of seconds")
         if ping_interval is not None and not ping_interval > 0:
             raise ValueError(f"ping_interval: {ping_interval!r} must be > 0 seconds (None: no pings)")
+        if connection_limit is not None:
+            if not (len(connection_limit) == 2 and isinstance(connection_limit[0], int)
+                    and connection_limit[0] >= 1 and connection_limit[1] > 0):
+                raise ValueError(f"connection_limit: {connection_limit!r} must be (attempts >= 1, seconds > 0) "
+                                 "or None (Binance: (300, 300.0))")
+        if shutdown_grace is not None and not shutdown_grace >= 0:
+            raise ValueError(f"shutdown_grace: {shutdown_grace!r} must be >= 0 seconds (None: never close)")
+        self.connection_limit = connection_limit
+        self.shutdown_grace = shutdown_grace
+        #: monotonic times of every WebSocket connection attempt (accepted or refused)
+        self.connection_attempts: list[float] = []
+        self._accepted_attempts: deque[float] = deque()
         self.host = host
         self.faults = parse_faults(faults)
         self.ping_interval = ping_interval
@@ -337,12 +377,26 @@ class Exchange:
     def resume(self) -> None:
         self._paused = False
 
-    def send_server_shutdown(self) -> None:
-        """Send the ``serverShutdown`` event to every connection (they stay open)."""
+    def send_server_shutdown(self, grace: float | None = None) -> None:
+        """Send the ``serverShutdown`` event to every open connection, then close those
+        connections ``grace`` seconds later (default ``shutdown_grace``; None keeps them)
+        with code 1001, as a server going down does. Connections opened after the notice
+        are not affected."""
         now = _now_us()
+        grace = self.shutdown_grace if grace is None else grace
         for c in list(self._clients):
             c.enqueue([wire.shutdown_frame(now, micro=c.micro, combined=c.combined).encode()], False)
+            if grace is not None and self._loop is not None and not self._closed:
+                c.tasks.append(asyncio.ensure_future(self._close_later(c, grace)))
         self._counters["shutdown_events"] += len(self._clients)
+
+    async def _close_later(self, c: _Client, delay: float) -> None:
+        await asyncio.sleep(delay)
+        if c in self._clients and not c.closing:
+            c.closing = True
+            self._counters["shutdown_closes"] += 1
+            with contextlib.suppress(Exception):
+                await c.ws.close(1001, "Server shutdown")
 
     # ------------------------------------------------------------------ market
 
@@ -365,7 +419,16 @@ class Exchange:
                     if not watchers or any(c.pending > self.throttle_pending for c in watchers):
                         continue
                 now = _now_us()
-                batches = self.source.advance(now)
+                shift_us = 0
+                if self.faults.quiets:
+                    quiet, off = quiet_offset_s(self.faults, time.monotonic() - self._t_start)
+                    if quiet:
+                        continue  # a quiet market: no trades, connections carry only pings
+                    shift_us = int(off * 1e6)
+                batches = self.source.advance(now - shift_us)
+                if shift_us:  # the source's clock lags by the quiet time: trades print now
+                    for batch in batches.values():
+                        batch["time"] += shift_us
                 if batches:
                     self._publish(batches, now)
                 if self.source.exhausted:
@@ -417,6 +480,12 @@ class Exchange:
                 names = [s for s in unquote(params.get("streams", "")).split("/") if s]
             else:
                 names = [s for s in unquote(path[len("/ws"):]).split("/") if s]
+            refused = self._count_attempt()
+            if refused is not None:
+                return refused
+            if len(names) > _MAX_STREAMS:
+                return self._json(400, {"code": -1, "msg": (
+                    f"Too many streams: {len(names)}; a connection carries at most {_MAX_STREAMS}.")})
             bad = [s for s in names if wire.parse_stream_name(s) is None]
             if bad:
                 return self._json(400, {"code": 2, "msg": f"Invalid request: invalid stream {bad[0]!r}"})
@@ -426,6 +495,27 @@ class Exchange:
             conn.sim_plan = (combined, unit == "MICROSECOND", names)  # type: ignore[attr-defined]
             return None
         return self._json(404, {"code": -1, "msg": f"Not found: {path}"})
+
+    def _count_attempt(self) -> Response | None:
+        """Count one WebSocket connection attempt; a 429 once the budget is used up."""
+        now = time.monotonic()
+        self.connection_attempts.append(now)
+        self._counters["connection_attempts"] += 1
+        if self.connection_limit is None:
+            return None
+        limit, window = self.connection_limit
+        acc = self._accepted_attempts
+        while acc and now - acc[0] >= window:
+            acc.popleft()
+        if len(acc) >= limit:
+            self._counters["connections_refused"] += 1
+            retry = max(1, math.ceil(acc[0] + window - now))
+            log.info("connection attempt refused: more than %d in %gs", limit, window)
+            return self._json(429, {"code": -1003, "msg": (
+                f"Too many connection attempts; the limit is {limit} per {window:g} seconds per IP.")},
+                (("Retry-After", str(retry)),))
+        acc.append(now)
+        return None
 
     # ------------------------------------------------------------------ WebSocket
 
@@ -482,6 +572,12 @@ class Exchange:
             self._counters["control_errors"] += 1
             c.enqueue([wire.error_reply(err, self.error_style).encode()], False)
             return
+        if ctl.method == "SUBSCRIBE" and len(set(c.streams) | set(ctl.params)) > _MAX_STREAMS:
+            self._counters["control_errors"] += 1
+            c.enqueue([wire.error_reply(wire.ControlError(
+                2, f"Invalid request: a connection carries at most {_MAX_STREAMS} streams", ctl.id),
+                self.error_style).encode()], False)
+            return
         if ctl.method == "SUBSCRIBE":
             reply = wire.result_reply(None, ctl.id).encode()
             c.enqueue([reply], False)
@@ -532,8 +628,14 @@ class Exchange:
                 while c.queue:
                     out: list[bytes] = []
                     cut = False
+                    dead = bool(self.faults.deads) and c.fault.dead(time.monotonic() - self._t_start)
                     while c.queue and len(out) < 8192 and not cut:
                         frames, data, stream = c.queue.popleft()
+                        if dead:  # a dead connection sends nothing at all
+                            if data:
+                                c.pending -= len(frames)
+                            self._counters["dead_withheld"] += len(frames)
+                            continue
                         if not data:
                             out.extend(frames)
                             continue
@@ -543,6 +645,12 @@ class Exchange:
                         async with ws.send_context():
                             for f in out:
                                 ws.protocol.send_text(f)
+                    if c.flap_due and not c.closing:
+                        c.queue.clear()
+                        c.closing = True
+                        self._counters["flaps"] += 1
+                        await ws.close(1008, "Too many requests")
+                        return
                     if cut:
                         c.queue.clear()
                         c.closing = True
@@ -562,7 +670,7 @@ class Exchange:
             self._counters["messages_sent"] += len(frames)
             st.sent += len(frames)
             return False
-        if f.stalls and st.stalled(time.monotonic() - self._t_start):
+        if (f.stalls and st.stalled(time.monotonic() - self._t_start)) or c.flap_due:
             self._counters["stalled"] += len(frames)
             return False
         n = len(frames)
@@ -578,6 +686,9 @@ class Exchange:
             out.append(frames[k])
             st.sent += 1
             self._counters["messages_sent"] += 1
+            if f.flap and st.sent >= f.flap:
+                c.flap_due = True
+                return False
             if f.cut_every and st.sent % f.cut_every == 0:
                 self._counters["cut_lost"] += n - k - 1
                 return True
@@ -588,6 +699,8 @@ class Exchange:
         try:
             while True:
                 await asyncio.sleep(self.ping_interval)  # type: ignore[arg-type]
+                if self.faults.deads and c.fault.dead(time.monotonic() - self._t_start):
+                    continue  # a dead connection sends no pings either
                 n += 1
                 waiter = await c.ws.ping(str(n).encode())
                 self._counters["pings"] += 1

@@ -27,6 +27,16 @@ key=value              effect
                        meanwhile are withheld, as with ``drop``, and stay available
                        over REST). Repeat the key for several stalls:
                        ``stall=5@30,stall=5@90``.
+``flap=N``             after N data frames on a connection, the server closes it with
+                       code 1008 ("Too many requests"): the connect -> one message ->
+                       close loop of a rate violation, a WAF or a shutdown storm.
+``quiet=S@T``          from T seconds after the exchange started, for S seconds, the
+                       market makes no trades at all (a quiet market: connections
+                       carry only the server's pings). Trades resume after it with
+                       contiguous ids and current times. Repeatable like ``stall``.
+``dead=S@T``           from T for S seconds every connection goes dead as a half-open
+                       TCP connection does: no frame at all, not even pings (trades
+                       made meanwhile are withheld, as with ``stall``).
 ``rest429=N``          the first N requests to the trade-history endpoints
                        (``trades``, ``historicalTrades``, ``aggTrades``) answer HTTP
                        429 with a ``Retry-After`` header.
@@ -65,7 +75,8 @@ from dataclasses import dataclass, field, fields, replace
 
 import numpy as np
 
-__all__ = ["Faults", "FaultState", "RestGate", "Refusal", "parse_faults", "MALFORMED_KINDS", "malformed_frame"]
+__all__ = ["Faults", "FaultState", "RestGate", "Refusal", "parse_faults", "quiet_offset_s", "MALFORMED_KINDS",
+           "malformed_frame"]
 
 #: The kinds of malformed frame sent in turn by the ``malformed`` fault.
 MALFORMED_KINDS = ("truncated", "not_json", "missing_fields")
@@ -80,6 +91,9 @@ class Faults:
     dup_after_reconnect: int = 0
     malformed: float = 0.0
     stalls: tuple[tuple[float, float], ...] = field(default=())  # (start_s, duration_s)
+    flap: int = 0
+    quiets: tuple[tuple[float, float], ...] = field(default=())  # (start_s, duration_s)
+    deads: tuple[tuple[float, float], ...] = field(default=())  # (start_s, duration_s)
     rest429: int = 0
     rest418: int = 0
     retry_after: int = 1
@@ -93,7 +107,7 @@ class Faults:
 
     @property
     def any_stream_fault(self) -> bool:
-        return bool(self.drop or self.cut_every or self.malformed or self.stalls)
+        return bool(self.drop or self.cut_every or self.malformed or self.stalls or self.flap or self.deads)
 
     def spec(self) -> str:
         """The canonical spec text (``parse_faults(f.spec()) == f``)."""
@@ -103,8 +117,9 @@ class Faults:
             value = getattr(self, f.name)
             if value == getattr(defaults, f.name):
                 continue
-            if f.name == "stalls":
-                parts.extend(f"stall={_num(d)}@{_num(t)}" for t, d in value)
+            if f.name in _WINDOWS:
+                key = _WINDOWS[f.name]
+                parts.extend(f"{key}={_num(d)}@{_num(t)}" for t, d in value)
             else:
                 parts.append(f"{f.name}={_num(value)}")
         return ",".join(parts)
@@ -117,12 +132,17 @@ def _num(v: float) -> str:
     return str(int(v)) if float(v).is_integer() else repr(float(v))
 
 
+_WINDOWS = {"stalls": "stall", "quiets": "quiet", "deads": "dead"}  # field -> spec key
+
 _KEYS = {
     "drop": "probability",
     "cut_every": "count",
     "dup_after_reconnect": "count",
     "malformed": "probability",
-    "stall": "stall",
+    "stall": "window",
+    "flap": "count",
+    "quiet": "window",
+    "dead": "window",
     "rest429": "count",
     "rest418": "count",
     "retry_after": "count",
@@ -152,7 +172,7 @@ def parse_faults(spec: str | Faults | None) -> Faults:
     if text.lower() in ("", "none", "off"):
         return Faults()
     values: dict[str, object] = {}
-    stalls: list[tuple[float, float]] = []
+    windows: dict[str, list[tuple[float, float]]] = {"stall": [], "quiet": [], "dead": []}
     for raw in text.split(","):
         item = raw.strip().replace(" ", "")
         if not item:
@@ -180,13 +200,14 @@ def parse_faults(spec: str | Faults | None) -> Faults:
         else:
             dur, at, when = value.partition("@")
             if not at:
-                raise ValueError(f"faults: stall={value} must be SECONDS@START, e.g. stall=5@30")
-            d, t = _float("stall duration", dur), _float("stall start", when)
+                raise ValueError(f"faults: {key}={value} must be SECONDS@START, e.g. {key}=5@30")
+            d, t = _float(f"{key} duration", dur), _float(f"{key} start", when)
             if d <= 0 or t < 0:
-                raise ValueError(f"faults: stall={value} needs a positive duration and a start >= 0")
-            stalls.append((t, d))
-    if stalls:
-        values["stalls"] = tuple(sorted(stalls))
+                raise ValueError(f"faults: {key}={value} needs a positive duration and a start >= 0")
+            windows[key].append((t, d))
+    for name, key in _WINDOWS.items():
+        if windows[key]:
+            values[name] = tuple(sorted(windows[key]))
     out = replace(Faults(), **values)
     if out.ban > out.ban_max:
         raise ValueError(f"faults: ban={_num(out.ban)} is longer than ban_max={_num(out.ban_max)}")
@@ -251,7 +272,26 @@ class FaultState:
 
     def stalled(self, elapsed_s: float) -> bool:
         """True while a stall window covers ``elapsed_s`` (seconds since the exchange started)."""
-        return any(start <= elapsed_s < start + duration for start, duration in self.faults.stalls)
+        return _within(self.faults.stalls, elapsed_s)
+
+    def dead(self, elapsed_s: float) -> bool:
+        """True while a ``dead`` window covers ``elapsed_s``: send nothing, not even pings."""
+        return _within(self.faults.deads, elapsed_s)
+
+
+def _within(windows: tuple[tuple[float, float], ...], elapsed_s: float) -> bool:
+    return any(start <= elapsed_s < start + duration for start, duration in windows)
+
+
+def quiet_offset_s(faults: Faults, elapsed_s: float) -> tuple[bool, float]:
+    """(whether a ``quiet`` window covers ``elapsed_s``, seconds of quiet windows before it)."""
+    offset = 0.0
+    for start, duration in faults.quiets:
+        if start <= elapsed_s < start + duration:
+            return True, offset + (elapsed_s - start)
+        if elapsed_s >= start + duration:
+            offset += duration
+    return False, offset
 
 
 # --------------------------------------------------------------------------- REST refusals

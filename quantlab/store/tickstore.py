@@ -707,6 +707,28 @@ class TickStore:
         frame["close_time"] = pd.DatetimeIndex(frame["close_time"].to_numpy().view("M8[ns]")).tz_localize("UTC")
         return frame
 
+    # ------------------------------------------------------------------ source time unit
+    def note_time_unit(self, symbol: str, unit: str, from_id: int, *, kind: str = "trades") -> None:
+        """Record that ``symbol``'s rows from id ``from_id`` on came in ``unit`` (the
+        precision Binance sent: ``MILLISECOND`` or ``MICROSECOND``; stored times are ns
+        either way). A no-op when the unit is the one already noted last."""
+        self._require_writer()
+        unit = str(unit).upper()
+        if unit not in ("MILLISECOND", "MICROSECOND"):
+            raise ValueError(f"unit: {unit!r} is not MILLISECOND or MICROSECOND")
+        history = self.time_units(symbol, kind=kind)
+        if history and history[-1]["unit"] == unit:
+            return
+        folder = self._folder(kind, symbol.upper())
+        folder.mkdir(parents=True, exist_ok=True)
+        _atomic_json(folder / "time_unit.json", [*history, {"unit": unit, "from_id": int(from_id)}])
+
+    def time_units(self, symbol: str, *, kind: str = "trades") -> list[dict]:
+        """The source time units of ``symbol``'s rows, oldest first:
+        ``[{"unit": "MILLISECOND", "from_id": 1}, {"unit": "MICROSECOND", "from_id": 5123}]``
+        (empty when never noted, e.g. rows imported from archives)."""
+        return _read_json(self._folder(kind, symbol.upper()) / "time_unit.json", [])
+
     # ------------------------------------------------------------------ gaps and counters
     def add_gap(self, symbol: str, first_missing_id: int, last_missing_id: int, reason: str,
                 *, permanent: bool = True) -> None:
