@@ -43,6 +43,12 @@ fault spec (--faults), comma-separated key=value items:
   malformed=P            with probability P, send a malformed frame before a trade frame
   stall=S@T              from T s after start, no data on any connection for S s
                          (connections stay open; repeat the key for several stalls)
+  flap=N                 after N data frames the server closes the connection with code 1008
+                         (the connect -> one message -> close loop of a rate violation)
+  quiet=S@T              from T s after start, for S s, the market makes no trades: connections
+                         carry only the server's pings (a quiet market; repeatable)
+  dead=S@T               from T s, for S s, every connection goes silent as a half-open TCP
+                         connection does: no frame at all, not even pings (repeatable)
   rest429=N              the first N trade-history REST requests answer 429 + Retry-After
   rest418=N              the N trade-history requests after those start an IP ban: 418 + Retry-After
   ban=S                  first ban length in seconds (default 120); each later ban doubles, up to
