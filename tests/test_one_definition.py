@@ -22,3 +22,18 @@ def test_exchange_thread_pause_stops_the_market():
         while len(ex.trades("BTCUSDT")) == held and time.monotonic() < deadline:
             time.sleep(0.05)
         assert len(ex.trades("BTCUSDT")) > held
+
+
+def test_backtest_result_repr_is_its_summary_not_its_frames():
+    import numpy as np
+    import pandas as pd
+
+    from quantlab.backtest.result import BacktestResult
+
+    idx = pd.date_range("2025-01-01", periods=5_000, freq="1min", tz="UTC")
+    equity = pd.Series(np.linspace(1.0, 1.1, len(idx)), index=idx)
+    positions = pd.DataFrame({"z": 0.0, "signal": 0}, index=idx)
+    res = BacktestResult(equity, positions, pd.DataFrame({"reason": ["exit"]}),
+                         {"total_return": 0.1, "n_trades": 1}, {"hedge": "ols", "window": 60})
+    assert repr(res) == res.summary() == str(res)
+    assert len(repr(res).splitlines()) < 12 and "dtype" not in repr(res)
