@@ -37,3 +37,19 @@ def test_backtest_result_repr_is_its_summary_not_its_frames():
                          {"total_return": 0.1, "n_trades": 1}, {"hedge": "ols", "window": 60})
     assert repr(res) == res.summary() == str(res)
     assert len(repr(res).splitlines()) < 12 and "dtype" not in repr(res)
+
+
+def test_lab_repr_says_starting_while_its_recorder_starts(tmp_path):
+    from quantlab.live.lab import Lab
+    from quantlab.status import write_status
+
+    lab = Lab(["BTCUSDT", "ETHUSDT"], store=tmp_path / "store", source="demo")
+    lab.store_path.mkdir(parents=True)
+    write_status(lab.store_path, {"state": "stopped", "pid": 1})  # what an earlier run left
+    lab.start()
+    try:
+        assert lab._proc is not None
+        assert "state=starting" in repr(lab) and lab.status()["state"] == "starting"
+    finally:
+        lab.stop()
+    assert "state=stopped" in repr(lab)

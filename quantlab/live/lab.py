@@ -426,9 +426,15 @@ class Lab:
     def status(self) -> dict:
         """The recorder's published status plus ``alive`` and this Lab's own view."""
         st = read_status(self.store_path)
-        alive = writer_pid(self.store_path) is not None
+        pid = writer_pid(self.store_path)
+        alive = pid is not None
+        # our recorder is starting (not holding the store yet), or the status file is an
+        # earlier run's: neither says stopped while a recorder comes up
+        starting = self._proc is not None and self._proc.poll() is None and not alive
+        if starting or (alive and st.get("pid") not in (None, pid)):
+            st["state"] = "starting"
         st.setdefault("state", "connecting" if alive else "stopped")
-        if not alive and st.get("state") not in ("stopped", "failed"):
+        if not alive and not starting and st.get("state") not in ("stopped", "failed"):
             st["state"] = "stopped"
         st["alive"] = alive
         st["source_label"] = self.source_label
