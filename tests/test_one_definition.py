@@ -53,3 +53,39 @@ def test_lab_repr_says_starting_while_its_recorder_starts(tmp_path):
     finally:
         lab.stop()
     assert "state=stopped" in repr(lab)
+
+
+def test_every_json_file_is_replaced_atomically_and_fsynced(tmp_path, monkeypatch):
+    import json
+    import os
+
+    import pytest
+
+    from quantlab import atomic
+    from quantlab.alerts.persistence import load_state, save_state
+    from quantlab.status import read_status, write_status
+    from quantlab.store import TickStore
+
+    synced: list[int] = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(atomic.os, "fsync", lambda fd: (synced.append(fd), real_fsync(fd)))
+
+    store = tmp_path / "store"
+    with TickStore(store, mode="a", source="demo") as st:  # store.json
+        n = len(synced)
+        assert n >= 2  # the file and its folder
+        st.add_gap("BTCUSDT", 10, 12, "test", permanent=False)  # gaps.json
+        assert len(synced) >= n + 2
+    assert json.loads((store / "store.json").read_text())["source"] == "demo"
+    n = len(synced)
+    write_status(store, {"state": "live", "at": tmp_path})  # status.json (default=str)
+    assert len(synced) >= n + 2 and read_status(store)["at"] == str(tmp_path)
+    n = len(synced)
+    save_state(store, {"r1": {"armed": True}})  # alerts/state.json
+    assert len(synced) >= n + 2 and load_state(store) == {"r1": {"armed": True}}
+
+    before = (store / "status.json").read_text()
+    with pytest.raises(TypeError):
+        atomic.atomic_write_json(store / "status.json", {"x": object()})
+    assert (store / "status.json").read_text() == before  # the old file stays whole
+    assert not [p for p in store.rglob("*.tmp")]

@@ -38,6 +38,7 @@ import h5py
 import numpy as np
 import pandas as pd
 
+from quantlab.atomic import atomic_write_json
 from quantlab.errors import StoreCorruptError, StoreIdentityError, UnknownSymbolError
 from quantlab.store import segments as seg
 from quantlab.store.bars import bars_from_arrays, combine_sources
@@ -91,12 +92,6 @@ def to_ns(value, name: str) -> int | None:
         raise ValueError(f"{name}: NaT is not a time")
     ts = ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
     return int(ts.value)
-
-
-def _atomic_json(path: Path, data) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, indent=1, sort_keys=True))
-    os.replace(tmp, path)
 
 
 def _read_json(path: Path, default):
@@ -213,7 +208,7 @@ class TickStore:
             self._lock.acquire()
             try:
                 if not marker.exists():
-                    _atomic_json(marker, {**FORMAT, "compression": compression, "source": source or "binance"})
+                    atomic_write_json(marker, {**FORMAT, "compression": compression, "source": source or "binance"})
                 elif source is not None:
                     check_source(self.path, source)  # created by another writer meanwhile
                 self._check_format(marker)
@@ -719,7 +714,7 @@ class TickStore:
             "reason": str(reason), "recorded_at": pd.Timestamp.now(tz="UTC").isoformat(),
             "permanent": bool(permanent),
         })
-        _atomic_json(path, gaps)
+        atomic_write_json(path, gaps)
 
     def remove_gap(self, symbol: str, first_missing_id: int, last_missing_id: int) -> bool:
         """Drop the oldest gap entry ``(symbol, first, last)`` (filled, or re-recorded in
@@ -730,7 +725,7 @@ class TickStore:
         for k, g in enumerate(gaps):
             if (g["symbol"], g["first_id"], g["last_id"]) == (symbol.upper(), first_missing_id, last_missing_id):
                 del gaps[k]
-                _atomic_json(path, gaps)
+                atomic_write_json(path, gaps)
                 return True
         return False
 
@@ -750,7 +745,7 @@ class TickStore:
         counters = _read_json(path, {})
         counters.setdefault(symbol, {}).setdefault(name, 0)
         counters[symbol][name] += int(n)
-        _atomic_json(path, counters)
+        atomic_write_json(path, counters)
 
     def counters(self) -> dict:
         return _read_json(self.path / "counters.json", {})
