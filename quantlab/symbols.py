@@ -115,3 +115,19 @@ def contract_size(symbol: str | Symbol) -> float:
     if sym.market != "cm":
         raise ValueError(f"contract_size: {sym} is not a COIN-M symbol; only cm: symbols trade in contracts")
     return 100.0 if sym.name.startswith("BTCUSD_") else 10.0
+
+
+#: Quote assets a Binance symbol name can end with, tried in this order (so ``FDUSD`` and
+#: ``TUSD`` win over ``USD``): the one list for the simulator's symbol info and the app.
+QUOTE_ASSETS = ("FDUSD", "USDT", "USDC", "TUSD", "BUSD", "USD", "BTC", "ETH", "BNB", "EUR",
+                "TRY", "BRL", "JPY", "DAI")
+
+
+def split_pair(symbol: str | Symbol) -> tuple[str, str] | None:
+    """``"ETHUSDT" -> ("ETH", "USDT")``, ``"cm:BTCUSD_PERP" -> ("BTC", "USD")``: base and quote
+    asset by the known quote assets (:data:`QUOTE_ASSETS`); None when none matches."""
+    name = str(symbol).rpartition(":")[2].upper().partition("_")[0]
+    for quote in QUOTE_ASSETS:
+        if name.endswith(quote) and len(name) > len(quote):
+            return name[: -len(quote)], quote
+    return None

@@ -89,3 +89,18 @@ def test_every_json_file_is_replaced_atomically_and_fsynced(tmp_path, monkeypatc
         atomic.atomic_write_json(store / "status.json", {"x": object()})
     assert (store / "status.json").read_text() == before  # the old file stays whole
     assert not [p for p in store.rglob("*.tmp")]
+
+
+def test_one_quote_list_splits_base_and_quote():
+    from quantlab.sim.sources import SymbolInfo
+    from quantlab.symbols import split_pair
+
+    assert split_pair("ETHUSDT") == ("ETH", "USDT")
+    assert split_pair("BTCFDUSD") == ("BTC", "FDUSD")  # not BTCFD/USD
+    assert split_pair("BTCTUSD") == ("BTC", "TUSD")
+    assert split_pair("um:SOLUSDC") == ("SOL", "USDC")
+    assert split_pair("cm:BTCUSD_PERP") == ("BTC", "USD")
+    assert split_pair("ETHBTC") == ("ETH", "BTC")
+    assert split_pair("USDT") is None and split_pair("ABCXYZ") is None
+    info = SymbolInfo.guess("BTCFDUSD")
+    assert (info.base, info.quote) == ("BTC", "FDUSD")

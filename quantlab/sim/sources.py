@@ -40,6 +40,7 @@ import numpy as np
 
 from quantlab.config import parse_symbols
 from quantlab.errors import LayoutError, UnknownSymbolError
+from quantlab.symbols import split_pair
 
 #: simulated trade ids start here (one billion apart per symbol): real Binance trade ids are
 #: below 10**11, so a simulated id is never mistaken for a real one (and stays exact in float64)
@@ -61,9 +62,6 @@ __all__ = [
 TRADE_DTYPE = np.dtype(
     [("id", "<i8"), ("time", "<i8"), ("price", "<i8"), ("qty", "<i8"), ("buyer_maker", "?")]
 )
-
-_QUOTES = ("FDUSD", "USDT", "USDC", "TUSD", "BUSD", "USD", "BTC", "ETH", "BNB", "EUR", "TRY", "BRL", "JPY", "DAI")
-
 
 def format_scaled(value: int, decimals: int) -> str:
     """``format_scaled(6183763000000, 8) -> "61837.63000000"`` (exact, no float)."""
@@ -114,9 +112,9 @@ class SymbolInfo:
     @classmethod
     def guess(cls, symbol: str, **kw) -> SymbolInfo:
         """Split ``BTCUSDT`` into base ``BTC`` and quote ``USDT`` by known quote assets."""
-        for q in _QUOTES:
-            if symbol.endswith(q) and len(symbol) > len(q):
-                return cls(symbol, symbol[: -len(q)], q, **kw)
+        pair = split_pair(symbol)
+        if pair is not None:
+            return cls(symbol, *pair, **kw)
         return cls(symbol, symbol[:-3] or symbol, symbol[-3:], **kw)
 
 
