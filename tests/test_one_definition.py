@@ -104,3 +104,31 @@ def test_one_quote_list_splits_base_and_quote():
     assert split_pair("USDT") is None and split_pair("ABCXYZ") is None
     info = SymbolInfo.guess("BTCFDUSD")
     assert (info.base, info.quote) == ("BTC", "FDUSD")
+
+
+def test_one_trades_csv_parser_for_import_and_replay(real_data, tmp_path):
+    import numpy as np
+    import pytest
+
+    from quantlab.binance.archive import identify, read_chunks
+    from quantlab.errors import LayoutError
+    from quantlab.sim.sources import load_trades_csv
+
+    for name in ("BTCUSDT-trades-2023-03-24.rows587331-587545.csv",  # milliseconds
+                 "BTCUSDT-trades-2025-01-01.rows0-209.csv"):  # microseconds
+        path = real_data / "trades" / name
+        imported = next(read_chunks(identify(path)))[0]
+        replayed = load_trades_csv(path)["BTCUSDT"]
+        ids, t_us, price, qty, maker = map(np.array, zip(*replayed, strict=True))
+        assert (ids == imported["trade_id"]).all() and (t_us * 1_000 == imported["time"]).all()
+        assert (price.astype(float) == imported["price"]).all() and (maker == imported["is_buyer_maker"]).all()
+        assert (qty.astype(float) == imported["qty"]).all()
+    # the unit is the file's, not each row's: a microsecond file with one millisecond row is refused
+    mixed = tmp_path / "BTCUSDT-trades-2025-01-01.csv"
+    mixed.write_text("1,93576.00,0.001,93.576,1735689600010866,True,True\n"
+                     "2,93576.00,0.001,93.576,1735689600011,True,True\n"
+                     "3,93576.00,0.001,93.576,1735689600012866,True,True\n")
+    with pytest.raises(LayoutError, match="in µs but one reads 1735689600011"):
+        load_trades_csv(mixed)
+    with pytest.raises(LayoutError, match="in µs but one reads 1735689600011"):
+        next(read_chunks(identify(mixed)))

@@ -147,11 +147,6 @@ class Source:
 # --------------------------------------------------------------------------- replay
 
 
-def _symbol_from_filename(path: Path) -> str:
-    stem = path.name.split(".")[0]
-    return stem.split("-")[0].split("_")[0].upper()
-
-
 Row = tuple[int, int, str, str, bool]  # (id, time_us, price_str, qty_str, buyer_maker)
 
 
@@ -189,37 +184,20 @@ def load_capture(path: str | os.PathLike[str]) -> dict[str, list[Row]]:
 
 
 def load_trades_csv(path: str | os.PathLike[str], symbol: str | None = None) -> dict[str, list[Row]]:
-    """Read an official trades CSV: ``id,price,qty,quoteQty,time,isBuyerMaker[,isBestMatch]``.
+    """Read an official trades file (``.csv`` or ``.zip``):
+    ``id,price,qty,quoteQty,time,isBuyerMaker[,isBestMatch]``, header row optional.
 
-    A header row is skipped; times in ms or µs (detected per row by magnitude). The symbol
-    comes from the file name (``BTCUSDT-trades-2024-08-09.csv``) unless given.
+    Parsed by :func:`quantlab.binance.archive.read_trades_exact`, the importer's reader: times
+    in ms or µs, told once per file. The symbol comes from the file name
+    (``BTCUSDT-trades-2024-08-09.csv``) unless given.
     """
-    p = Path(path)
-    sym = (symbol or _symbol_from_filename(p)).upper()
-    rows: list[Row] = []
-    with open(p, encoding="utf-8") as fh:
-        for n, line in enumerate(fh, 1):
-            line = line.strip()
-            if not line:
-                continue
-            parts = line.split(",")
-            if n == 1 and not parts[0].strip().isdigit():
-                continue  # header
-            if len(parts) not in (6, 7):
-                raise LayoutError(
-                    f"{p}: line {n} has {len(parts)} columns; expected the trades layout "
-                    "id,price,qty,quoteQty,time,isBuyerMaker[,isBestMatch]"
-                )
-            try:
-                t = int(parts[4])
-                maker = parts[5].strip().lower()
-                if maker not in ("true", "false"):
-                    raise ValueError(f"isBuyerMaker {parts[5]!r}")
-                price, qty = parts[1].strip(), parts[2].strip()
-                float(price), float(qty)
-                rows.append((int(parts[0]), t if t > 10**14 else t * 1000, price, qty, maker == "true"))
-            except ValueError as exc:
-                raise LayoutError(f"{p}: line {n} is not a trades row ({exc})") from None
+    from quantlab.binance.archive import read_trades_exact
+
+    name, cols = read_trades_exact(path)
+    sym = (symbol or name).upper()
+    rows: list[Row] = list(zip(cols["trade_id"].tolist(), (cols["time"] // 1_000).tolist(),
+                               cols["price"].tolist(), cols["qty"].tolist(),
+                               cols["is_buyer_maker"].tolist(), strict=True))
     return {sym: rows}
 
 
