@@ -132,3 +132,38 @@ def test_one_trades_csv_parser_for_import_and_replay(real_data, tmp_path):
         load_trades_csv(mixed)
     with pytest.raises(LayoutError, match="in µs but one reads 1735689600011"):
         next(read_chunks(identify(mixed)))
+
+
+def test_one_time_converter_and_one_nat_sentinel():
+    import datetime as dt
+
+    import numpy as np
+    import pandas as pd
+    import pytest
+
+    from quantlab.binance import protocol
+    from quantlab.store import schema
+    from quantlab.store import to_ns as store_to_ns
+    from quantlab.timestamps import NAT_NS, to_ns
+
+    assert store_to_ns is to_ns
+    # one "time not known": numpy's NaT; the older names are the same number until they go
+    assert NAT_NS == np.datetime64("NaT").view("i8") == schema.NAT == protocol.UNKNOWN_TIME
+    # user times: text, datetimes and int ns; naive is UTC
+    ns = 1723161600000000000
+    assert to_ns("2024-08-09 00:00", "start") == ns == to_ns(ns) == to_ns(np.int64(ns))
+    assert to_ns(dt.datetime(2024, 8, 9, 2, tzinfo=dt.timezone(dt.timedelta(hours=2)))) == ns
+    assert to_ns(pd.Timestamp("2024-08-09", tz="UTC")) == ns and to_ns(None) is None
+    for bad in ("yesterday-ish", pd.NaT, True):
+        with pytest.raises(ValueError, match="since: "):
+            to_ns(bad, "since")
+    # wire epochs: exactly the numbers Binance's own parser gives, ms and µs, auto or named
+    for v, unit in ((1723161255342, None), (1735689600010866, None),
+                    (1735689600010866, "MICROSECOND"), (1723161255342, "millisecond")):
+        assert to_ns(v, unit=unit or "auto") == protocol.to_ns(v, unit)
+    big = 9_000_000_000_000_001  # exact beyond float precision
+    assert to_ns(big, unit="MICROSECOND") == big * 1000
+    with pytest.raises(ValueError, match="time: unit 'NANO'"):
+        to_ns(1, unit="NANO")
+    with pytest.raises(ValueError, match="integer epoch"):
+        to_ns("1723161255342", unit="auto")

@@ -52,6 +52,7 @@ from quantlab.store import TickStore, writer_pid
 from quantlab.store.schema import to_frame
 from quantlab.symbols import parse_symbol
 from quantlab.timeframes import parse_timeframe
+from quantlab.timestamps import NAT_NS, to_ns
 
 log = logging.getLogger(__name__)
 
@@ -272,7 +273,7 @@ class Lab:
             return
         recv = batch.get("recv_time")
         if recv is not None:
-            self.follow_latency.add(now - recv[recv != np.iinfo(np.int64).min])
+            self.follow_latency.add(now - recv[recv != NAT_NS])
         for cb in list(self._callbacks):
             if cb.kind == "tick":
                 cb.pending.add(sym)
@@ -383,8 +384,6 @@ class Lab:
             first = ring.first_time
         frame = to_frame(batch)
         if since is not None:
-            from quantlab.store import to_ns
-
             since_ns = to_ns(since, "since")
             if first is None or since_ns < first:
                 try:

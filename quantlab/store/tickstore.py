@@ -66,6 +66,7 @@ from quantlab.store.schema import (
 )
 from quantlab.symbols import MARKETS, Symbol, parse_symbol
 from quantlab.timeframes import parse_timeframe
+from quantlab.timestamps import to_ns
 
 log = logging.getLogger(__name__)
 
@@ -74,24 +75,6 @@ SOURCES = ("binance", "demo")  # real exchange data (live or imported) | simulat
 LEGACY_SOURCE = "binance"  # a store without a source (release 0.1) holds real data
 SEGMENT_ROWS = 1_000_000
 DIRECT_SEAL_ROWS = SEGMENT_ROWS // 2  # a tail batch this large with no active rows is sealed directly
-
-
-def to_ns(value, name: str) -> int | None:
-    """None | str | datetime | Timestamp | int ns -> int ns UTC (naive times are UTC)."""
-    if value is None:
-        return None
-    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
-        return int(value)
-    try:
-        ts = pd.Timestamp(value)
-    except (ValueError, TypeError):
-        raise ValueError(
-            f"{name}: {value!r} is not a time; use e.g. '2024-08-09 00:00' (UTC) or a Timestamp"
-        ) from None
-    if ts is pd.NaT:
-        raise ValueError(f"{name}: NaT is not a time")
-    ts = ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
-    return int(ts.value)
 
 
 def _read_json(path: Path, default):
