@@ -44,7 +44,7 @@ from quantlab.config import parse_symbols, resolve_store, settings
 from quantlab.errors import QuantlabError, UnknownSymbolError
 from quantlab.live.align import align_closes
 from quantlab.live.bars import IncrementalBars
-from quantlab.live.process import spawn_recorder, stop_recorder
+from quantlab.live.process import spawn_recorder, stop_process
 from quantlab.live.ring import TickRing
 from quantlab.recorder.metrics import LatencyWindow
 from quantlab.status import read_status
@@ -183,7 +183,7 @@ class Lab:
             self._thread.join(10)
             self._thread = None
         if self._proc is not None:
-            stop_recorder(self._proc)
+            stop_process(self._proc)
             self._proc = None
         if self._store is not None:
             self._store.close()
