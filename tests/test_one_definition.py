@@ -167,3 +167,24 @@ def test_one_time_converter_and_one_nat_sentinel():
         to_ns(1, unit="NANO")
     with pytest.raises(ValueError, match="integer epoch"):
         to_ns("1723161255342", unit="auto")
+
+
+def test_lab_does_not_import_the_recorder():
+    import subprocess
+    import sys
+
+    code = ("import sys, quantlab.live.lab; "
+            "print(sorted(m for m in sys.modules if m.startswith('quantlab.recorder')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_latency_window_percentiles():
+    import numpy as np
+
+    from quantlab.meters import LatencyWindow
+
+    w = LatencyWindow(100)
+    w.add(np.arange(1, 201) * 1_000_000)  # 1..200 ms; only the last 100 are kept
+    p = w.percentiles_ms()
+    assert p["p50"] == np.percentile(np.arange(101, 201), 50)

@@ -46,7 +46,7 @@ from quantlab.live.align import align_closes
 from quantlab.live.bars import IncrementalBars
 from quantlab.live.process import spawn_recorder, stop_process
 from quantlab.live.ring import TickRing
-from quantlab.recorder.metrics import LatencyWindow
+from quantlab.meters import LatencyWindow
 from quantlab.status import read_status
 from quantlab.store import TickStore, writer_pid
 from quantlab.store.schema import to_frame
