@@ -188,3 +188,38 @@ def test_latency_window_percentiles():
     w.add(np.arange(1, 201) * 1_000_000)  # 1..200 ms; only the last 100 are kept
     p = w.percentiles_ms()
     assert p["p50"] == np.percentile(np.arange(101, 201), 50)
+
+
+def test_alert_warm_up_reads_through_the_writer_and_one_symbol_only(tmp_path, monkeypatch):
+    import numpy as np
+    import pandas as pd
+
+    from quantlab.alerts.service import store_bars_loader
+    from quantlab.store import TickStore
+
+    t0 = pd.Timestamp("2025-01-01", tz="UTC").value
+    writer = TickStore(tmp_path / "store", mode="a")
+    try:
+        for sym, first in (("BTCUSDT", 1), ("ETHUSDT", 10_000)):
+            ids = np.arange(first, first + 3_600)
+            writer.append(sym, {"trade_id": ids, "time": t0 + (ids - first) * 1_000_000_000,
+                                "price": 100.0 + np.sin(ids / 50.0), "qty": np.full(len(ids), 0.5),
+                                "is_buyer_maker": (ids % 2).astype(bool)})
+        from_path = store_bars_loader(tmp_path / "store")("ETHUSDT", "1m", 10)
+        expected = writer.bars("ETHUSDT", "1m", start=t0 + 3_599 * 10**9 - 10 * 60 * 10**9)
+
+        def refuse(*_a, **_k):
+            raise AssertionError("the warm-up opened a reader or scanned the whole store")
+
+        monkeypatch.setattr(TickStore, "__init__", refuse)
+        monkeypatch.setattr(TickStore, "info", refuse)
+        loader = store_bars_loader(writer)
+        t, close = loader("ETHUSDT", "1m", 10)
+        assert loader.store is writer
+        assert len(t) == 11  # the 10 spans before the last trade touch 11 minute bars
+        assert (t == expected.index.as_unit("ns").asi8).all() and (close == expected["close"].to_numpy()).all()
+        assert (t == from_path[0]).all() and (close == from_path[1]).all()  # same bars as a reader's
+        assert loader("SOLUSDT", "1m", 10) is None
+    finally:
+        monkeypatch.undo()
+        writer.close()

@@ -158,9 +158,10 @@ class Recorder:
                     last = int(cfg.start_ids[s]) - 1
                 self.seqs[s] = Sequencer(s, last)
             if cfg.alerts:
-                from quantlab.alerts import AlertService
+                from quantlab.alerts.service import AlertService, store_bars_loader
 
-                self.alerts = AlertService(self.store.path)
+                # pair rules warm up through this writer: no second reader in this process
+                self.alerts = AlertService(self.store.path, bars_loader=store_bars_loader(self.store))
             # both constructors validate their URL: a bad one fails here, before any I/O
             self.stream = BinanceStream(
                 cfg.ws_url, self.symbols, rest_url=cfg.rest_url, validate_symbols=False,
