@@ -223,3 +223,26 @@ def test_alert_warm_up_reads_through_the_writer_and_one_symbol_only(tmp_path, mo
     finally:
         monkeypatch.undo()
         writer.close()
+
+
+def test_lab_price_lookup_knows_what_can_be_missing(tmp_path):
+    import numpy as np
+    import pandas as pd
+
+    from quantlab.live.lab import Lab
+    from quantlab.store import TickStore
+
+    t0 = pd.Timestamp("2025-01-01", tz="UTC").value
+    with TickStore(tmp_path / "store", mode="a") as st:
+        ids = np.arange(1, 11)
+        st.append("BTCUSDT", {"trade_id": ids, "time": t0 + ids * 10**9, "price": 100.0 + ids,
+                              "qty": np.full(10, 0.5), "is_buyer_maker": np.zeros(10, bool)})
+    lab = Lab(["BTCUSDT", "ETHUSDT"], store=tmp_path / "store", source="binance")
+    try:
+        assert lab._price_at("BTCUSDT", t0) == 101.0
+        assert lab._price_at("ETHUSDT", t0) is None  # not stored: no price, no exception
+        assert lab._price_at("BTCUSDT", t0 + 7_200 * 10**9) is None  # nothing in that hour
+    finally:
+        lab.stop()
+    missing = Lab(["BTCUSDT"], store=tmp_path / "nowhere", source="binance")
+    assert missing._price_at("BTCUSDT", t0) is None  # no store yet

@@ -98,21 +98,12 @@ def _rules_lock(store_dir: str | os.PathLike[str]) -> Iterator[None]:
             fcntl.flock(f.fileno(), fcntl.LOCK_UN)
 
 
-def known_symbols(store_dir: str | os.PathLike[str]) -> list[str] | None:
-    """Symbols of the store (``TickStore(store_dir).symbols()``); None when the store
-    module is not available, so callers can skip the check."""
-    try:
-        from quantlab.store import TickStore
-    except ImportError:
-        log.warning("quantlab.store is not available: rule symbols are not checked")
-        return None
-    st = TickStore(store_dir)
-    try:
+def known_symbols(store_dir: str | os.PathLike[str]) -> list[str]:
+    """Symbols of the store (``TickStore(store_dir).symbols()``)."""
+    from quantlab.store import TickStore
+
+    with TickStore(store_dir) as st:
         return list(st.symbols())
-    finally:
-        close = getattr(st, "close", None)
-        if close is not None:
-            close()
 
 
 def add_rule(store_dir: str | os.PathLike[str], rule: Rule, *,

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import asyncio
 import atexit
-import contextlib
 import logging
 import threading
 import time
@@ -467,11 +466,11 @@ class Lab:
 
     def _price_at(self, sym: str, t_ns: int) -> float | None:
         """Price of the first stored trade at or after ``t_ns`` (None if nothing stored)."""
-        with contextlib.suppress(Exception):
+        try:
             first = self.store.read(sym, start=t_ns, end=t_ns + 3_600 * 10**9)
-            if len(first):
-                return float(first["price"].iloc[0])
-        return None
+        except (UnknownSymbolError, FileNotFoundError):  # nothing stored yet (or no store yet)
+            return None
+        return float(first["price"].iloc[0]) if len(first) else None
 
     def pair(self, y: str, x: str, timeframe: str = "1m", window: int | None = None,
              max_ffill: int = DEFAULT_MAX_FILL, *, start=None, end=None) -> pd.DataFrame:

@@ -18,13 +18,6 @@ first live trade after ``last_id`` like any other jump, so a restart backfills w
 
 from __future__ import annotations
 
-from typing import Protocol
-
-
-class HasId(Protocol):
-    trade_id: int
-
-
 Gap = tuple[int, int]
 
 

@@ -131,13 +131,12 @@ class Recorder:
 
         check_source(self.cfg.store, "demo")  # never continue a real store's ids with simulated trades
         last_ids, prices = {}, {}
-        with contextlib.suppress(Exception):  # a new or empty store: start from the defaults
-            probe = TickStore(self.cfg.store)
-            info = probe.info()
+        if (Path(self.cfg.store) / "store.json").exists():  # else a new store: the defaults
+            with TickStore(self.cfg.store) as probe:  # an empty store has no rows: the defaults too
+                info = probe.info()
             info = info[info["kind"] == "trades"].set_index("symbol")
             last_ids = {s: int(info.loc[s, "last_id"]) for s in self.symbols if s in info.index}
             prices = {s: float(info.loc[s, "last_price"]) for s in self.symbols if s in info.index}
-            probe.close()
         # continue the store's ids and prices: no gap or jump between demo runs
         source = Synthetic(self.symbols, rate=self.cfg.demo_rate, seed=int(time.time()),
                            prices=prices if len(prices) == len(self.symbols) else None)
@@ -206,10 +205,14 @@ class Recorder:
                 return 0
         finally:
             if self.alerts is not None:
-                with contextlib.suppress(Exception):
+                try:
                     self.alerts.close()
-            with contextlib.suppress(Exception):
+                except Exception:  # noqa: BLE001 - the store must still close; say what failed
+                    log.exception("alerts did not close cleanly (history or state may lack the last lines)")
+            try:
                 write_status(self.store.path, self.status())
+            except OSError as exc:  # a full disk or a removed folder: the store must still close
+                log.warning("could not write the final status to %s: %s", self.store.path, exc)
             self.store.close()
 
     async def _validate_symbols(self, rest: BinanceRest) -> bool:

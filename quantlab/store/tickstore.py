@@ -77,6 +77,15 @@ SEGMENT_ROWS = 1_000_000
 DIRECT_SEAL_ROWS = SEGMENT_ROWS // 2  # a tail batch this large with no active rows is sealed directly
 
 
+def _close_quietly(f: h5py.File) -> None:
+    """Close a reader's handle on a file that may be gone or replaced (h5py raises OSError or
+    RuntimeError for a file whose HDF5 state is already invalid); nothing to lose on a reader."""
+    try:
+        f.close()
+    except (OSError, RuntimeError) as exc:
+        log.debug("closing %s: %s", getattr(f, "filename", f), exc)
+
+
 def _read_json(path: Path, default):
     try:
         return json.loads(path.read_text())
@@ -221,8 +230,7 @@ class TickStore:
                 self._seal_active(table)
             self._lock.release()
         for _, f in self._active_handles.values():
-            with contextlib.suppress(Exception):
-                f.close()
+            _close_quietly(f)
         self._active_handles.clear()
 
     def __enter__(self) -> TickStore:
@@ -327,8 +335,7 @@ class TickStore:
         cached = self._active_handles.get(path)
         if cached is None or cached[0] != ino:
             if cached is not None:
-                with contextlib.suppress(Exception):
-                    cached[1].close()
+                _close_quietly(cached[1])
             try:
                 f = h5py.File(path, "r", swmr=True)
             except FileNotFoundError:
@@ -468,8 +475,7 @@ class TickStore:
     def refresh(self) -> None:
         """Readers see new rows on every read; this drops cached handles to force a reopen."""
         for _, f in self._active_handles.values():
-            with contextlib.suppress(Exception):
-                f.close()
+            _close_quietly(f)
         self._active_handles.clear()
 
     # ------------------------------------------------------------------ writing
