@@ -246,3 +246,22 @@ def test_lab_price_lookup_knows_what_can_be_missing(tmp_path):
         lab.stop()
     missing = Lab(["BTCUSDT"], store=tmp_path / "nowhere", source="binance")
     assert missing._price_at("BTCUSDT", t0) is None  # no store yet
+
+
+def test_one_reader_of_symbol_lists():
+    import pandas as pd
+    import pytest
+
+    from quantlab.aligned import _symbols
+    from quantlab.screen.data import _symbol_list
+    from quantlab.symbols import symbol_names
+
+    for given in ("BTCUSDT, ETHUSDT,,BTCUSDT", ["BTCUSDT", " ETHUSDT", "", "BTCUSDT"],
+                  pd.Index(["BTCUSDT", "ETHUSDT"]), ("BTCUSDT", "ETHUSDT")):
+        assert symbol_names(given) == _symbols(given) == _symbol_list(given) == ["BTCUSDT", "ETHUSDT"]
+    assert _symbol_list(None) is None and _symbol_list("") == []
+    with pytest.raises(ValueError, match="at least one symbol"):
+        _symbols(" , ")
+    for bad in (3, {"BTCUSDT": 1}):
+        with pytest.raises(TypeError, match="symbols: expected a list"):
+            symbol_names(bad)
