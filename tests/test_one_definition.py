@@ -265,3 +265,17 @@ def test_one_reader_of_symbol_lists():
     for bad in (3, {"BTCUSDT": 1}):
         with pytest.raises(TypeError, match="symbols: expected a list"):
             symbol_names(bad)
+
+
+def test_replay_reads_an_official_zip(real_data, tmp_path):
+    import zipfile
+
+    from quantlab.sim import Replay
+
+    csv = real_data / "trades" / "BTCUSDT-trades-2025-01-01.rows0-209.csv"
+    zipped = tmp_path / "BTCUSDT-trades-2025-01-01.zip"
+    with zipfile.ZipFile(zipped, "w") as zf:
+        zf.write(csv, "BTCUSDT-trades-2025-01-01.csv")
+    a = Replay.from_paths(csv).recorded("BTCUSDT")
+    b = Replay.from_paths(zipped).recorded("BTCUSDT")
+    assert len(a) == 210 and (a == b).all()

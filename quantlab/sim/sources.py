@@ -210,9 +210,9 @@ def _expand_paths(paths: str | os.PathLike[str] | Iterable[str | os.PathLike[str
                 continue
             p = Path(part).expanduser()
             if p.is_dir():
-                found = sorted(q for q in p.iterdir() if q.suffix in (".gz", ".csv") and q.is_file())
+                found = sorted(q for q in p.iterdir() if q.suffix in (".gz", ".csv", ".zip") and q.is_file())
                 if not found:
-                    raise FileNotFoundError(f"replay: no .gz captures or .csv trade files in {p}")
+                    raise FileNotFoundError(f"replay: no .gz captures or .csv/.zip trade files in {p}")
                 out.extend(found)
             elif any(c in part for c in "*?["):
                 found = sorted(Path(q) for q in glob.glob(part))
@@ -318,7 +318,8 @@ class Replay(Source):
         loop: bool = False,
         burst: int = 2000,
     ) -> Replay:
-        """Load captures (``.gz``/text) and official trade CSVs; a directory means all of them.
+        """Load captures (``.gz``/text) and official trade files (``.csv``/``.zip``); a directory
+        means all of them.
 
         Files of one symbol (e.g. split at midnight) are concatenated, and trades seen in
         several files are kept once (by id).
@@ -326,7 +327,7 @@ class Replay(Source):
         files = _expand_paths(paths)
         rows: dict[str, list[Row]] = {}
         for f in files:
-            loaded = load_trades_csv(f) if f.suffix == ".csv" else load_capture(f)
+            loaded = load_trades_csv(f) if f.suffix.lower() in (".csv", ".zip") else load_capture(f)
             for sym, r in loaded.items():
                 rows.setdefault(sym, []).extend(r)
         wanted = parse_symbols(symbols) if symbols else sorted(rows)
