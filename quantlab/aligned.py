@@ -21,13 +21,14 @@ a liquid symbol and no real outage. ``Lab.pair``, the screener and the app use
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from quantlab.symbols import symbol_names
 from quantlab.timeframes import Timeframe, parse_timeframe
 
 DEFAULT_MAX_FILL = 5
@@ -82,17 +83,7 @@ def align_closes(series: Mapping[str, pd.Series], timeframe: Any = None, *,
 
 
 def _symbols(symbols: Any) -> list[str]:
-    if isinstance(symbols, str):
-        items = symbols.split(",")
-    elif isinstance(symbols, Sequence | pd.Index):
-        items = list(symbols)
-    else:
-        raise TypeError(f"symbols: expected a list of names or 'A,B,C', got {type(symbols).__name__}")
-    out: list[str] = []
-    for s in items:
-        name = str(s).strip()
-        if name and name not in out:
-            out.append(name)
+    out = symbol_names(symbols)
     if not out:
         raise ValueError("symbols: give at least one symbol, e.g. ['BTCUSDT', 'ETHUSDT']")
     return out

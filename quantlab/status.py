@@ -10,14 +10,13 @@ import json
 import os
 from pathlib import Path
 
+from quantlab.atomic import atomic_write_json
+
 STATUS_FILE = "status.json"
 
 
 def write_status(store_dir: str | os.PathLike[str], status: dict) -> None:
-    path = Path(store_dir) / STATUS_FILE
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(status, default=str))
-    os.replace(tmp, path)
+    atomic_write_json(Path(store_dir) / STATUS_FILE, status, indent=None, default=str)
 
 
 def read_status(store_dir: str | os.PathLike[str]) -> dict:

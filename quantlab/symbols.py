@@ -16,7 +16,9 @@ converted to base-asset terms before they reach the store.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 MARKETS = ("spot", "um", "cm")
 MARKET_NAMES = {"spot": "spot", "um": "USD-M futures", "cm": "COIN-M futures"}
@@ -115,3 +117,37 @@ def contract_size(symbol: str | Symbol) -> float:
     if sym.market != "cm":
         raise ValueError(f"contract_size: {sym} is not a COIN-M symbol; only cm: symbols trade in contracts")
     return 100.0 if sym.name.startswith("BTCUSD_") else 10.0
+
+
+#: Quote assets a Binance symbol name can end with, tried in this order (so ``FDUSD`` and
+#: ``TUSD`` win over ``USD``): the one list for the simulator's symbol info and the app.
+QUOTE_ASSETS = ("FDUSD", "USDT", "USDC", "TUSD", "BUSD", "USD", "BTC", "ETH", "BNB", "EUR",
+                "TRY", "BRL", "JPY", "DAI")
+
+
+def split_pair(symbol: str | Symbol) -> tuple[str, str] | None:
+    """``"ETHUSDT" -> ("ETH", "USDT")``, ``"cm:BTCUSD_PERP" -> ("BTC", "USD")``: base and quote
+    asset by the known quote assets (:data:`QUOTE_ASSETS`); None when none matches."""
+    name = str(symbol).rpartition(":")[2].upper().partition("_")[0]
+    for quote in QUOTE_ASSETS:
+        if name.endswith(quote) and len(name) > len(quote):
+            return name[: -len(quote)], quote
+    return None
+
+
+def symbol_names(value: Any) -> list[str]:
+    """``"BTCUSDT, ETHUSDT"`` or a list (tuple, Index, ...) of names -> the unique non-empty names as
+    given (stripped, in order, not validated: see :func:`parse_symbols` for that). Raises
+    ``TypeError`` naming ``symbols`` for anything else."""
+    if isinstance(value, str):
+        items = value.split(",")
+    elif isinstance(value, Iterable) and not isinstance(value, Mapping | bytes):
+        items = list(value)
+    else:
+        raise TypeError(f"symbols: expected a list of names or 'A,B,C', got {type(value).__name__}")
+    out: list[str] = []
+    for item in items:
+        name = str(item).strip()
+        if name and name not in out:
+            out.append(name)
+    return out

@@ -123,6 +123,7 @@ def test_price_crossings_zscore_history_and_cli_rules(tmp_path, webhook):
     lat = hist["latency_ms"].dropna()
     assert len(lat) and float(np.percentile(lat, 99)) < 1000  # trade receipt -> alert
     assert rec.status()["alerts_fired"] == len(hist)
+    assert rec.alerts.engine.bars_loader.store is rec.store  # warm-up through the writer, no second reader
 
     # a restarted recorder keeps the history; the replayed (already stored) trades fire nothing again
     before = len(hist)

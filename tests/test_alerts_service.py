@@ -21,7 +21,7 @@ from quantlab.alerts import (
     add_rule,
     remove_rule,
 )
-from quantlab.alerts.webhook import backoff_delays, is_retryable
+from quantlab.alerts.webhook import is_retryable
 
 T0 = 1_700_000_000_000_000_000
 S = 1_000_000_000
@@ -263,10 +263,12 @@ def test_zscore_rule_through_the_service_with_store_warm_up(store):
 
 
 def test_backoff_policy():
-    assert backoff_delays(5, jitter=0) == [0.5, 1.0, 2.0, 4.0, 8.0]
-    assert backoff_delays(8, jitter=0, cap=5)[-1] == 5
-    d = backoff_delays(3, rand=lambda: 1.0)
-    assert d == pytest.approx([0.55, 1.1, 2.2])
+    d = WebhookDispatcher(retries=8, base_delay=0.5, max_delay=5.0).retry_delays()
+    nominal = [0.5, 1.0, 2.0, 4.0, 5.0, 5.0, 5.0, 5.0]  # doubling, capped at max_delay
+    assert len(d) == 8 and all(0.9 * n <= x <= n for x, n in zip(d, nominal, strict=True))
+    assert WebhookDispatcher(retries=0).retry_delays() == []
+    with pytest.raises(ValueError, match="base_delay"):
+        WebhookDispatcher(base_delay=0)
     assert is_retryable(None) and is_retryable(500) and is_retryable(429)
     assert not is_retryable(404) and not is_retryable(400)
 

@@ -9,6 +9,8 @@ import pytest
 
 from quantlab.cli import main
 from quantlab.commands import app as app_verb
+from quantlab.errors import QuantlabError
+from quantlab.live.process import spawn_recorder, stop_process
 from quantlab.store import writer_pid
 from quantlab.ui import demo_store_for, seed_demo_history
 
@@ -84,16 +86,22 @@ def test_start_recorder_returns_once_it_holds_the_store(tmp_path):
     store = tmp_path / "store"
     assert seed_demo_history(store, ["BTCUSDT", "ETHUSDT"], hours=0.05) > 0
     assert seed_demo_history(store, ["BTCUSDT", "ETHUSDT"], hours=0.05) == 0  # only into an empty store
-    proc = app_verb.start_recorder(store, ["BTCUSDT", "ETHUSDT"], "demo", ws_url=None, rest_url=None,
-                                   demo_rate=20.0)
+    proc = spawn_recorder(store, ["BTCUSDT", "ETHUSDT"], "demo", demo_rate=20.0, wait=60.0)
     try:
         assert proc is not None and writer_pid(store) == proc.pid
         # a second app on the same store follows the running recorder
-        assert app_verb.start_recorder(store, ["BTCUSDT", "ETHUSDT"], "demo", ws_url=None, rest_url=None,
-                                       demo_rate=20.0) is None
+        assert spawn_recorder(store, ["BTCUSDT", "ETHUSDT"], "demo", demo_rate=20.0, wait=60.0) is None
     finally:
-        app_verb.stop(proc)
+        assert stop_process(proc) == 0  # SIGTERM: a clean flush and exit
     deadline = time.monotonic() + 10
     while writer_pid(store) is not None and time.monotonic() < deadline:
         time.sleep(0.1)
+    assert writer_pid(store) is None
+
+
+def test_a_recorder_that_exits_at_start_up_is_reported_with_its_log(tmp_path):
+    store = tmp_path / "store"
+    assert seed_demo_history(store, ["BTCUSDT", "ETHUSDT"], hours=0.05) > 0  # a demo store
+    with pytest.raises(QuantlabError, match=r"(?s)the recorder exited with code [1-9].*demo"):
+        spawn_recorder(store, ["BTCUSDT", "ETHUSDT"], "binance", wait=60.0)  # real data refused
     assert writer_pid(store) is None

@@ -31,7 +31,7 @@ from quantlab.alerts.rules import (
     rule_from_dict,
 )
 from quantlab.alerts.service import AlertService
-from quantlab.alerts.webhook import DeliveryResult, WebhookDispatcher, backoff_delays
+from quantlab.alerts.webhook import DeliveryResult, WebhookDispatcher
 
 __all__ = [
     "AlertEngine",
@@ -48,7 +48,6 @@ __all__ = [
     "ZScoreRule",
     "add_rule",
     "alerts_frame",
-    "backoff_delays",
     "list_rules",
     "remove_rule",
     "rule_from_dict",

@@ -22,7 +22,6 @@ import fcntl
 import json
 import logging
 import os
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -33,6 +32,7 @@ from typing import Any
 import pandas as pd
 
 from quantlab.alerts.rules import Rule, rule_from_dict
+from quantlab.atomic import atomic_write_json
 from quantlab.errors import UnknownSymbolError
 
 log = logging.getLogger(__name__)
@@ -46,23 +46,6 @@ DELIVERIES_FILE = "deliveries.jsonl"
 
 def alerts_dir(store_dir: str | os.PathLike[str]) -> Path:
     return Path(store_dir) / ALERTS_DIR
-
-
-def atomic_write_json(path: Path, data: Any) -> None:
-    """Write JSON to a temp file in the same folder, fsync it, then ``os.replace`` it."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f, indent=1, sort_keys=True)
-            f.write("\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
 
 
 def _read_json(path: Path) -> Any:
@@ -115,21 +98,12 @@ def _rules_lock(store_dir: str | os.PathLike[str]) -> Iterator[None]:
             fcntl.flock(f.fileno(), fcntl.LOCK_UN)
 
 
-def known_symbols(store_dir: str | os.PathLike[str]) -> list[str] | None:
-    """Symbols of the store (``TickStore(store_dir).symbols()``); None when the store
-    module is not available, so callers can skip the check."""
-    try:
-        from quantlab.store import TickStore
-    except ImportError:
-        log.warning("quantlab.store is not available: rule symbols are not checked")
-        return None
-    st = TickStore(store_dir)
-    try:
+def known_symbols(store_dir: str | os.PathLike[str]) -> list[str]:
+    """Symbols of the store (``TickStore(store_dir).symbols()``)."""
+    from quantlab.store import TickStore
+
+    with TickStore(store_dir) as st:
         return list(st.symbols())
-    finally:
-        close = getattr(st, "close", None)
-        if close is not None:
-            close()
 
 
 def add_rule(store_dir: str | os.PathLike[str], rule: Rule, *,

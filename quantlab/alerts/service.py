@@ -20,7 +20,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -38,6 +38,11 @@ from quantlab.alerts.persistence import (
 )
 from quantlab.alerts.rules import Rule
 from quantlab.alerts.webhook import DeliveryResult, WebhookDispatcher
+from quantlab.errors import UnknownSymbolError
+from quantlab.timeframes import Timeframe, parse_timeframe
+
+if TYPE_CHECKING:
+    from quantlab.store import TickStore
 
 log = logging.getLogger(__name__)
 
@@ -68,30 +73,47 @@ def format_message(rule: Rule, tr: Trigger) -> str:
     return f"{text}: {rule.note}" if rule.note else text
 
 
-def store_bars_loader(store_dir: str | os.PathLike[str]) -> Callable[..., Any]:
-    """Warm-up for pair rules: the last ``n_bars`` stored bars of a symbol (open time ns,
-    close), counted back from the symbol's last stored trade (not the wall clock, so a
-    replayed or imported store works too)."""
-    def load(symbol: str, timeframe: str, n_bars: int) -> tuple[np.ndarray, np.ndarray] | None:
-        from quantlab.store import TickStore, timeframe_ns
+def store_bars_loader(store: str | os.PathLike[str] | TickStore) -> Callable[..., Any]:
+    """Warm-up for pair rules: ``load(symbol, timeframe, n_bars) -> (open time ns, close)`` of
+    the stored bars in the ``n_bars`` bar spans up to the symbol's last stored trade (not the
+    wall clock, so a replayed or imported store works too), or None when it has none.
 
-        st = TickStore(store_dir)
+    ``store``: an open :class:`~quantlab.store.TickStore` (the recorder passes its writer, so
+    no second reader opens inside the writer process), or a store folder (a reader is opened
+    per call). Only the symbol's own files are read, never the whole store.
+    """
+    def load(symbol: str, timeframe: str, n_bars: int) -> tuple[np.ndarray, np.ndarray] | None:
+        from quantlab.store import TickStore
+
+        own = not isinstance(store, TickStore)
+        st = TickStore(store) if own else store
         try:
-            if symbol not in st.symbols():
-                return None
-            info = st.info()
-            last = info.loc[info["symbol"] == symbol, "last_time"]
-            if len(last) == 0:
-                return None
-            start = pd.Timestamp(last.max()) - pd.Timedelta(int(n_bars) * timeframe_ns(timeframe), "ns")
-            bars = st.bars(symbol, timeframe, start=start)
+            bars = _last_bars(st, symbol, parse_timeframe(timeframe), int(n_bars))
         finally:
-            st.close()
+            if own:
+                st.close()
         if bars is None or len(bars) == 0:
             return None
         idx = pd.DatetimeIndex(bars.index)
         return idx.as_unit("ns").asi8, bars["close"].to_numpy(dtype=np.float64)
+    load.store = store  # type: ignore[attr-defined]  # what the loader reads (tests, repr)
     return load
+
+
+def _last_bars(st: TickStore, symbol: str, tf: Timeframe, n_bars: int) -> pd.DataFrame | None:
+    """The bars of ``symbol`` in the ``n_bars`` spans of ``tf`` before its last stored trade."""
+    last_id = st.last_trade_id(symbol)
+    if last_id is not None:  # the last row only: the writer's own segment, or one file
+        last = int(st.read_after(symbol, last_id - 1)["time"][-1])
+        return st.bars(symbol, tf.text, start=last - n_bars * tf.nominal_ns)
+    try:  # no ticks: imported klines only
+        bars = st.bars(symbol, tf.text)
+    except UnknownSymbolError:
+        return None
+    if len(bars) == 0:
+        return None
+    last = int(pd.DatetimeIndex(bars.index).as_unit("ns").asi8[-1])
+    return bars[pd.DatetimeIndex(bars.index).as_unit("ns").asi8 > last - n_bars * tf.nominal_ns]
 
 
 def _tick_arrays(ticks: pd.DataFrame, now_ns: int) -> tuple[np.ndarray, ...]:
@@ -135,8 +157,9 @@ class AlertService:
 
     ``now_ns`` is the wall clock used for ``fired_ns`` (injectable for tests). Webhook policy
     (timeout, retries, backoff) is :class:`~quantlab.alerts.webhook.WebhookDispatcher`'s;
-    pass ``webhook=`` to change it. ``bars_loader=None`` uses the store's ``bars()`` to warm up
-    pair rules; pass ``False`` to build their window from live trades only.
+    pass ``webhook=`` to change it. ``bars_loader=None`` warms pair rules up from the store's
+    ``bars()`` (:func:`store_bars_loader` of ``store_dir``; the recorder passes one bound to its
+    writer); pass ``False`` to build their window from live trades only.
     """
 
     def __init__(self, store_dir: str | os.PathLike[str], *,

@@ -5,8 +5,10 @@ threads do the HTTP. Policy (documented, and what the tests check):
 
 * each attempt has ``timeout`` seconds (default 5) to connect and answer;
 * a connection error, a timeout, HTTP 5xx or 429 is retried, up to ``retries`` more attempts
-  (default 3, so 4 in all), after ``backoff_delays``: 0.5 s, 1 s, 2 s ... doubling, capped at
-  ``max_delay`` (default 30 s), each with up to 10 % random jitter;
+  (default 3, so 4 in all), after the package's one backoff rule
+  (:func:`quantlab.binance.backoff.backoff_delays`): 0.5 s, 1 s, 2 s ... doubling, capped at
+  ``max_delay`` (default 30 s), each shortened by up to 10 % at random (never lengthened, so
+  ``max_delay`` is a true maximum);
 * any other answer >= 300 (a 4xx: the request itself is wrong) fails at once;
 * a failure is logged (WARNING) and counted in ``stats()["failed"]``; every outcome is handed
   to ``on_result`` (the service appends it to ``deliveries.jsonl``);
@@ -17,10 +19,10 @@ Body: the fired alert's JSON (:meth:`FiredAlert.to_dict`), ``Content-Type: appli
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import queue
-import random
 import threading
 import time
 import urllib.error
@@ -29,20 +31,12 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from quantlab.binance.backoff import backoff_delays
+
 log = logging.getLogger(__name__)
 
 #: ``post(url, body, timeout) -> HTTP status``; raises OSError on connection errors/timeouts
 PostFn = Callable[[str, bytes, float], int]
-
-
-def backoff_delays(retries: int, base: float = 0.5, factor: float = 2.0, cap: float = 30.0,
-                   jitter: float = 0.1, rand: Callable[[], float] = random.random) -> list[float]:
-    """Seconds to wait before each retry: ``min(cap, base * factor**i) * (1 + jitter*U)``.
-
-    >>> backoff_delays(4, jitter=0)
-    [0.5, 1.0, 2.0, 4.0]
-    """
-    return [min(cap, base * factor**i) * (1.0 + jitter * rand()) for i in range(retries)]
 
 
 def is_retryable(status: int | None) -> bool:
@@ -90,6 +84,7 @@ class _Job:
 
 
 _STOP = object()
+JITTER = 0.1  # each retry delay is shortened by up to 10 % so that many alerts do not retry in step
 
 
 class WebhookDispatcher:
@@ -105,6 +100,10 @@ class WebhookDispatcher:
             raise ValueError(f"retries: {retries!r} must be >= 0")
         if workers < 1:
             raise ValueError(f"workers: {workers!r} must be >= 1")
+        if not base_delay > 0:
+            raise ValueError(f"base_delay: {base_delay!r} must be > 0 seconds")
+        if not max_delay >= base_delay:
+            raise ValueError(f"max_delay: {max_delay!r} must be >= base_delay ({base_delay})")
         self.timeout, self.retries = float(timeout), int(retries)
         self.base_delay, self.max_delay = float(base_delay), float(max_delay)
         self.n_workers = int(workers)
@@ -172,10 +171,15 @@ class WebhookDispatcher:
                     self._in_flight -= 1
                 self._q.task_done()
 
+    def retry_delays(self) -> list[float]:
+        """Seconds to wait before each retry of one delivery (``retries`` of them)."""
+        return list(itertools.islice(
+            backoff_delays(self.base_delay, 2.0, self.max_delay, jitter=JITTER), self.retries))
+
     def _deliver(self, job: _Job) -> None:
         t0 = time.monotonic()
         body = job.body()
-        delays = backoff_delays(self.retries, self.base_delay, cap=self.max_delay)
+        delays = self.retry_delays()
         attempts, status, error = 0, None, ""
         while True:
             attempts += 1

@@ -28,7 +28,7 @@ def _fmt(key: str, value: Any) -> str:
     return str(value)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class BacktestResult:
     """A mean-reversion backtest of the spread ``y - beta * x``.
 
@@ -108,6 +108,9 @@ class BacktestResult:
         return "\n".join(lines)
 
     def __str__(self) -> str:
+        return self.summary()
+
+    def __repr__(self) -> str:  # the frames are attributes to look at, not to dump
         return self.summary()
 
     def _repr_html_(self) -> str:

@@ -26,7 +26,7 @@ that the store always holds base-asset quantities and quote-currency (USD) turno
 The kind and symbol come from the file name (``BTCUSDT-trades-2025-01-01.csv``,
 ``ETHUSDT-aggTrades-...``, ``SOLUSDT-1m-2025-07-13.zip``; ``1M`` or ``1mo`` = monthly klines) and
 the column count must agree; the importer checks the rows' spacing against the interval.
-Timestamps are detected per file: Binance switched spot files from milliseconds to
+Timestamps are detected once per file (a row in another unit is refused): Binance switched spot files from milliseconds to
 microseconds on 2025-01-01; both become exact int64 nanoseconds. Prices are parsed with
 round-trip precision (the same float64 that ``float("61837.63")`` gives).
 """
@@ -133,12 +133,14 @@ def _time_unit_factor(values: np.ndarray, path: Path) -> int:
     if not len(v):
         raise LayoutError(f"{path}: no valid timestamps")
     m = float(np.median(v))
-    if 1e11 <= m < 1e14:
-        return 1_000_000  # ms
-    if 1e14 <= m < 1e17:
-        return 1_000  # µs
-    if 1e17 <= m < 1e20:
-        return 1
+    for lo, hi, factor, unit in ((1e11, 1e14, 1_000_000, "ms"), (1e14, 1e17, 1_000, "µs"),
+                                 (1e17, 1e20, 1, "ns")):
+        if lo <= m < hi:
+            odd = (v < lo) | (v >= hi)
+            if odd.any():  # one unit per file: a row in another unit would land decades away
+                raise LayoutError(f"{path}: the file's times are in {unit} but one reads "
+                                  f"{int(v[odd][0])}; is the file damaged?")
+            return factor
     raise LayoutError(f"{path}: timestamps like {int(m)} are not epoch ms, µs or ns")
 
 
@@ -237,22 +239,66 @@ def verify_checksum(path: str | Path) -> bool:
     return True
 
 
-def read_chunks(af: ArchiveFile, chunk_rows: int = CHUNK_ROWS) -> Iterator[tuple[dict[str, np.ndarray], int]]:
-    """Yield (column batch, bytes-ish progress) per chunk; columns as the store expects."""
+def _layout(af: ArchiveFile) -> tuple[list[str], int | None] | None:
+    """(cells of the first line, 0 when it is a header row else None); None for an empty file.
+    Refuses a column count that is not the kind's."""
     first = _first_line(af.path)
     if not first:
-        return
+        return None
     cells = first.split(",")
     lo, hi = _COLUMNS[af.kind]
     if not lo <= len(cells) <= hi:
         raise LayoutError(
             f"{af.path}: {len(cells)} columns; a {af.kind} file has {lo if lo == hi else f'{lo} or {hi}'}"
         )
-    try:
-        float(cells[1])
-        header = None
-    except ValueError:
-        header = 0
+    return cells, (None if _is_number(cells[1]) else 0)
+
+
+def read_trades_exact(path: str | Path) -> tuple[str, dict[str, np.ndarray]]:
+    """An official trades file (``.csv`` or ``.zip``) with its decimals kept as written, for
+    the simulator's replay: ``(symbol, columns)`` with ``trade_id`` int64, ``time`` int64 ns
+    (the file's unit, ms or µs, told once per file), ``price`` and ``qty`` the file's own
+    decimal strings (object arrays), ``is_buyer_maker`` bool. The same layout rules as
+    :func:`read_chunks` (header row optional, 6 or 7 columns)."""
+    af = identify(path)
+    if af.kind != "trades":
+        raise LayoutError(f"{af.path}: a {af.kind} file; expected a trades file (SYMBOL-trades-...)")
+    layout = _layout(af)
+    if layout is None:
+        return af.symbol, {"trade_id": np.empty(0, "i8"), "time": np.empty(0, "i8"),
+                           "price": np.empty(0, object), "qty": np.empty(0, object),
+                           "is_buyer_maker": np.empty(0, bool)}
+    cells, header = layout
+    dtypes = {**_dtypes("trades", len(cells)), 1: "string", 2: "string", 3: "string"}
+    with _open_text(af.path) as fh:
+        try:
+            c = pd.read_csv(fh, header=None, skiprows=1 if header == 0 else 0, dtype=dtypes,
+                            names=list(range(len(cells))))
+        except (ValueError, TypeError) as exc:
+            raise LayoutError(f"{af.path}: not a trades file ({str(exc).splitlines()[0]})") from None
+    price = pd.to_numeric(c[1], errors="coerce")
+    qty = pd.to_numeric(c[2], errors="coerce")
+    bad = c[[0, 4, 5]].isna().any(axis=1) | price.isna() | qty.isna()
+    if bad.any():
+        line = int(c.index[bad.to_numpy()][0]) + (2 if header == 0 else 1)
+        raise LayoutError(f"{af.path}: line {line} has an empty or non-numeric cell")
+    times = c[4].to_numpy("i8")
+    if not len(times):
+        return af.symbol, {"trade_id": np.empty(0, "i8"), "time": times, "price": np.empty(0, object),
+                           "qty": np.empty(0, object), "is_buyer_maker": np.empty(0, bool)}
+    return af.symbol, {
+        "trade_id": c[0].to_numpy("i8"), "time": times * _time_unit_factor(times, af.path),
+        "price": c[1].str.strip().to_numpy(object), "qty": c[2].str.strip().to_numpy(object),
+        "is_buyer_maker": c[5].to_numpy(bool),
+    }
+
+
+def read_chunks(af: ArchiveFile, chunk_rows: int = CHUNK_ROWS) -> Iterator[tuple[dict[str, np.ndarray], int]]:
+    """Yield (column batch, bytes-ish progress) per chunk; columns as the store expects."""
+    layout = _layout(af)
+    if layout is None:
+        return
+    cells, header = layout
     ncols = len(cells)
     fh = _open_text(af.path)
     try:

@@ -293,23 +293,14 @@ class BinanceRest:
         sym = _one_symbol(symbol)
         _check_id("from_id", from_id)
         _check_limit(limit)
-        rows = await self._get(
-            "/api/v3/historicalTrades",
-            {"symbol": sym, "fromId": from_id, "limit": limit},
-            WEIGHTS["historicalTrades"],
-        )
-        recv_ns = time.time_ns()
-        return [trade_from_rest(r, sym, recv_ns, time_unit=self.time_unit) for r in _rows(rows)]
+        return await self._trades("historicalTrades", {"symbol": sym, "fromId": from_id, "limit": limit},
+                                  trade_from_rest)
 
     async def recent_trades(self, symbol: str, limit: int = 500) -> list[Trade]:
         """The latest ``limit`` trades of ``symbol`` (``/api/v3/trades``), oldest first."""
         sym = _one_symbol(symbol)
         _check_limit(limit)
-        rows = await self._get(
-            "/api/v3/trades", {"symbol": sym, "limit": limit}, WEIGHTS["trades"]
-        )
-        recv_ns = time.time_ns()
-        return [trade_from_rest(r, sym, recv_ns, time_unit=self.time_unit) for r in _rows(rows)]
+        return await self._trades("trades", {"symbol": sym, "limit": limit}, trade_from_rest)
 
     async def serves_history(self, symbol: str) -> bool | None:
         """Whether this host serves ``/api/v3/historicalTrades`` (gap repair needs it).
@@ -336,13 +327,14 @@ class BinanceRest:
         sym = _one_symbol(symbol)
         _check_id("from_id", from_id)
         _check_limit(limit)
-        rows = await self._get(
-            "/api/v3/aggTrades",
-            {"symbol": sym, "fromId": from_id, "limit": limit},
-            WEIGHTS["aggTrades"],
-        )
+        return await self._trades("aggTrades", {"symbol": sym, "fromId": from_id, "limit": limit},
+                                  agg_trade_from_rest)
+
+    async def _trades(self, endpoint: str, params: dict[str, Any], convert: Callable[..., Any]) -> list:
+        """GET ``/api/v3/<endpoint>`` at its weight; rows -> ``convert(row, symbol, recv_ns)``."""
+        rows = await self._get(f"/api/v3/{endpoint}", params, WEIGHTS[endpoint])
         recv_ns = time.time_ns()
-        return [agg_trade_from_rest(r, sym, recv_ns, time_unit=self.time_unit) for r in _rows(rows)]
+        return [convert(r, params["symbol"], recv_ns, time_unit=self.time_unit) for r in _rows(rows)]
 
     async def fetch_trade_range(self, symbol: str, first_id: int, last_id: int) -> list[Trade]:
         """Every trade of ``symbol`` with ``first_id <= id <= last_id`` that

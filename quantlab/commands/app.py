@@ -98,57 +98,6 @@ def _check_port(ip: str, port: int) -> None:
             raise ValueError(f"--port: {ip}:{port} is not free ({exc.strerror}); pick another with --port") from None
 
 
-def _tail(path: Path, n: int = 5) -> str:
-    with contextlib.suppress(OSError):
-        return "\n".join(path.read_text(errors="replace").splitlines()[-n:])
-    return ""
-
-
-def start_recorder(store: Path, symbols: list[str], source: str, *, ws_url: str | None,
-                   rest_url: str | None, demo_rate: float, timeout: float = 60.0) -> subprocess.Popen | None:
-    """``python -m quantlab record`` for ``store`` unless a recorder already writes it; returns
-    once the recorder holds the writer lock (so no kernel starts a second one)."""
-    from quantlab.store import writer_pid
-
-    if writer_pid(store) is not None:
-        print(f"quantlab app: a recorder (pid {writer_pid(store)}) already writes {store}; following it")
-        return None
-    store.mkdir(parents=True, exist_ok=True)
-    cmd = [sys.executable, "-m", "quantlab", "record", "--store", str(store), "--symbols", ",".join(symbols),
-           "--source", source]
-    if source == "demo":
-        cmd += ["--demo-rate", str(demo_rate)]
-    if ws_url:
-        cmd += ["--ws-url", ws_url]
-    if rest_url:
-        cmd += ["--rest-url", rest_url]
-    log = store / "recorder.log"
-    with open(log, "ab") as out:
-        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                start_new_session=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
-    deadline = time.monotonic() + timeout
-    while writer_pid(store) is None:
-        if proc.poll() is not None:
-            raise QuantlabError(f"the recorder exited with code {proc.returncode}:\n{_tail(log)}")
-        if time.monotonic() > deadline:
-            stop(proc)
-            raise QuantlabError(f"the recorder did not open {store} within {timeout:.0f} s; see {log}")
-        time.sleep(0.05)
-    return proc
-
-
-def stop(proc: subprocess.Popen | None, timeout: float = 15.0) -> None:
-    if proc is None or proc.poll() is not None:
-        return
-    with contextlib.suppress(ProcessLookupError):
-        proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(timeout)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(5)
-
-
 def issue_xsrf_cookie(handler, notebook=None, cwd=None):
     """Voilà prelaunch hook: set the ``_xsrf`` cookie on the app's page.
 
@@ -183,6 +132,8 @@ def voila_command(notebook: Path, ip: str, port: int, token: str | None) -> list
 
 def run(args: argparse.Namespace) -> int:
     from quantlab.config import env, require_symbols, resolve_store, settings
+    from quantlab.live.process import RECORDER_LOG, log_tail, spawn_recorder, stop_process
+    from quantlab.store import writer_pid
     from quantlab.ui.demo import seed_demo_history
 
     cfg = settings(symbols=args.symbols, store=args.store, ws_url=args.ws_url, rest_url=args.rest_url)
@@ -216,8 +167,11 @@ def run(args: argparse.Namespace) -> int:
         n = seed_demo_history(store, symbols)
         if n:
             print(f"quantlab app: wrote {n:,} simulated trades (2 h of history) into {store}")
-    rec = start_recorder(store, symbols, source, ws_url=args.ws_url, rest_url=args.rest_url,
-                         demo_rate=args.demo_rate)
+    held_by = writer_pid(store)
+    if held_by is not None:
+        print(f"quantlab app: a recorder (pid {held_by}) already writes {store}; following it")
+    rec = spawn_recorder(store, symbols, source, ws_url=args.ws_url, rest_url=args.rest_url,
+                         demo_rate=args.demo_rate, wait=60.0)
     env = {**os.environ, "QUANTLAB_STORE": str(store), "QUANTLAB_SYMBOLS": ",".join(symbols),
            "QUANTLAB_SOURCE": source, "PYTHONUNBUFFERED": "1"}
     if args.ws_url:
@@ -257,14 +211,14 @@ def run(args: argparse.Namespace) -> int:
             if rec is not None and rec.poll() is not None and not warned:
                 warned = True
                 print(f"quantlab app: the recorder exited with code {rec.returncode}; the app shows it stopped. "
-                      f"Last log lines:\n{_tail(store / 'recorder.log')}", file=sys.stderr)
+                      f"Last log lines:\n{log_tail(store / RECORDER_LOG)}", file=sys.stderr)
             time.sleep(0.2)
         return 0
     finally:
         for s, h in old.items():
             signal.signal(s, h)
-        stop(voila)
-        stop(rec)
+        stop_process(voila)
+        stop_process(rec)
 
 
 if __name__ == "__main__":

@@ -44,14 +44,15 @@ from quantlab.config import parse_symbols, resolve_store, settings
 from quantlab.errors import QuantlabError, UnknownSymbolError
 from quantlab.live.align import align_closes
 from quantlab.live.bars import IncrementalBars
-from quantlab.live.process import spawn_recorder, stop_recorder
+from quantlab.live.process import spawn_recorder, stop_process
 from quantlab.live.ring import TickRing
-from quantlab.recorder.metrics import LatencyWindow
+from quantlab.meters import LatencyWindow
 from quantlab.status import read_status
 from quantlab.store import TickStore, writer_pid
 from quantlab.store.schema import to_frame
 from quantlab.symbols import parse_symbol
 from quantlab.timeframes import parse_timeframe
+from quantlab.timestamps import NAT_NS, to_ns
 
 log = logging.getLogger(__name__)
 
@@ -195,7 +196,7 @@ class Lab:
             self._thread.join(10)
             self._thread = None
         if self._proc is not None:
-            stop_recorder(self._proc)
+            stop_process(self._proc)
             self._proc = None
         if self._store is not None:
             self._store.close()
@@ -285,7 +286,7 @@ class Lab:
             return
         recv = batch.get("recv_time")
         if recv is not None:
-            self.follow_latency.add(now - recv[recv != np.iinfo(np.int64).min])
+            self.follow_latency.add(now - recv[recv != NAT_NS])
         for cb in list(self._callbacks):
             if cb.kind == "tick":
                 cb.pending.add(sym)
@@ -396,8 +397,6 @@ class Lab:
             first = ring.first_time
         frame = to_frame(batch)
         if since is not None:
-            from quantlab.store import to_ns
-
             since_ns = to_ns(since, "since")
             if first is None or since_ns < first:
                 try:
@@ -439,9 +438,15 @@ class Lab:
     def status(self) -> dict:
         """The recorder's published status plus ``alive`` and this Lab's own view."""
         st = read_status(self.store_path)
-        alive = writer_pid(self.store_path) is not None
+        pid = writer_pid(self.store_path)
+        alive = pid is not None
+        # our recorder is starting (not holding the store yet), or the status file is an
+        # earlier run's: neither says stopped while a recorder comes up
+        starting = self._proc is not None and self._proc.poll() is None and not alive
+        if starting or (alive and st.get("pid") not in (None, pid)):
+            st["state"] = "starting"
         st.setdefault("state", "connecting" if alive else "stopped")
-        if not alive and st.get("state") not in ("stopped", "failed"):
+        if not alive and not starting and st.get("state") not in ("stopped", "failed"):
             st["state"] = "stopped"
         st["alive"] = alive
         st["source_label"] = self.source_label
@@ -475,11 +480,11 @@ class Lab:
 
     def _price_at(self, sym: str, t_ns: int) -> float | None:
         """Price of the first stored trade at or after ``t_ns`` (None if nothing stored)."""
-        with contextlib.suppress(Exception):
+        try:
             first = self.store.read(sym, start=t_ns, end=t_ns + 3_600 * 10**9)
-            if len(first):
-                return float(first["price"].iloc[0])
-        return None
+        except (UnknownSymbolError, FileNotFoundError):  # nothing stored yet (or no store yet)
+            return None
+        return float(first["price"].iloc[0]) if len(first) else None
 
     def pair(self, y: str, x: str, timeframe: str = "1m", window: int | None = None,
              max_ffill: int = DEFAULT_MAX_FILL, *, start=None, end=None) -> pd.DataFrame:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from quantlab.store.schema import NAT, TRADES, Batch
+from quantlab.store.schema import TRADES, Batch
+from quantlab.timestamps import NAT_NS
 
 COLUMNS = TRADES.columns  # trade_id time price qty is_buyer_maker event_time recv_time
 
@@ -52,7 +53,7 @@ class TickRing:
     @staticmethod
     def _column(batch: Batch, name: str, n: int) -> np.ndarray:
         col = batch.get(name)
-        return np.full(n, NAT, dtype="i8") if col is None else col
+        return np.full(n, NAT_NS, dtype="i8") if col is None else col
 
     def snapshot(self, last: int | None = None) -> Batch:
         lo = self._lo if last is None else max(self._lo, self._hi - int(last))

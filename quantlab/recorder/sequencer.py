@@ -20,12 +20,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from operator import attrgetter
-from typing import Protocol
-
-
-class HasId(Protocol):
-    trade_id: int
-
 
 Gap = tuple[int, int]
 

@@ -175,15 +175,14 @@ class Recorder:
 
         check_source(self.cfg.store, "demo")  # never continue a real store's ids with simulated trades
         last_ids, prices, agg_ids = {}, {}, {}
-        with contextlib.suppress(Exception):  # a new or empty store: start from the defaults
-            probe = TickStore(self.cfg.store)
-            info = probe.info()
+        if (Path(self.cfg.store) / "store.json").exists():  # else a new store: the defaults
+            with TickStore(self.cfg.store) as probe:  # an empty store has no rows: the defaults too
+                info = probe.info()
             aggs = info[info["kind"] == "aggtrades"].set_index("symbol")
             info = info[info["kind"] == "trades"].set_index("symbol")
             last_ids = {s: int(info.loc[s, "last_id"]) for s in self.symbols if s in info.index}
             prices = {s: float(info.loc[s, "last_price"]) for s in self.symbols if s in info.index}
             agg_ids = {s: int(aggs.loc[s, "last_id"]) + 1 for s in aggs.index}
-            probe.close()
         if self.futures:
             return await self._run_futures_demo(agg_ids)
         # continue the store's ids and prices: no gap or jump between demo runs
@@ -227,9 +226,10 @@ class Recorder:
                     last = int(cfg.start_ids[s]) - 1
                 self.seqs[s] = Sequencer(s, last)
             if cfg.alerts and self.symbols:
-                from quantlab.alerts import AlertService
+                from quantlab.alerts.service import AlertService, store_bars_loader
 
-                self.alerts = AlertService(self.store.path)
+                # pair rules warm up through this writer: no second reader in this process
+                self.alerts = AlertService(self.store.path, bars_loader=store_bars_loader(self.store))
             # the constructors validate their URLs: a bad one fails here, before any I/O
             options = dict(cfg.stream_options)
             options.setdefault("connect_budget", ConnectBudget())
@@ -302,10 +302,14 @@ class Recorder:
                 return 0
         finally:
             if self.alerts is not None:
-                with contextlib.suppress(Exception):
+                try:
                     self.alerts.close()
-            with contextlib.suppress(Exception):
+                except Exception:  # noqa: BLE001 - the store must still close; say what failed
+                    log.exception("alerts did not close cleanly (history or state may lack the last lines)")
+            try:
                 write_status(self.store.path, self.status())
+            except OSError as exc:  # a full disk or a removed folder: the store must still close
+                log.warning("could not write the final status to %s: %s", self.store.path, exc)
             self.store.close()
 
     async def _validate_symbols(self, rest: BinanceRest) -> bool:

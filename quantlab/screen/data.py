@@ -28,7 +28,7 @@ import pandas as pd
 
 from quantlab.aligned import DEFAULT_MAX_FILL, bar_closes, bounded_fill
 from quantlab.errors import InsufficientDataError, UnknownSymbolError
-from quantlab.symbols import parse_symbol
+from quantlab.symbols import parse_symbol, symbol_names
 from quantlab.timeframes import parse_timeframe
 
 
@@ -93,20 +93,7 @@ class Aligned:
 
 
 def _symbol_list(symbols: str | Sequence[str] | None) -> list[str] | None:
-    if symbols is None:
-        return None
-    if isinstance(symbols, str):
-        items = symbols.split(",")
-    elif isinstance(symbols, Sequence) or isinstance(symbols, pd.Index):
-        items = list(symbols)
-    else:
-        raise TypeError(f"symbols: expected a list of names or 'A,B,C', got {type(symbols).__name__}")
-    out: list[str] = []
-    for s in items:
-        name = str(s).strip()
-        if name and name not in out:
-            out.append(name)
-    return out
+    return None if symbols is None else symbol_names(symbols)
 
 
 def _need_two(symbols: Sequence[str], where: str) -> None:

@@ -995,14 +995,11 @@ class ExchangeThread:
         return self.call(lambda ex: ex.abort_connections())
 
     def pause(self) -> None:
-        """Stop making trades (connections stay open), e.g. to read a stable tape in a test.
-
-        The clock keeps running: on :meth:`resume` a real-time source makes the trades of
-        the pause at once."""
-        self._paused = True
+        """Stop the exchange's market (see :meth:`Exchange.pause`); connections stay open."""
+        self.call(lambda ex: ex.pause())
 
     def resume(self) -> None:
-        self._paused = False
+        self.call(lambda ex: ex.resume())
 
     def send_server_shutdown(self) -> None:
         self.call(lambda ex: ex.send_server_shutdown())

@@ -40,6 +40,7 @@ import numpy as np
 
 from quantlab.config import parse_symbols
 from quantlab.errors import LayoutError, UnknownSymbolError
+from quantlab.symbols import split_pair
 
 #: simulated trade ids start here (one billion apart per symbol): real Binance trade ids are
 #: below 10**11, so a simulated id is never mistaken for a real one (and stays exact in float64)
@@ -61,9 +62,6 @@ __all__ = [
 TRADE_DTYPE = np.dtype(
     [("id", "<i8"), ("time", "<i8"), ("price", "<i8"), ("qty", "<i8"), ("buyer_maker", "?")]
 )
-
-_QUOTES = ("FDUSD", "USDT", "USDC", "TUSD", "BUSD", "USD", "BTC", "ETH", "BNB", "EUR", "TRY", "BRL", "JPY", "DAI")
-
 
 def format_scaled(value: int, decimals: int) -> str:
     """``format_scaled(6183763000000, 8) -> "61837.63000000"`` (exact, no float)."""
@@ -114,9 +112,9 @@ class SymbolInfo:
     @classmethod
     def guess(cls, symbol: str, **kw) -> SymbolInfo:
         """Split ``BTCUSDT`` into base ``BTC`` and quote ``USDT`` by known quote assets."""
-        for q in _QUOTES:
-            if symbol.endswith(q) and len(symbol) > len(q):
-                return cls(symbol, symbol[: -len(q)], q, **kw)
+        pair = split_pair(symbol)
+        if pair is not None:
+            return cls(symbol, *pair, **kw)
         return cls(symbol, symbol[:-3] or symbol, symbol[-3:], **kw)
 
 
@@ -147,11 +145,6 @@ class Source:
 
 
 # --------------------------------------------------------------------------- replay
-
-
-def _symbol_from_filename(path: Path) -> str:
-    stem = path.name.split(".")[0]
-    return stem.split("-")[0].split("_")[0].upper()
 
 
 Row = tuple[int, int, str, str, bool]  # (id, time_us, price_str, qty_str, buyer_maker)
@@ -191,37 +184,20 @@ def load_capture(path: str | os.PathLike[str]) -> dict[str, list[Row]]:
 
 
 def load_trades_csv(path: str | os.PathLike[str], symbol: str | None = None) -> dict[str, list[Row]]:
-    """Read an official trades CSV: ``id,price,qty,quoteQty,time,isBuyerMaker[,isBestMatch]``.
+    """Read an official trades file (``.csv`` or ``.zip``):
+    ``id,price,qty,quoteQty,time,isBuyerMaker[,isBestMatch]``, header row optional.
 
-    A header row is skipped; times in ms or µs (detected per row by magnitude). The symbol
-    comes from the file name (``BTCUSDT-trades-2024-08-09.csv``) unless given.
+    Parsed by :func:`quantlab.binance.archive.read_trades_exact`, the importer's reader: times
+    in ms or µs, told once per file. The symbol comes from the file name
+    (``BTCUSDT-trades-2024-08-09.csv``) unless given.
     """
-    p = Path(path)
-    sym = (symbol or _symbol_from_filename(p)).upper()
-    rows: list[Row] = []
-    with open(p, encoding="utf-8") as fh:
-        for n, line in enumerate(fh, 1):
-            line = line.strip()
-            if not line:
-                continue
-            parts = line.split(",")
-            if n == 1 and not parts[0].strip().isdigit():
-                continue  # header
-            if len(parts) not in (6, 7):
-                raise LayoutError(
-                    f"{p}: line {n} has {len(parts)} columns; expected the trades layout "
-                    "id,price,qty,quoteQty,time,isBuyerMaker[,isBestMatch]"
-                )
-            try:
-                t = int(parts[4])
-                maker = parts[5].strip().lower()
-                if maker not in ("true", "false"):
-                    raise ValueError(f"isBuyerMaker {parts[5]!r}")
-                price, qty = parts[1].strip(), parts[2].strip()
-                float(price), float(qty)
-                rows.append((int(parts[0]), t if t > 10**14 else t * 1000, price, qty, maker == "true"))
-            except ValueError as exc:
-                raise LayoutError(f"{p}: line {n} is not a trades row ({exc})") from None
+    from quantlab.binance.archive import read_trades_exact
+
+    name, cols = read_trades_exact(path)
+    sym = (symbol or name).upper()
+    rows: list[Row] = list(zip(cols["trade_id"].tolist(), (cols["time"] // 1_000).tolist(),
+                               cols["price"].tolist(), cols["qty"].tolist(),
+                               cols["is_buyer_maker"].tolist(), strict=True))
     return {sym: rows}
 
 
@@ -234,9 +210,9 @@ def _expand_paths(paths: str | os.PathLike[str] | Iterable[str | os.PathLike[str
                 continue
             p = Path(part).expanduser()
             if p.is_dir():
-                found = sorted(q for q in p.iterdir() if q.suffix in (".gz", ".csv") and q.is_file())
+                found = sorted(q for q in p.iterdir() if q.suffix in (".gz", ".csv", ".zip") and q.is_file())
                 if not found:
-                    raise FileNotFoundError(f"replay: no .gz captures or .csv trade files in {p}")
+                    raise FileNotFoundError(f"replay: no .gz captures or .csv/.zip trade files in {p}")
                 out.extend(found)
             elif any(c in part for c in "*?["):
                 found = sorted(Path(q) for q in glob.glob(part))
@@ -342,7 +318,8 @@ class Replay(Source):
         loop: bool = False,
         burst: int = 2000,
     ) -> Replay:
-        """Load captures (``.gz``/text) and official trade CSVs; a directory means all of them.
+        """Load captures (``.gz``/text) and official trade files (``.csv``/``.zip``); a directory
+        means all of them.
 
         Files of one symbol (e.g. split at midnight) are concatenated, and trades seen in
         several files are kept once (by id).
@@ -350,7 +327,7 @@ class Replay(Source):
         files = _expand_paths(paths)
         rows: dict[str, list[Row]] = {}
         for f in files:
-            loaded = load_trades_csv(f) if f.suffix == ".csv" else load_capture(f)
+            loaded = load_trades_csv(f) if f.suffix.lower() in (".csv", ".zip") else load_capture(f)
             for sym, r in loaded.items():
                 rows.setdefault(sym, []).extend(r)
         wanted = parse_symbols(symbols) if symbols else sorted(rows)

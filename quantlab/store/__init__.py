@@ -2,6 +2,7 @@
 
 from quantlab.store.bars import BAR_COLUMNS, bars_from_arrays, timeframe_ns
 from quantlab.store.lock import writer_pid
-from quantlab.store.tickstore import TickStore, to_ns
+from quantlab.store.tickstore import TickStore
+from quantlab.timestamps import to_ns
 
 __all__ = ["TickStore", "BAR_COLUMNS", "bars_from_arrays", "timeframe_ns", "writer_pid", "to_ns"]

@@ -38,6 +38,7 @@ import h5py
 import numpy as np
 import pandas as pd
 
+from quantlab.atomic import atomic_write_json
 from quantlab.errors import StoreCorruptError, StoreIdentityError, UnknownSymbolError
 from quantlab.store import segments as seg
 from quantlab.store.bars import bars_from_arrays, combine_sources
@@ -65,6 +66,7 @@ from quantlab.store.schema import (
 )
 from quantlab.symbols import MARKETS, Symbol, parse_symbol
 from quantlab.timeframes import parse_timeframe
+from quantlab.timestamps import to_ns
 
 log = logging.getLogger(__name__)
 
@@ -75,28 +77,13 @@ SEGMENT_ROWS = 1_000_000
 DIRECT_SEAL_ROWS = SEGMENT_ROWS // 2  # a tail batch this large with no active rows is sealed directly
 
 
-def to_ns(value, name: str) -> int | None:
-    """None | str | datetime | Timestamp | int ns -> int ns UTC (naive times are UTC)."""
-    if value is None:
-        return None
-    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
-        return int(value)
+def _close_quietly(f: h5py.File) -> None:
+    """Close a reader's handle on a file that may be gone or replaced (h5py raises OSError or
+    RuntimeError for a file whose HDF5 state is already invalid); nothing to lose on a reader."""
     try:
-        ts = pd.Timestamp(value)
-    except (ValueError, TypeError):
-        raise ValueError(
-            f"{name}: {value!r} is not a time; use e.g. '2024-08-09 00:00' (UTC) or a Timestamp"
-        ) from None
-    if ts is pd.NaT:
-        raise ValueError(f"{name}: NaT is not a time")
-    ts = ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
-    return int(ts.value)
-
-
-def _atomic_json(path: Path, data) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, indent=1, sort_keys=True))
-    os.replace(tmp, path)
+        f.close()
+    except (OSError, RuntimeError) as exc:
+        log.debug("closing %s: %s", getattr(f, "filename", f), exc)
 
 
 def _read_json(path: Path, default):
@@ -213,7 +200,7 @@ class TickStore:
             self._lock.acquire()
             try:
                 if not marker.exists():
-                    _atomic_json(marker, {**FORMAT, "compression": compression, "source": source or "binance"})
+                    atomic_write_json(marker, {**FORMAT, "compression": compression, "source": source or "binance"})
                 elif source is not None:
                     check_source(self.path, source)  # created by another writer meanwhile
                 self._check_format(marker)
@@ -243,8 +230,7 @@ class TickStore:
                 self._seal_active(table)
             self._lock.release()
         for _, f in self._active_handles.values():
-            with contextlib.suppress(Exception):
-                f.close()
+            _close_quietly(f)
         self._active_handles.clear()
 
     def __enter__(self) -> TickStore:
@@ -349,8 +335,7 @@ class TickStore:
         cached = self._active_handles.get(path)
         if cached is None or cached[0] != ino:
             if cached is not None:
-                with contextlib.suppress(Exception):
-                    cached[1].close()
+                _close_quietly(cached[1])
             try:
                 f = h5py.File(path, "r", swmr=True)
             except FileNotFoundError:
@@ -496,8 +481,7 @@ class TickStore:
     def refresh(self) -> None:
         """Readers see new rows on every read; this drops cached handles to force a reopen."""
         for _, f in self._active_handles.values():
-            with contextlib.suppress(Exception):
-                f.close()
+            _close_quietly(f)
         self._active_handles.clear()
 
     # ------------------------------------------------------------------ writing
@@ -719,15 +703,15 @@ class TickStore:
         history = self.time_units(symbol, kind=kind)
         if history and history[-1]["unit"] == unit:
             return
-        folder = self._folder(kind, symbol.upper())
+        folder = self._folder(kind, symbol)
         folder.mkdir(parents=True, exist_ok=True)
-        _atomic_json(folder / "time_unit.json", [*history, {"unit": unit, "from_id": int(from_id)}])
+        atomic_write_json(folder / "time_unit.json", [*history, {"unit": unit, "from_id": int(from_id)}])
 
     def time_units(self, symbol: str, *, kind: str = "trades") -> list[dict]:
         """The source time units of ``symbol``'s rows, oldest first:
         ``[{"unit": "MILLISECOND", "from_id": 1}, {"unit": "MICROSECOND", "from_id": 5123}]``
         (empty when never noted, e.g. rows imported from archives)."""
-        return _read_json(self._folder(kind, symbol.upper()) / "time_unit.json", [])
+        return _read_json(self._folder(kind, symbol) / "time_unit.json", [])
 
     # ------------------------------------------------------------------ gaps and counters
     def add_gap(self, symbol: str, first_missing_id: int, last_missing_id: int, reason: str,
@@ -747,7 +731,7 @@ class TickStore:
             "reason": str(reason), "recorded_at": pd.Timestamp.now(tz="UTC").isoformat(),
             "permanent": bool(permanent),
         })
-        _atomic_json(path, gaps)
+        atomic_write_json(path, gaps)
 
     def remove_gap(self, symbol: str, first_missing_id: int, last_missing_id: int) -> bool:
         """Drop the oldest gap entry ``(symbol, first, last)`` (filled, or re-recorded in
@@ -758,7 +742,7 @@ class TickStore:
         for k, g in enumerate(gaps):
             if (g["symbol"], g["first_id"], g["last_id"]) == (symbol.upper(), first_missing_id, last_missing_id):
                 del gaps[k]
-                _atomic_json(path, gaps)
+                atomic_write_json(path, gaps)
                 return True
         return False
 
@@ -778,7 +762,7 @@ class TickStore:
         counters = _read_json(path, {})
         counters.setdefault(symbol, {}).setdefault(name, 0)
         counters[symbol][name] += int(n)
-        _atomic_json(path, counters)
+        atomic_write_json(path, counters)
 
     def counters(self) -> dict:
         return _read_json(self.path / "counters.json", {})
