@@ -73,6 +73,8 @@ SOURCES = ("binance", "demo")  # real exchange data (live or imported) | simulat
 LEGACY_SOURCE = "binance"  # a store without a source (release 0.1) holds real data
 SEGMENT_ROWS = 1_000_000
 DIRECT_SEAL_ROWS = SEGMENT_ROWS // 2  # a tail batch this large with no active rows is sealed directly
+DEFAULT_FSYNC = "interval"  # see TickStore: flushed rows survive a power loss within ~1 s
+FSYNC_INTERVAL_S = 1.0
 
 
 def to_ns(value, name: str) -> int | None:
@@ -176,14 +178,28 @@ class TickStore:
     segment_rows = SEGMENT_ROWS
 
     def __init__(self, path: str | os.PathLike[str], mode: str = "r", *, compression: str | None = None,
-                 source: str | None = None):
+                 source: str | None = None, fsync: str = DEFAULT_FSYNC):
         """``source`` (``'binance'`` | ``'demo'``): what the caller reads or writes; a store holding
         the other kind is refused (StoreIdentityError). A new store records it (default
-        ``'binance'``); None accepts either kind of existing store."""
+        ``'binance'``); None accepts either kind of existing store.
+
+        ``compression`` (new store only; sealed segments; the active segment is never
+        compressed): None, ``'lzf'``, ``'gzip'`` or ``'blosc2-zstd'`` (hdf5plugin).
+
+        ``fsync`` (writer): what survives a power loss or an OS crash (a process crash loses
+        no flushed row under any setting) --
+        ``'interval'`` (default): sealed segments at once, flushed rows within about a second
+        (a flush fsyncs the active segment when the last fsync is a second old; ``sync()`` and
+        ``close()`` always do); ``'always'``: every flush; ``'seal'``: sealed segments only;
+        ``'never'``: whatever the OS has written back (up to ~30 s on Linux)."""
         if mode not in ("r", "a"):
             raise ValueError(f"mode: {mode!r} is not 'r' (read) or 'a' (the single writer)")
         if compression not in seg.COMPRESSIONS:
-            raise ValueError(f"compression: {compression!r} is not one of None, 'lzf', 'gzip'")
+            raise ValueError(f"compression: {compression!r} is not one of None, 'lzf', 'gzip', 'blosc2-zstd'")
+        if fsync not in seg.FSYNC_POLICIES:
+            raise ValueError(f"fsync: {fsync!r} is not one of {', '.join(map(repr, seg.FSYNC_POLICIES))}")
+        self.fsync = fsync
+        self._last_sync = 0.0
         _check_source_name(source)
         self.path = Path(path).expanduser()
         self.mode = mode
@@ -550,7 +566,8 @@ class TickStore:
             for lo in range(0, n, self.segment_rows):
                 part = take(batch, slice(lo, lo + self.segment_rows))
                 if batch_len(part) >= DIRECT_SEAL_ROWS or lo == 0:
-                    table.sealed.append(seg.write_sealed(table.folder, table.schema, part, self.compression))
+                    table.sealed.append(seg.write_sealed(table.folder, table.schema, part, self.compression,
+                                                            self._sync_seals))
                 else:
                     self._active(table).append(part)
             return
@@ -574,9 +591,10 @@ class TickStore:
         if active is None:
             return
         active.flush()
-        rows = seg.read_active_file(active.file, table.schema)
+        rows = active.rows_for_seal()
         if batch_len(rows):
-            table.sealed.append(seg.write_sealed(table.folder, table.schema, rows, self.compression))
+            table.sealed.append(seg.write_sealed(table.folder, table.schema, rows, self.compression,
+                                                 self._sync_seals))
             table.sealed.sort(key=lambda s: s.first_id)
         active.close()
         with contextlib.suppress(FileNotFoundError):
@@ -617,7 +635,8 @@ class TickStore:
             part = take(batch, sel)
             for lo in range(0, batch_len(part), self.segment_rows):
                 table.sealed.append(
-                    seg.write_sealed(table.folder, schema, take(part, slice(lo, lo + self.segment_rows)), self.compression)
+                    seg.write_sealed(table.folder, schema, take(part, slice(lo, lo + self.segment_rows)),
+                                     self.compression, self._sync_seals)
                 )
         table.sealed = self._segment_infos(table.folder)
         return added
@@ -626,16 +645,35 @@ class TickStore:
         n = batch_len(merged)
         written = []
         for lo in range(0, n, self.segment_rows):
-            written.append(seg.write_sealed(table.folder, table.schema, take(merged, slice(lo, lo + self.segment_rows)), self.compression))
+            written.append(seg.write_sealed(table.folder, table.schema, take(merged, slice(lo, lo + self.segment_rows)),
+                                            self.compression, self._sync_seals))
         if all(w.path != old.path for w in written):
             old.path.unlink()
 
+    @property
+    def _sync_seals(self) -> bool:
+        return self.fsync != "never"
+
     def flush(self) -> None:
-        """Make every appended row durable and visible to readers."""
+        """Make every appended row visible to readers and safe from a process crash; on disk
+        (safe from a power loss) as the ``fsync`` policy says."""
+        self._require_writer()
+        now = time.monotonic()
+        sync = self.fsync == "always" or (self.fsync == "interval" and now - self._last_sync >= FSYNC_INTERVAL_S)
+        for table in self._tables.values():
+            if table.active is not None:
+                table.active.flush(fsync=sync)
+        if sync:
+            self._last_sync = now
+
+    def sync(self) -> None:
+        """Flush and fsync every active segment now (whatever the policy): what was appended
+        survives a power loss. A recorder calls this on a timer when ``fsync='interval'``."""
         self._require_writer()
         for table in self._tables.values():
             if table.active is not None:
-                table.active.flush()
+                table.active.flush(fsync=True)
+        self._last_sync = time.monotonic()
 
     def last_trade_id(self, symbol: str, *, kind: str = "trades") -> int | None:
         """The highest stored id of ``symbol`` (None when it has no rows)."""
