@@ -73,7 +73,7 @@ def make_ticks(n: int, seed: int = 0) -> dict[str, np.ndarray]:
     ids = np.arange(1, n + 1, dtype="i8") + 3_000_000_000
     return {
         "trade_id": ids,
-        "time": T0 + np.cumsum(rng.integers(0, 700_000, n)).astype("i8"),
+        "time": T0 + np.cumsum(rng.integers(0, 700, n)).astype("i8") * 1000,  # whole microseconds
         "price": np.round(60000 + rng.standard_normal(n).cumsum() * 0.5, 2),
         "qty": np.round(rng.exponential(0.05, n) + 1e-5, 5),
         "is_buyer_maker": rng.random(n) < 0.5,
