@@ -1,9 +1,13 @@
 """HDF5 segment files: one table (kind, symbol) is a folder of segments.
 
 ``seg-<first id, 20 digits>.h5`` are *sealed*: immutable (read-only on disk), attributes hold their id and time
-bounds. By default their columns are contiguous and uncompressed, so a range read is one
-``pread`` per column straight into the result (5M rows in tens of milliseconds); a store
-created with ``compression="lzf"`` or ``"gzip"`` trades read speed for 2-3x less disk. ``active.h5`` is the writer's open segment, written in SWMR mode,
+bounds. By default their columns are contiguous and uncompressed: a range read inside one
+segment is a private (copy-on-write) memory map of the file, no copy at all; a read across
+segments is one ``pread`` per column and segment straight into the result. A store created
+with ``compression="blosc2-zstd"`` (hdf5plugin; zstd with a per-column shuffle, smaller than
+Parquet-zstd on ticks), ``"lzf"`` or ``"gzip"`` trades read speed for 2-4x less disk; its
+segments keep the first time of each chunk (``chunk_first_time``) so that a range read
+decompresses only the chunks it needs. ``active.h5`` is the writer's open segment, written in SWMR mode,
 uncompressed (SWMR + compression + partial chunks bloats files), with a ``committed``
 row counter that the writer updates only after the rows it counts are flushed: readers
 refresh the counter first and read ``min(committed, shape)`` rows, so they never see a

@@ -4,7 +4,7 @@ Layout of a store directory::
 
     store.json                       format marker, version and ``source`` (binance | demo)
     writer.lock                      flock held by the single writer; holds its pid
-    trades/<SYMBOL>/seg-<id>.h5      sealed segments (immutable, compressed)
+    trades/<SYMBOL>/seg-<id>.h5      sealed segments (immutable; compressed if the store says so)
     trades/<SYMBOL>/active.h5        the writer's SWMR segment (uncompressed)
     aggtrades/<SYMBOL>/...           same layout, keyed by aggregate trade id
     klines/<SYMBOL>/<interval>.h5    imported official klines
@@ -568,7 +568,8 @@ class TickStore:
         ``ticks``: a DataFrame (time as a column or the index), structured array or dict of
         arrays with the table's columns. Rows with zero, negative or non-finite price or qty
         are rejected, counted (``info()``) and logged. With ``flush=True`` the rows are
-        durable and visible to readers when this returns.
+        visible to readers and survive a crash of this process when this returns; they
+        survive a power loss as the store's ``fsync`` policy says (see ``TickStore``).
         """
         self._require_writer()
         symbol = str(parse_symbol(symbol))
