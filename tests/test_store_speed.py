@@ -249,3 +249,23 @@ def test_bar_closes_of_a_klines_only_symbol_do_not_build_bars(real_data, tmp_pat
     monkeypatch.setattr(TickStore, "bars", lambda *a, **k: pytest.fail("the fast path built bars"))
     pd.testing.assert_series_equal(st.bar_closes("BTCUSDT", "15m"), want, check_exact=True)
     assert len(want) == 96
+
+
+def test_pooled_result_memory_is_reused_only_once_nothing_uses_it(three_segments, monkeypatch):
+    from quantlab.store import pool
+
+    monkeypatch.setattr(pool, "MIN_BYTES", 1_000)  # the fixture's reads are small
+    path, ticks = three_segments
+    st = TickStore(path)
+    first = st.read("BTCUSDT")  # three segments: read into pooled buffers
+    price = first["price"].to_numpy()
+    keep = price[100:200]  # a view of the first result outlives the frame
+    ptr = first["trade_id"].to_numpy().ctypes.data
+    del first, price
+    second = st.read("BTCUSDT")
+    assert not np.shares_memory(second["price"].to_numpy(), keep)  # pinned by the view
+    assert np.array_equal(keep, ticks["price"][100:200])
+    assert second["trade_id"].to_numpy().ctypes.data == ptr  # free: reused
+    pd.testing.assert_frame_equal(second, plain_read(st, "BTCUSDT"), check_exact=True)
+    second.loc[second.index[0], "qty"] = -1.0
+    assert np.array_equal(keep, ticks["price"][100:200])

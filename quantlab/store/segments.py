@@ -32,6 +32,7 @@ import numpy as np
 from h5py import h5s
 
 from quantlab.errors import StoreCorruptError
+from quantlab.store import pool
 from quantlab.store.schema import NAT, Batch, TableSchema, batch_len
 
 log = logging.getLogger(__name__)
@@ -201,7 +202,8 @@ def read_sealed_many(infos: list[SegmentInfo], schema: TableSchema,
             return mapped
     total = sum(hi - lo for _, lo, hi, _ in plan)
     present = set().union(*(names for *_, names in plan)) if plan else set()
-    out: Batch = {name: np.empty(total, dtype=dt) for name, dt in schema.columns if name in present}
+    # result memory from the pool: already faulted in when an earlier result has been dropped
+    out: Batch = {name: pool.empty(total, dt) for name, dt in schema.columns if name in present}
     pos = 0
     for info, lo, hi, names in plan:
         n = hi - lo
