@@ -117,41 +117,57 @@ def read_info(path: Path) -> SegmentInfo:
             raise StoreCorruptError(f"{path} is not a quantlab segment (no {exc} attribute)") from exc
 
 
-def write_sealed(folder: Path, schema: TableSchema, batch: Batch, compression: str | None = None,
+def write_sealed(folder: Path, schema: TableSchema, batch: Batch | list[Batch], compression: str | None = None,
                  fsync: bool = False) -> SegmentInfo:
-    """Write ``batch`` (sorted by id, unique) as a sealed segment, atomically (tmp + rename);
-    ``fsync``: on disk (file, then its folder entry) when this returns, surviving a power loss."""
-    n = batch_len(batch)
-    ids, times = batch[schema.id], batch["time"]
-    path = folder / sealed_name(int(ids[0]))
+    """Write ``batch`` (sorted by id, unique; or consecutive parts of one, the way an active
+    segment received them) as a sealed segment, atomically (tmp + rename); ``fsync``: on
+    disk (file, then its folder entry) when this returns, surviving a power loss."""
+    parts = [b for b in (batch if isinstance(batch, list) else [batch]) if batch_len(b)]
+    if compression is not None and len(parts) > 1:
+        from quantlab.store.schema import concat
+
+        parts = [concat(parts)]
+    sizes = [batch_len(b) for b in parts]
+    n = sum(sizes)
+    first_id, last_id = int(parts[0][schema.id][0]), int(parts[-1][schema.id][-1])
+    t_min = min(int(b["time"].min()) for b in parts)
+    t_max = max(int(b["time"].max()) for b in parts)
+    time_sorted = all(len(b["time"]) < 2 or bool(np.all(b["time"][1:] >= b["time"][:-1])) for b in parts) and all(
+        int(a["time"][-1]) <= int(b["time"][0]) for a, b in zip(parts, parts[1:], strict=False))
+    path = folder / sealed_name(first_id)
     tmp = folder / f".{path.name}.{os.getpid()}.tmp"
     # Blosc2: 64k-row chunks, so a range read decompresses little beyond the range
     chunk = max(1, min(n, CHUNK_ROWS if compression == "blosc2-zstd" else CHUNK_ROWS * 4))
     with h5py.File(tmp, "w", libver="latest") as f:
         for name, dt in schema.columns:
-            col = batch.get(name)
-            if col is None or (name in schema.optional and np.all(col == NAT)):
+            cols = [b.get(name) for b in parts]
+            if any(c is None for c in cols) or (name in schema.optional and all(np.all(c == NAT) for c in cols)):
                 continue  # imported rows carry no receipt times: store nothing
-            if compression is None:
-                f.create_dataset(name, data=col.astype(dt, copy=False))  # contiguous
-            else:
-                f.create_dataset(name, data=col.astype(dt, copy=False),
+            if compression is not None:
+                f.create_dataset(name, data=cols[0].astype(dt, copy=False),
                                  **{"chunks": (chunk,), **_filter_args(compression, dt)})
-        time_sorted = bool(n < 2 or np.all(times[1:] >= times[:-1]))
+            elif len(cols) == 1:
+                f.create_dataset(name, data=cols[0].astype(dt, copy=False))  # contiguous
+            else:  # contiguous, written part by part: no concatenated copy of the segment
+                dsid = f.create_dataset(name, shape=(n,), dtype=dt).id
+                lo = 0
+                for c in cols:
+                    fspace = dsid.get_space()
+                    fspace.select_hyperslab((lo,), (len(c),))
+                    dsid.write(h5s.create_simple((len(c),)), fspace, np.ascontiguousarray(c, dtype=dt))
+                    lo += len(c)
         if compression is not None and time_sorted:
             # the first time of each chunk: a range read decompresses only its edge chunks' times
-            f.attrs["chunk_first_time"] = times[::chunk].astype("i8")
-        f.attrs.update(
-            rows=n, first_id=int(ids[0]), last_id=int(ids[-1]), kind=schema.kind,
-            first_time=int(times.min()), last_time=int(times.max()), time_sorted=time_sorted,
-        )
+            f.attrs["chunk_first_time"] = parts[0]["time"][::chunk].astype("i8")
+        f.attrs.update(rows=n, first_id=first_id, last_id=last_id, kind=schema.kind,
+                       first_time=t_min, last_time=t_max, time_sorted=time_sorted)
     make_read_only(tmp)
     if fsync:
         fsync_path(tmp)  # the data before the name that makes it count
     os.replace(tmp, path)  # a merge replaces a sealed segment whole; it never edits one
     if fsync:
         fsync_path(folder)
-    return SegmentInfo(path, n, int(ids[0]), int(ids[-1]), int(times.min()), int(times.max()), time_sorted)
+    return SegmentInfo(path, n, first_id, last_id, t_min, t_max, time_sorted)
 
 
 def make_read_only(path: Path) -> None:
@@ -403,15 +419,13 @@ class ActiveWriter:
         _seal_cache_used -= self._cached_bytes
         self._cache, self._cached_bytes = None, 0
 
-    def rows_for_seal(self) -> Batch:
-        """Every committed row (call after :meth:`flush`): from memory when it kept them."""
-        if self._cache is not None and self.committed == self.rows:
-            from quantlab.store.schema import concat
-
-            rows = concat(self._cache)
-            if batch_len(rows) == self.rows:
-                return rows
-        return read_active_file(self.file, self.schema)
+    def rows_for_seal(self) -> list[Batch]:
+        """Every committed row (call after :meth:`flush`), as the parts appended when it kept
+        them in memory, else read back from the file."""
+        if self._cache is not None and self.committed == self.rows \
+                and sum(batch_len(b) for b in self._cache) == self.rows:
+            return list(self._cache)
+        return [read_active_file(self.file, self.schema)]
 
     def flush(self, fsync: bool = False) -> None:
         """Make the written rows visible to readers (and, with ``fsync``, on disk)."""

@@ -628,7 +628,7 @@ class TickStore:
             return
         active.flush()
         rows = active.rows_for_seal()
-        if batch_len(rows):
+        if sum(batch_len(b) for b in rows):
             table.sealed.append(seg.write_sealed(table.folder, table.schema, rows, self.compression,
                                                  self._sync_seals))
             table.sealed.sort(key=lambda s: s.first_id)
