@@ -109,6 +109,8 @@ def bar_closes(store: Any, symbols: Any, timeframe: Any = "1m", start: Any = Non
     names = _symbols(symbols)
     st, opened = _open(store)
     try:
+        if hasattr(st, "bar_closes"):  # the same closes, reading only what they need
+            return {s: st.bar_closes(s, tf, start, end) for s in names}
         return {s: st.bars(s, tf, start, end)["close"] for s in names}
     finally:
         if opened:

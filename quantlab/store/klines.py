@@ -58,10 +58,12 @@ def interval_files(folder: Path) -> dict[str, Path]:
     return out
 
 
-def read_klines(path: Path) -> dict[str, np.ndarray]:
+def read_klines(path: Path, columns: tuple[str, ...] | None = None) -> dict[str, np.ndarray]:
+    """The kline columns of ``path`` (all of them, or ``columns``)."""
+    names = [name for name, _ in KLINE_COLUMNS] if columns is None else list(columns)
     try:
         with h5py.File(path, "r") as f:
-            return {name: f[name][:] for name, _ in KLINE_COLUMNS}
+            return {name: f[name][:] for name in names}
     except (OSError, KeyError) as exc:
         raise StoreCorruptError(f"cannot read klines file {path}: {exc}") from exc
 

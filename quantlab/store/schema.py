@@ -237,12 +237,32 @@ def sort_unique(batch: Batch, id_name: str) -> Batch:
     return take(batch, order[keep])
 
 
+_UTC = pd.DatetimeTZDtype("ns", "UTC")
+
+
+def utc_index(ns: np.ndarray, name: str | None = None) -> pd.DatetimeIndex:
+    """int64 ns -> tz-aware UTC DatetimeIndex over the same memory (no copy).
+
+    ``tz_localize("UTC")`` and the public constructors copy the values (40 MB for 5M rows,
+    a fifth of a full read); ``DatetimeArray._simple_new`` wraps them. Falls back to the
+    public (copying) path if a pandas release drops it."""
+    values = np.ascontiguousarray(ns, dtype="i8").view("M8[ns]")
+    try:
+        arr = pd.arrays.DatetimeArray._simple_new(values, dtype=_UTC)
+        return pd.DatetimeIndex(arr, name=name, copy=False)
+    except (AttributeError, TypeError):  # pragma: no cover - another pandas
+        return pd.DatetimeIndex(values, name=name).tz_localize("UTC")
+
+
 def to_frame(batch: Batch, schema: TableSchema = TRADES) -> pd.DataFrame:
-    """Column batch -> the public tick frame: UTC DatetimeIndex ``time`` + typed columns."""
+    """Column batch -> the public tick frame: UTC DatetimeIndex ``time`` + typed columns.
+
+    The frame holds the batch's arrays themselves (no copy): ``is_buyer_maker`` is a bool
+    view of the stored 0/1 bytes and the times are wrapped, not converted."""
     n = batch_len(batch)
     if n == 0:
         batch = {name: np.empty(0, dtype=dt) for name, dt in schema.columns}
-    index = pd.DatetimeIndex(batch["time"].view("M8[ns]"), name="time").tz_localize("UTC")
+    index = utc_index(batch["time"], "time")
     data = {}
     for name, _ in schema.columns:
         if name == "time":
@@ -251,9 +271,9 @@ def to_frame(batch: Batch, schema: TableSchema = TRADES) -> pd.DataFrame:
             continue  # optional receipt times exist only for rows recorded live
         v = batch[name]
         if name in ("event_time", "recv_time", "next_funding_time"):
-            data[name] = pd.DatetimeIndex(v.view("M8[ns]")).tz_localize("UTC")
+            data[name] = utc_index(v)
         elif name == "is_buyer_maker":
-            data[name] = v.astype(bool)
+            data[name] = v.view(bool) if v.dtype == np.uint8 and not (v > 1).any() else v.astype(bool)
         else:
             data[name] = v
     return pd.DataFrame(data, index=index, copy=False)

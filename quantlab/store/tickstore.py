@@ -4,7 +4,7 @@ Layout of a store directory::
 
     store.json                       format marker, version and ``source`` (binance | demo)
     writer.lock                      flock held by the single writer; holds its pid
-    trades/<SYMBOL>/seg-<id>.h5      sealed segments (immutable, compressed)
+    trades/<SYMBOL>/seg-<id>.h5      sealed segments (immutable; compressed if the store says so)
     trades/<SYMBOL>/active.h5        the writer's SWMR segment (uncompressed)
     aggtrades/<SYMBOL>/...           same layout, keyed by aggregate trade id
     klines/<SYMBOL>/<interval>.h5    imported official klines
@@ -40,8 +40,9 @@ import pandas as pd
 
 from quantlab.atomic import atomic_write_json
 from quantlab.errors import StoreCorruptError, StoreIdentityError, UnknownSymbolError
+from quantlab.store import schema as seg_schema
 from quantlab.store import segments as seg
-from quantlab.store.bars import bars_from_arrays, combine_sources
+from quantlab.store.bars import bars_from_arrays, combine_sources, reduce_partials
 from quantlab.store.klines import (
     interval_files,
     kline_file_name,
@@ -75,6 +76,8 @@ SOURCES = ("binance", "demo")  # real exchange data (live or imported) | simulat
 LEGACY_SOURCE = "binance"  # a store without a source (release 0.1) holds real data
 SEGMENT_ROWS = 1_000_000
 DIRECT_SEAL_ROWS = SEGMENT_ROWS // 2  # a tail batch this large with no active rows is sealed directly
+DEFAULT_FSYNC = "interval"  # see TickStore: flushed rows survive a power loss within ~1 s
+FSYNC_INTERVAL_S = 1.0
 
 
 def _close_quietly(f: h5py.File) -> None:
@@ -163,14 +166,28 @@ class TickStore:
     segment_rows = SEGMENT_ROWS
 
     def __init__(self, path: str | os.PathLike[str], mode: str = "r", *, compression: str | None = None,
-                 source: str | None = None):
+                 source: str | None = None, fsync: str = DEFAULT_FSYNC):
         """``source`` (``'binance'`` | ``'demo'``): what the caller reads or writes; a store holding
         the other kind is refused (StoreIdentityError). A new store records it (default
-        ``'binance'``); None accepts either kind of existing store."""
+        ``'binance'``); None accepts either kind of existing store.
+
+        ``compression`` (new store only; sealed segments; the active segment is never
+        compressed): None, ``'lzf'``, ``'gzip'`` or ``'blosc2-zstd'`` (hdf5plugin).
+
+        ``fsync`` (writer): what survives a power loss or an OS crash (a process crash loses
+        no flushed row under any setting) --
+        ``'interval'`` (default): sealed segments at once, flushed rows within about a second
+        (a flush fsyncs the active segment when the last fsync is a second old; ``sync()`` and
+        ``close()`` always do); ``'always'``: every flush; ``'seal'``: sealed segments only;
+        ``'never'``: whatever the OS has written back (up to ~30 s on Linux)."""
         if mode not in ("r", "a"):
             raise ValueError(f"mode: {mode!r} is not 'r' (read) or 'a' (the single writer)")
         if compression not in seg.COMPRESSIONS:
-            raise ValueError(f"compression: {compression!r} is not one of None, 'lzf', 'gzip'")
+            raise ValueError(f"compression: {compression!r} is not one of None, 'lzf', 'gzip', 'blosc2-zstd'")
+        if fsync not in seg.FSYNC_POLICIES:
+            raise ValueError(f"fsync: {fsync!r} is not one of {', '.join(map(repr, seg.FSYNC_POLICIES))}")
+        self.fsync = fsync
+        self._last_sync = 0.0
         _check_source_name(source)
         self.path = Path(path).expanduser()
         self.mode = mode
@@ -478,6 +495,40 @@ class TickStore:
             out = out[out.index.asi8 < end_ns]
         return out
 
+    def bar_closes(self, symbol: str, timeframe: str = "1m", start=None, end=None) -> pd.Series:
+        """``bars(symbol, timeframe, start, end)["close"]``, cheaper where the bars come from
+        one kline interval only (no ticks stored): then only ``open_time``, ``close`` and
+        ``close_time`` are read and reduced by the bar rule (:func:`reduce_partials`), instead
+        of all eleven kline columns and every bar field. What ``quantlab.closes`` reads."""
+        tf = parse_timeframe(timeframe)
+        if not isinstance(symbol, str) or not symbol:
+            raise TypeError(f"symbol: expected a symbol name like 'BTCUSDT', got {symbol!r}")
+        tick_folder = self._folder("trades", symbol)
+        files = interval_files(self._folder("klines", symbol))
+        usable = [(parse_timeframe(iv), p) for iv, p in files.items() if nests(parse_timeframe(iv), tf)]
+        if (tick_folder.is_dir() and any(tick_folder.glob("*.h5"))) or len(usable) != 1:
+            return self.bars(symbol, tf, start, end)["close"]
+        start_ns, end_ns = to_ns(start, "start"), to_ns(end, "end")
+        if start_ns is not None and end_ns is not None and end_ns < start_ns:
+            raise ValueError(f"end ({end}) is before start ({start})")
+        lo = None if start_ns is None else int(tf.floor_ns(start_ns))
+        hi = None if end_ns is None else int(tf.end_ns(end_ns - 1))
+        k = read_klines(usable[0][1], ("open_time", "close", "close_time"))
+        t = k["open_time"]
+        sel = np.ones(len(t), dtype=bool)
+        if lo is not None:
+            sel &= t >= lo
+        if hi is not None:
+            sel &= t < hi
+        t = t[sel]
+        p = reduce_partials({"bucket": tf.bucket(t), "close": np.asarray(k["close"][sel], dtype=np.float64),
+                             "close_t": np.asarray(k["close_time"][sel], dtype=np.int64)})
+        index = seg_schema.utc_index(tf.bucket_open(p["bucket"]), "time")
+        out = pd.Series(p["close"], index=index, name="close")
+        if end_ns is not None:
+            out = out[out.index.asi8 < end_ns]
+        return out
+
     def refresh(self) -> None:
         """Readers see new rows on every read; this drops cached handles to force a reopen."""
         for _, f in self._active_handles.values():
@@ -507,7 +558,8 @@ class TickStore:
         ``ticks``: a DataFrame (time as a column or the index), structured array or dict of
         arrays with the table's columns. Rows with zero, negative or non-finite price or qty
         are rejected, counted (``info()``) and logged. With ``flush=True`` the rows are
-        durable and visible to readers when this returns.
+        visible to readers and survive a crash of this process when this returns; they
+        survive a power loss as the store's ``fsync`` policy says (see ``TickStore``).
         """
         self._require_writer()
         symbol = str(parse_symbol(symbol))
@@ -540,7 +592,8 @@ class TickStore:
             for lo in range(0, n, self.segment_rows):
                 part = take(batch, slice(lo, lo + self.segment_rows))
                 if batch_len(part) >= DIRECT_SEAL_ROWS or lo == 0:
-                    table.sealed.append(seg.write_sealed(table.folder, table.schema, part, self.compression))
+                    table.sealed.append(seg.write_sealed(table.folder, table.schema, part, self.compression,
+                                                            self._sync_seals))
                 else:
                     self._active(table).append(part)
             return
@@ -564,9 +617,10 @@ class TickStore:
         if active is None:
             return
         active.flush()
-        rows = seg.read_active_file(active.file, table.schema)
-        if batch_len(rows):
-            table.sealed.append(seg.write_sealed(table.folder, table.schema, rows, self.compression))
+        rows = active.rows_for_seal()
+        if sum(batch_len(b) for b in rows):
+            table.sealed.append(seg.write_sealed(table.folder, table.schema, rows, self.compression,
+                                                 self._sync_seals))
             table.sealed.sort(key=lambda s: s.first_id)
         active.close()
         with contextlib.suppress(FileNotFoundError):
@@ -607,7 +661,8 @@ class TickStore:
             part = take(batch, sel)
             for lo in range(0, batch_len(part), self.segment_rows):
                 table.sealed.append(
-                    seg.write_sealed(table.folder, schema, take(part, slice(lo, lo + self.segment_rows)), self.compression)
+                    seg.write_sealed(table.folder, schema, take(part, slice(lo, lo + self.segment_rows)),
+                                     self.compression, self._sync_seals)
                 )
         table.sealed = self._segment_infos(table.folder)
         return added
@@ -616,16 +671,35 @@ class TickStore:
         n = batch_len(merged)
         written = []
         for lo in range(0, n, self.segment_rows):
-            written.append(seg.write_sealed(table.folder, table.schema, take(merged, slice(lo, lo + self.segment_rows)), self.compression))
+            written.append(seg.write_sealed(table.folder, table.schema, take(merged, slice(lo, lo + self.segment_rows)),
+                                            self.compression, self._sync_seals))
         if all(w.path != old.path for w in written):
             old.path.unlink()
 
+    @property
+    def _sync_seals(self) -> bool:
+        return self.fsync != "never"
+
     def flush(self) -> None:
-        """Make every appended row durable and visible to readers."""
+        """Make every appended row visible to readers and safe from a process crash; on disk
+        (safe from a power loss) as the ``fsync`` policy says."""
+        self._require_writer()
+        now = time.monotonic()
+        sync = self.fsync == "always" or (self.fsync == "interval" and now - self._last_sync >= FSYNC_INTERVAL_S)
+        for table in self._tables.values():
+            if table.active is not None:
+                table.active.flush(fsync=sync)
+        if sync:
+            self._last_sync = now
+
+    def sync(self) -> None:
+        """Flush and fsync every active segment now (whatever the policy): what was appended
+        survives a power loss. A recorder calls this on a timer when ``fsync='interval'``."""
         self._require_writer()
         for table in self._tables.values():
             if table.active is not None:
-                table.active.flush()
+                table.active.flush(fsync=True)
+        self._last_sync = time.monotonic()
 
     def last_trade_id(self, symbol: str, *, kind: str = "trades") -> int | None:
         """The highest stored id of ``symbol`` (None when it has no rows)."""
