@@ -164,7 +164,21 @@ def _fold_task(closes: pd.DataFrame, lo: int, mid: int, hi: int, spec: Any, sele
 
     Capital-free (weights, not amounts), so it can run anywhere; the caller does the
     accounting. Returns ``{"pairs": [...], "selection": counts, "notes": [...]}``.
+
+    Runs with one BLAS thread wherever it runs: Dask's workers already do, and a
+    multi-threaded ``dx @ dx`` of a long formation window sums in another order (the fitted
+    hedges then differed in their last bits between a serial run and workers).
     """
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1):
+        return _fold_work(closes, lo, mid, hi, spec, select, rules, rates, weights, lag,
+                          min_overlap)
+
+
+def _fold_work(closes: pd.DataFrame, lo: int, mid: int, hi: int, spec: Any, select: Selection,
+               rules: tuple, rates: tuple[float, float], weights: str, lag: int,
+               min_overlap: int) -> dict:
     from quantlab.backtest import engine
     from quantlab.screen import screen
     from quantlab.screen.data import ScreenWarning
