@@ -116,7 +116,7 @@ class WalkForwardResult:
         spec = p.get("spec")
         return (f"Walk-forward {span}\n  formation {p.get('formation')}, trading "
                 f"{p.get('trading')}, step {p.get('step')}, {len(p.get('symbols', []))} symbols; "
-                f"spec: {getattr(spec, 'label', spec)}; entry={p.get('entry')}, "
+                f"spec: {getattr(spec, 'label', spec)} (fitted on each formation window); entry={p.get('entry')}, "
                 f"exit={p.get('exit')}, stop={p.get('stop')}, fee_bps={p.get('fee_bps')}, "
                 f"slippage_bps={p.get('slippage_bps')}, weights={p.get('weights')}")
 
