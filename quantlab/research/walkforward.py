@@ -376,11 +376,11 @@ def _account(index: pd.DatetimeIndex, schedule: pd.DataFrame, outputs: Sequence[
         any_pos = np.zeros(n, dtype=np.int8)
         traded = np.zeros(n)
         fees_bar = np.zeros(n)
-        live = [p for p in out["pairs"] if p["traded"]]
-        amounts = [equity_now * p["weight"] for p in live]
-        if amounts:  # the last pair takes the rounding remainder: the shares sum to the equity
-            amounts[-1] = equity_now - sum(amounts[:-1])
-        for p in out["pairs"]:
+        live = [i for i, p in enumerate(out["pairs"]) if p["traded"]]
+        amounts = {i: equity_now * out["pairs"][i]["weight"] for i in live}
+        if live:  # the last pair takes the rounding remainder: the shares sum to the equity
+            amounts[live[-1]] = equity_now - sum(amounts[i] for i in live[:-1])
+        for i, p in enumerate(out["pairs"]):
             row = {k: p[k] for k in ("y", "x", "pvalue", "qvalue", "half_life", "crossings",
                                      "beta", "spread_vol", "weight", "traded", "is_return")}
             row.update(fold=int(f.fold), formation_start=f.formation_start,
@@ -390,7 +390,7 @@ def _account(index: pd.DatetimeIndex, schedule: pd.DataFrame, outputs: Sequence[
             fold_rows.append(row)
             if not p["traded"]:
                 continue
-            amount = amounts[live.index(p)]
+            amount = amounts[i]
             raw = engine._simulate(p["yv"], p["xv"], p["z"], p["beta_units"], rules,
                                    (fee, slip, amount, amount))
             signal, _uy, _ux, eq, fees, trd, tr = raw
