@@ -279,3 +279,24 @@ def test_a_stationary_universe_selects_little_and_still_accounts(universe):
                        select=Selection(max_pairs=1))
     assert res.folds.groupby("fold").size().max() == 1
     assert res.equity.iloc[-1] - 10_000 == pytest.approx(res.trades["pnl"].sum(), abs=1e-6)
+
+
+def test_screen_real_overlap_counts_the_bars_both_traded():
+    """The screen's per-pair count of real (not filled) common bars, against its definition:
+    the (pairs x bars) cumulative sum it replaced."""
+    from quantlab.screen.data import Aligned
+
+    rng = np.random.default_rng(5)
+    k, n = 7, 400
+    real = rng.random((k, n)) > 0.2
+    real[:, :30] = False                      # late starts
+    aligned = Aligned(pd.RangeIndex(n), tuple(f"S{s}" for s in range(k)), np.zeros((k, n)),
+                      np.zeros(k, dtype=np.int64), np.full(k, n - 1), real)
+    ii, jj = np.triu_indices(k, 1)
+    lo = rng.integers(0, n // 2, ii.size)
+    hi = lo + rng.integers(-5, n // 2, ii.size)
+    hi = np.maximum(hi, lo)
+    both = np.zeros((ii.size, n + 1), dtype=np.int64)
+    np.cumsum(real[ii] & real[jj], axis=1, out=both[:, 1:])
+    want = both[np.arange(ii.size), hi] - both[np.arange(ii.size), lo]
+    np.testing.assert_array_equal(aligned.real_overlap(ii, jj, lo, hi), want)
