@@ -102,6 +102,9 @@ def test_accounting_identities(result):
         start_equity = cap if r.fold == 0 else eq.iloc[r.mid - result.schedule["mid"].iloc[0] - 1]
         assert rows["capital"].sum() == pytest.approx(start_equity, rel=1e-12)
         assert rows["weight"].to_numpy() == pytest.approx(1.0 / len(rows))
+    # fold returns compound to the total return
+    assert np.prod(1.0 + result.schedule["return"]) - 1.0 == pytest.approx(
+        result.stats["total_return"], rel=1e-9)
     # every position is closed at its fold's last bar
     ends = result.trades.groupby("fold")["exit_time"].max()
     last = result.schedule.set_index("fold")["trading_end"]
