@@ -358,12 +358,15 @@ def signal_inputs(y: pd.Series, x: pd.Series, spec: Any) -> tuple[np.ndarray, np
     hedge the spread at each bar (the spec's beta; on log prices ``beta * y / x``) and the
     z-score per bar, from ``spec.evaluate(y, x)`` (a number: a fixed ratio, the spread
     ``y - beta x`` z-scored over ``z_window``). NaN during warm-up; z is NaN wherever beta is.
-    Computed once per window in :func:`quantlab.backtest.sweep`.
+    Computed once per window in :func:`quantlab.backtest.sweep`. ``spec`` may also be a
+    :class:`~quantlab.analytics.pair.FittedPair` (state carried in from a formation window:
+    the walk-forward's trading bars).
     """
     sig = spec.evaluate(y, x)
     f = sig.frame
     beta = f["beta"].to_numpy(dtype=float).copy()
-    if spec.prices == "log":
+    prices = spec.spec.prices if hasattr(spec, "spec") else spec.prices
+    if prices == "log":
         beta = beta * y.to_numpy(dtype=float) / x.to_numpy(dtype=float)
     z = f["z"].to_numpy(dtype=float).copy()
     z[~np.isfinite(beta)] = np.nan

@@ -83,13 +83,21 @@ class Aligned:
         return lo, np.maximum(hi, lo)
 
     def real_overlap(self, i: np.ndarray, j: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
-        """Bars in ``[lo, hi)`` where both symbols of each pair really traded."""
+        """Bars in ``[lo, hi)`` where both symbols of each pair really traded.
+
+        One pair at a time over its own range: a (pairs x bars) cumulative-sum matrix was
+        1.7 GB for 4,950 pairs x 43,200 bars and took most of a screen's time (4.5 of 5.9 s
+        at 10k bars); this loop takes a few percent of it."""
         if self.real is None:
             return np.maximum(hi - lo, 0)
-        both = np.zeros((len(i), self.real.shape[1] + 1), dtype=np.int64)
-        np.cumsum(self.real[i] & self.real[j], axis=1, out=both[:, 1:])
-        rows = np.arange(len(i))
-        return both[rows, hi] - both[rows, lo]
+        real = self.real
+        out = np.zeros(len(i), dtype=np.int64)
+        for p, (a, b, s0, s1) in enumerate(zip(np.asarray(i).tolist(), np.asarray(j).tolist(),
+                                               np.asarray(lo).tolist(), np.asarray(hi).tolist(),
+                                               strict=True)):
+            if s1 > s0:
+                out[p] = np.count_nonzero(real[a, s0:s1] & real[b, s0:s1])
+        return out
 
 
 def _symbol_list(symbols: str | Sequence[str] | None) -> list[str] | None:

@@ -38,3 +38,46 @@ def planted_universe(
         planted.append((names[y], names[x]))
     index = pd.date_range("2025-01-01", periods=n_bars, freq="1min", tz="UTC", name="time")
     return pd.DataFrame(np.exp(logp.T), index=index, columns=names), planted
+
+
+def regime_universe(
+    n_symbols: int = 20, n_bars: int = 11_520, n_throughout: int = 2, n_first_half: int = 3, *,
+    seed: int = 7, step: float = 0.002, phi: float = 0.95, spread_step: float = 0.002,
+) -> tuple[pd.DataFrame, list[tuple[str, str]], list[tuple[str, str]]]:
+    """A universe whose relationships change half-way (walk-forward tests and demos).
+
+    ``n_throughout`` disjoint pairs are cointegrated on every bar (as in
+    :func:`planted_universe`); in ``n_first_half`` more, ``y`` follows ``a + b x + s`` only
+    up to bar ``n_bars // 2`` and then wanders on as an independent random walk from where
+    it was. The other symbols are independent log random walks.
+
+    Returns ``(closes, throughout, first_half)``: 1-minute UTC closes (columns S00..), and
+    the two lists of ``(y, x)`` names.
+    """
+    n_pairs = n_throughout + n_first_half
+    if n_symbols < 2 * n_pairs:
+        raise ValueError(f"n_symbols: {n_symbols} is too few for {n_pairs} disjoint pairs")
+    rng = np.random.default_rng(seed)
+    logp = np.cumsum(rng.normal(0.0, step, (n_symbols, n_bars)), axis=1)
+    logp += rng.normal(3.0, 1.0, (n_symbols, 1))
+    chosen = rng.permutation(n_symbols)[: 2 * n_pairs].reshape(n_pairs, 2)
+    names = [f"S{i:02d}" for i in range(n_symbols)]
+    half = n_bars // 2
+    throughout, first_half = [], []
+    for k, (y, x) in enumerate(chosen):
+        shocks = rng.normal(0.0, spread_step, n_bars)
+        s = np.empty(n_bars)
+        s[0] = shocks[0]
+        for t in range(1, n_bars):
+            s[t] = phi * s[t - 1] + shocks[t]
+        linked = rng.normal(0.0, 0.5) + rng.uniform(0.5, 1.5) * logp[x] + s
+        if k < n_throughout:
+            logp[y] = linked
+            throughout.append((names[y], names[x]))
+        else:
+            walk = np.cumsum(rng.normal(0.0, step, n_bars - half))
+            logp[y, :half] = linked[:half]
+            logp[y, half:] = linked[half - 1] + walk
+            first_half.append((names[y], names[x]))
+    index = pd.date_range("2025-01-01", periods=n_bars, freq="1min", tz="UTC", name="time")
+    return pd.DataFrame(np.exp(logp.T), index=index, columns=names), throughout, first_half
