@@ -211,7 +211,7 @@ def test_dashboard_live_pair_backtest_alert_csv_and_screenshot(app, browser, tmp
     page.click(".lm-TabBar-tab:has-text('Export')")
     heads = {"ticks": ["time", "trade_id", "price", "qty", "is_buyer_maker"],
              "bars": ["time", "open", "high", "low", "close", "volume", "vwap", "trades", "partial"],
-             "analytics": ["time", "SOLUSDT", "BTCUSDT", "beta", "alpha", "spread", "zscore", "corr"],
+             "analytics": ["time", "SOLUSDT", "BTCUSDT", "beta_raw", "alpha", "spread", "zscore", "corr"],
              "trades": None}
     for kind, head in heads.items():
         with page.expect_download(timeout=60_000) as dl:
