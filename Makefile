@@ -27,9 +27,16 @@ OLDEST_TESTS  := tests/test_pandas_lines.py tests/test_import.py tests/test_stor
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[test,bench]'
+	$(PY) -m pip install --quiet -e '.[test]'
 	@rm -f $(VENV)/.installed-*
 	@touch $(STAMP)
+
+# the benchmarks' anchors (vectorbt, pyarrow, polars, duckdb) only where benchmarks run
+BENCH_STAMP := $(VENV)/.bench-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+$(BENCH_STAMP): $(STAMP)
+	$(PY) -m pip install --quiet -e '.[test,bench]'
+	@rm -f $(VENV)/.bench-*
+	@touch $(BENCH_STAMP)
 
 venv: $(STAMP)
 
@@ -57,7 +64,7 @@ test-oldest: $(OLDEST_STAMP)
 	$(OLDEST_VENV)/bin/python -m pytest -m "not live and not browser and not slow" $(OLDEST_TESTS) \
 	  --deselect tests/test_store.py::test_reader_process_sees_rows_while_writer_appends
 
-bench: $(STAMP)
+bench: $(BENCH_STAMP)
 	$(PY) benchmarks/run.py $(ARGS)
 
 lint: $(STAMP)
