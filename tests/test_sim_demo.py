@@ -140,3 +140,11 @@ def test_seeded_demo_history_gives_a_perp_aggregates_and_funding(tmp_path):
     steps = np.diff(funding.index.asi8) / 1e9
     assert len(funding) >= 0.1 * 3600 / DEMO_FUNDING_INTERVAL_S - 1 and (steps == DEMO_FUNDING_INTERVAL_S).all()
     assert (funding["funding_rate"] > 0).any() and (funding["funding_rate"] < 0).any()
+
+
+def test_a_restarted_demo_perp_starts_at_the_given_price_so_the_basis_starts_at_zero():
+    """The demo recorder restarts spot and perp at the store's last spot price; the perp's
+    price was looked up as 'UM:BTCUSDT' and fell back to 100,000 (a basis jump at restart)."""
+    src = Synthetic(["BTCUSDT", "um:BTCUSDT"], prices={"BTCUSDT": 91_234.5, "um:BTCUSDT": 91_234.5})
+    assert src.start_prices["um:BTCUSDT"] == 91_234.5
+    assert src.hedge_ratios == {"um:BTCUSDT": 1.0}
