@@ -553,3 +553,17 @@ def test_a_spot_pair_backtest_needs_no_store_and_counts_no_funding(lab):
     wait_until(lambda: not b._running)
     assert b.error.value == "" and b.result.stats["funding"] == 0
     assert "funding" not in b.status.value.split("·")[-2]
+
+
+def test_an_alert_on_a_perp_is_refused_in_words_not_stored_to_never_fire(perp_lab):
+    """The recorder evaluates alert rules on spot trades only: a rule on um:BTCUSDT would be
+    listed and never fire. The form offers spot symbols and refuses a z-score on a perp pair."""
+    c = Controls(PERP_SYMS, y="um:BTCUSDT", x="BTCUSDT")
+    a = AlertsPanel(perp_lab, c)
+    try:
+        assert list(a.symbol.options) == ["BTCUSDT"]
+        a.kind.value = "zscore"
+        with pytest.raises(ValueError, match="Alerts on perpetuals \\(um:BTCUSDT\\) are not evaluated"):
+            a.make_rule()
+    finally:
+        a.close_feed()
