@@ -36,6 +36,8 @@ SCREENSHOT = (ROOT / "docs" / "app.png" if os.environ.get("QUANTLAB_UPDATE_SCREE
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
         "--disable-sync"]
 SYMBOLS = "BTCUSDT,ETHUSDT,SOLUSDT"
+# the demo app also follows a USD-M perp of BTC: a spot-vs-perp (basis) pair and its funding
+DEMO_SYMBOLS = SYMBOLS + ",um:BTCUSDT"
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +48,7 @@ def app(tmp_path_factory, chromium):
     log = open(base / "app.log", "wb")  # noqa: SIM115 - closed below
     env = {**os.environ, "QUANTLAB_SOURCE": "demo", "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen([sys.executable, "-m", "quantlab", "app", "--demo", "--no-browser", "--port", str(port),
-                             "--store", str(store), "--symbols", SYMBOLS],
+                             "--store", str(store), "--symbols", DEMO_SYMBOLS],
                             stdout=log, stderr=subprocess.STDOUT, env=env, cwd=base)
     deadline = time.monotonic() + 90
     while not port_open("127.0.0.1", port):
@@ -184,14 +186,17 @@ def test_dashboard_live_pair_backtest_alert_csv_and_screenshot(app, browser, tmp
                                       "els => els.map(e => e.textContent)")
     assert ticks and not [t for t in ticks if "AM" in t or "PM" in t], ticks
 
-    # the demo market's true pair (ETHUSDT ~ BTCUSDT) comes first and is selected; SOLUSDT is an
-    # independent walk (with three pairs, BH may also pass a chance p of ~0.03: not asserted)
+    # the demo market's true relations (ETHUSDT ~ BTCUSDT, the perp's basis um:BTCUSDT ~ BTCUSDT,
+    # and so ETHUSDT ~ um:BTCUSDT) are selected; SOLUSDT is an independent walk (with six pairs,
+    # BH may also pass a chance p of ~0.03: not asserted)
     page.click(".lm-TabBar-tab:has-text('Screener')")
     page.click(".ql-run-screen")
     page.wait_for_selector(".ql-screen-table table", timeout=60_000)
     rows = [r.split("\t") for r in page.inner_text(".ql-screen-table tbody").splitlines()]
-    assert frozenset(rows[0][1:3]) == {"ETHUSDT", "BTCUSDT"} and "yes" in rows[0], rows
-    assert float(rows[0][5]) < 0.05  # its q-value
+    selected = {frozenset(r[1:3]): float(r[5]) for r in rows if "yes" in r}
+    assert {"ETHUSDT", "BTCUSDT"} not in [frozenset(r[1:3]) for r in rows[3:]], rows  # among the top 3
+    assert selected[frozenset({"ETHUSDT", "BTCUSDT"})] < 0.05, rows  # its q-value
+    assert frozenset({"um:BTCUSDT", "BTCUSDT"}) in selected, rows
     page.wait_for_selector(".ql-screener .ql-heat-legend >> text=q-value", timeout=30_000)
     assert "< 0.001" in page.inner_text(".ql-screener .ql-heat-legend")
 
@@ -238,6 +243,44 @@ def test_dashboard_live_pair_backtest_alert_csv_and_screenshot(app, browser, tmp
     SCREENSHOT.parent.mkdir(exist_ok=True)
     page.screenshot(path=str(SCREENSHOT))
     assert SCREENSHOT.stat().st_size > 10_000
+    page.close(run_before_unload=True)
+    context.close()
+
+
+def test_demo_perp_shows_its_funding_and_pairs_with_its_spot(app, browser):
+    """The Monitor lists um:BTCUSDT with its funding rate and next funding time (24-hour UTC);
+    the Pair tab takes the spot-vs-perp pair, and its backtest pays the stored funding."""
+    import re
+
+    context = browser.new_context(viewport={"width": 1400, "height": 950})
+    page = open_app(context, app.url)
+
+    def perp_row() -> str:
+        return next((r for r in page.inner_text(".ql-prices").splitlines() if r.startswith("um:BTCUSDT")), "")
+
+    # the recorder stores a mark price a second; the demo settles funding every few seconds
+    row = wait_for(lambda: re.search(r"-?\d\.\d{4} %\s+\d\d:\d\d:\d\d UTC \(in \d+ [ms]", perp_row())
+                   and perp_row(), 30, "the perp's funding rate and next funding time")
+    assert "USDT" in row and "AM" not in row and "PM" not in row
+    spot = next(r for r in page.inner_text(".ql-prices").splitlines() if r.startswith("BTCUSDT"))
+    assert "UTC (in" not in spot  # a spot symbol has no funding
+
+    page.select_option(".ql-pair-y select", "um:BTCUSDT")
+    page.select_option(".ql-pair-x select", "BTCUSDT")
+    page.click(".lm-TabBar-tab:has-text('Pair')")
+    page.wait_for_selector(".ql-pair-headline >> text=um:BTCUSDT", timeout=20_000)
+    page.wait_for_selector(".ql-hedge-table", timeout=30_000)
+    assert "BTCUSDT" in page.inner_text(".ql-pair-headline")
+
+    page.click(".lm-TabBar-tab:has-text('Backtest')")
+    page.click(".ql-run-backtest")
+    page.wait_for_selector(".ql-backtest-status >> text=events stored", timeout=60_000)
+    status = page.inner_text(".ql-backtest-status")
+    assert re.search(r"funding um:BTCUSDT: [\d,]+ events stored", status), status
+    metrics = page.inner_text(".ql-backtest-metrics")
+    for label in ("fees paid", "slippage", "borrow paid", "funding paid"):
+        assert label in metrics
+    assert "Traceback" not in page.content()
     page.close(run_before_unload=True)
     context.close()
 

@@ -90,3 +90,61 @@ def test_the_screen_finds_the_planted_pairs_whatever_the_seed():
         assert PLANTED <= sel, (seed, sorted(map(sorted, PLANTED - sel)))
         false += len(sel - PLANTED)
     assert false <= 5  # of 5 x 18 = 90 unrelated pairs
+
+
+def test_a_demo_perp_co_moves_with_its_spot_through_a_stationary_basis():
+    """um:BTCUSDT = BTCUSDT + an OU basis: the basis of 1 s closes is stationary (ADF, MacKinnon
+    p-values) while the price itself wanders; its sd is near the documented 0.02 % of the price."""
+    from statsmodels.tsa.stattools import adfuller
+
+    from quantlab.sim.demo import DEMO_BASIS
+
+    out = demo_history(["BTCUSDT", "um:BTCUSDT"], 0, int(1800e6), seed=3)
+    closes = closes_1s({s: pd.Series(a["price"] / 1e8, index=pd.to_datetime(a["time"], unit="us"))
+                        for s, a in out.items()})
+    basis = closes["um:BTCUSDT"] - closes["BTCUSDT"]
+    assert adfuller(basis.to_numpy(), maxlag=5, autolag=None, result_object=False)[1] < 0.01
+    assert adfuller(closes["BTCUSDT"].to_numpy(), maxlag=5, autolag=None, result_object=False)[1] > 0.05
+    sd_expected = DEMO_BASIS[0].spread_vol * 100_000
+    assert 0.5 * sd_expected < basis.std() < 1.5 * sd_expected
+
+
+def test_market_sources_split_one_market_without_losing_or_renaming_trades():
+    from quantlab.sim.demo import market_sources
+
+    whole = Synthetic(["BTCUSDT", "um:BTCUSDT"], seed=5)
+    whole.start(0)
+    ref = whole.advance(int(20e6))
+    views = market_sources(Synthetic(["BTCUSDT", "um:BTCUSDT"], seed=5))
+    assert views["um"].symbols == ("BTCUSDT",) and views["um"].info("BTCUSDT").symbol == "BTCUSDT"
+    views["um"].start(0)
+    views["spot"].start(123)  # the second start joins the first: one clock
+    perp = [views["um"].advance(int(20e6))["BTCUSDT"]]
+    spot = [views["spot"].advance(int(7e6))["BTCUSDT"], views["spot"].advance(int(20e6))["BTCUSDT"]]
+    assert spot[0]["time"].max() <= 7e6  # a view never returns trades after the time it asks for
+    np.testing.assert_array_equal(np.concatenate(spot), ref["BTCUSDT"])
+    np.testing.assert_array_equal(np.concatenate(perp), ref["um:BTCUSDT"])
+
+
+def test_seeded_demo_history_gives_a_perp_aggregates_and_funding(tmp_path):
+    from quantlab.sim.demo import DEMO_FUNDING_INTERVAL_S
+
+    store = tmp_path / "store"
+    assert seed_demo_history(store, ["BTCUSDT", "um:BTCUSDT"], hours=0.1) > 0
+    with TickStore(store) as st:
+        aggs = st.read("um:BTCUSDT", kind="aggtrades")
+        funding = st.read("um:BTCUSDT", kind="funding")
+        spot = st.read("BTCUSDT")
+    assert len(aggs) > 1000 and (np.diff(aggs["agg_id"].to_numpy()) == 1).all()
+    assert abs(aggs["price"].iloc[-1] / spot["price"].iloc[-1] - 1) < 0.002  # the perp tracks its spot
+    steps = np.diff(funding.index.asi8) / 1e9
+    assert len(funding) >= 0.1 * 3600 / DEMO_FUNDING_INTERVAL_S - 1 and (steps == DEMO_FUNDING_INTERVAL_S).all()
+    assert (funding["funding_rate"] > 0).any() and (funding["funding_rate"] < 0).any()
+
+
+def test_a_restarted_demo_perp_starts_at_the_given_price_so_the_basis_starts_at_zero():
+    """The demo recorder restarts spot and perp at the store's last spot price; the perp's
+    price was looked up as 'UM:BTCUSDT' and fell back to 100,000 (a basis jump at restart)."""
+    src = Synthetic(["BTCUSDT", "um:BTCUSDT"], prices={"BTCUSDT": 91_234.5, "um:BTCUSDT": 91_234.5})
+    assert src.start_prices["um:BTCUSDT"] == 91_234.5
+    assert src.hedge_ratios == {"um:BTCUSDT": 1.0}

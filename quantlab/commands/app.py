@@ -44,7 +44,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="store directory (default: $QUANTLAB_STORE or ./data/store; with --demo "
                         "the sibling <store>-demo, so simulated trades never mix with real ones)")
     p.add_argument("--symbols", default=None, help="comma-separated (default: $QUANTLAB_SYMBOLS; with --demo "
-                   "and neither, the demo market's seven symbols)")
+                   "and neither, the demo market's seven spot symbols and its perps um:BTCUSDT, um:ETHUSDT); "
+                   "a USD-M perpetual is written um:BTCUSDT")
     p.add_argument("--port", type=int, default=8866, help="HTTP port (default 8866; 0 picks a free one)")
     p.add_argument("--demo", action="store_true", help="use the built-in exchange simulator (offline)")
     p.add_argument("--source", default=None, help="binance (default), demo, or a ws:// URL of a compatible exchange")
@@ -148,13 +149,10 @@ def run(args: argparse.Namespace) -> int:
     # demo data lives in <store>-demo (or a given demo/new --store); the other kind of store is refused
     store = resolve_store(args.store, source).resolve()
     symbols = list(cfg.symbols)
-    futures = [s for s in symbols if ":" in s]
-    if futures:
-        raise ValueError(f"--symbols: the app records spot trades only; {', '.join(futures)} are futures")
     if source == "demo" and not (args.symbols or env("QUANTLAB_SYMBOLS")):
-        from quantlab.sim.demo import demo_symbols
+        from quantlab.sim.demo import demo_universe
 
-        symbols = demo_symbols()  # the demo market's seven symbols and three true pairs
+        symbols = demo_universe()  # seven spot symbols with three true pairs, and two USD-M perps
     if len(symbols) < 2:
         raise ValueError("--symbols: the app needs at least two symbols (a pair), e.g. BTCUSDT,ETHUSDT")
     token = access_token(args.ip, args.token)

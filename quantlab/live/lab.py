@@ -262,7 +262,7 @@ class Lab:
             if self._last_id[sym] is not None:
                 continue  # restarted: the poll continues from the last id this Lab holds
             try:
-                hist = store.read(sym, start=since)
+                hist = _read_ticks(store, sym, start=since)
             except UnknownSymbolError:
                 continue
             if len(hist):
@@ -271,7 +271,7 @@ class Lab:
     def _poll_once(self) -> None:
         store = self.store
         for sym in self._symbols:
-            batch = store.read_after(sym, self._last_id[sym])
+            batch = _read_ticks_after(store, sym, self._last_id[sym])
             if batch and len(batch["trade_id"]):
                 self._ingest(sym, batch, callbacks=True)
 
@@ -400,7 +400,7 @@ class Lab:
             since_ns = to_ns(since, "since")
             if first is None or since_ns < first:
                 try:
-                    older = self.store.read(s, start=since_ns, end=first)
+                    older = _read_ticks(self.store, s, start=since_ns, end=first)
                 except UnknownSymbolError:
                     older = frame.iloc[0:0]
                 frame = pd.concat([older, frame]) if len(older) else frame
@@ -481,7 +481,7 @@ class Lab:
     def _price_at(self, sym: str, t_ns: int) -> float | None:
         """Price of the first stored trade at or after ``t_ns`` (None if nothing stored)."""
         try:
-            first = self.store.read(sym, start=t_ns, end=t_ns + 3_600 * 10**9)
+            first = _read_ticks(self.store, sym, start=t_ns, end=t_ns + 3_600 * 10**9)
         except (UnknownSymbolError, FileNotFoundError):  # nothing stored yet (or no store yet)
             return None
         return float(first["price"].iloc[0]) if len(first) else None
@@ -522,6 +522,25 @@ class Lab:
         return (f"<div><b>quantlab Lab</b> · <span style='color:{color}'>{self.source_label}</span> · "
                 f"state <b>{st.get('state')}</b> · store <code>{self.store_path}</code></div>"
                 f"<table><tr><th>symbol</th><th>ticks in memory</th><th>last price</th></tr>{rows}</table>")
+
+
+def _read_ticks(store, sym: str, **kw) -> pd.DataFrame:
+    """A spot symbol's trades, or a perpetual's (``um:BTCUSDT``) aggregate trades, the ticks
+    the recorder stores for it, with the aggregate id as ``trade_id``."""
+    if ":" not in sym:
+        return store.read(sym, **kw)
+    frame = store.read(sym, kind="aggtrades", **kw)
+    return frame.rename(columns={"agg_id": "trade_id"})[["trade_id", "price", "qty", "is_buyer_maker"]]
+
+
+def _read_ticks_after(store, sym: str, after_id: int | None) -> dict:
+    if ":" not in sym:
+        return store.read_after(sym, after_id)
+    batch = store.read_after(sym, after_id, kind="aggtrades")
+    if batch and "agg_id" in batch:
+        batch = {"trade_id" if k == "agg_id" else k: v for k, v in batch.items()
+                 if k not in ("first_trade_id", "last_trade_id")}
+    return batch
 
 
 def _frame_to_batch(frame: pd.DataFrame) -> dict:

@@ -65,6 +65,7 @@ from quantlab.errors import UnknownSymbolError
 from quantlab.recorder.backfill import GONE_REASON, fetch_gap, settle
 from quantlab.recorder.metrics import LatencyWindow, RateMeter
 from quantlab.recorder.sequencer import Sequencer
+from quantlab.sim.demo import DEMO_FUNDING_INTERVAL_S
 from quantlab.status import write_status
 from quantlab.store import TickStore
 
@@ -117,7 +118,7 @@ class RecorderConfig:
     #: seconds after a funding time before its realised rate is fetched
     funding_delay_s: float = 1.0
     #: demo mode: seconds between simulated funding settlements
-    demo_funding_interval_s: float = 8.0
+    demo_funding_interval_s: float = DEMO_FUNDING_INTERVAL_S
 
 
 class Recorder:
@@ -184,7 +185,7 @@ class Recorder:
             prices = {s: float(info.loc[s, "last_price"]) for s in self.symbols if s in info.index}
             agg_ids = {s: int(aggs.loc[s, "last_id"]) + 1 for s in aggs.index}
         if self.futures:
-            return await self._run_futures_demo(agg_ids)
+            return await self._run_futures_demo(agg_ids, last_ids, prices)
         # continue the store's ids and prices: no gap or jump between demo runs
         source = Synthetic(self.symbols, rate=self.cfg.demo_rate, seed=int(time.time()),
                            prices=prices if len(prices) == len(self.symbols) else None)
@@ -195,25 +196,36 @@ class Recorder:
             log.info("demo: %s on %s", source.describe(), ex.ws_url)
             return await self._run()
 
-    async def _run_futures_demo(self, agg_ids: dict[str, int]) -> int:
-        """Demo mode with futures symbols: a spot and a USD-M simulator in this process."""
+    async def _run_futures_demo(self, agg_ids: dict[str, int], last_ids: dict[str, int],
+                                prices: dict[str, float]) -> int:
+        """Demo mode with futures symbols: a spot and a USD-M simulator in this process, fed by
+        ONE synthetic market (:func:`quantlab.sim.demo.market_sources`), so a perp follows its
+        spot with the demo basis instead of walking on its own."""
         from quantlab.sim import Exchange, Synthetic
+        from quantlab.sim.demo import market_sources
         from quantlab.sim.futures import FuturesExchange
 
         if set(self.futures) != {"um"}:
             raise ValueError("symbols: the demo source simulates spot and USD-M (um:) symbols only")
-        seed = int(time.time())
         names = self.futures["um"]
+        perps = [f"um:{n}" for n in names]
+        start = dict(prices)  # a perp restarts at its spot's stored price: the basis starts at 0
+        start.update({p: prices[n] for p, n in zip(perps, names, strict=True) if n in prices})
+        source = Synthetic([*self.symbols, *perps], rate=self.cfg.demo_rate, seed=int(time.time()),
+                           prices=start or None)
+        for s, last in last_ids.items():
+            source.first_ids[s] = last + 1
+        views = market_sources(source)
         fut = FuturesExchange(
-            Synthetic(names, rate=self.cfg.demo_rate, seed=seed + 1),
-            funding_interval=self.cfg.demo_funding_interval_s,
+            views["um"], funding_interval=self.cfg.demo_funding_interval_s,
             agg_first_ids={n: agg_ids[f"um:{n}"] for n in names if f"um:{n}" in agg_ids})
         async with contextlib.AsyncExitStack() as stack:
             await stack.enter_async_context(fut)
             self.cfg.futures_urls = {"um": (fut.ws_url, fut.rest_url)}
             if self.symbols:
-                ex = await stack.enter_async_context(Exchange(Synthetic(self.symbols, rate=self.cfg.demo_rate, seed=seed)))
+                ex = await stack.enter_async_context(Exchange(views["spot"]))
                 self.cfg.ws_url, self.cfg.rest_url = ex.ws_url, ex.rest_url
+            log.info("demo: %s", source.describe())
             return await self._run()
 
     async def _run(self) -> int:

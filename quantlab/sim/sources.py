@@ -40,7 +40,7 @@ import numpy as np
 
 from quantlab.config import parse_symbols
 from quantlab.errors import LayoutError, UnknownSymbolError
-from quantlab.symbols import split_pair
+from quantlab.symbols import parse_symbol, split_pair
 
 #: simulated trade ids start here (one billion apart per symbol): real Binance trade ids are
 #: below 10**11, so a simulated id is never mistaken for a real one (and stays exact in float64)
@@ -506,7 +506,7 @@ class Synthetic(Source):
         self.rate = float(rate)
         self.seed = int(seed)
         self._block = int(block)
-        given = {k.upper(): float(v) for k, v in (prices or {}).items()}
+        given = {str(parse_symbol(k)): float(v) for k, v in (prices or {}).items()}  # um:BTCUSDT stays
         self.start_prices: dict[str, float] = {}
         self.volatilities: dict[str, float] = {}
         self._infos: dict[str, SymbolInfo] = {}

@@ -81,12 +81,55 @@ def _default_fee_bps() -> float:
     return DEFAULT_FEES_BPS["spot"][1]
 
 
-def fee_costs(fee_bps: float) -> Any:
-    """The fee control's value as the backtest's :class:`~quantlab.backtest.Costs`: that
-    many basis points on every fill, nothing else."""
+def _default_perp_fee_bps() -> float:
+    """The perp fee control's start value: Binance's USD-M taker fee (the one cost model)."""
+    from quantlab.backtest.costs import DEFAULT_FEES_BPS
+
+    return DEFAULT_FEES_BPS["um"][1]
+
+
+def is_perp(symbol: str) -> bool:
+    """``um:BTCUSDT`` and ``cm:BTCUSD_PERP`` are perpetuals; ``BTCUSDT`` is spot."""
+    return ":" in symbol
+
+
+def store_funding(store, symbols) -> dict[str, pd.DataFrame | None]:
+    """The realised funding the store holds for each perpetual of ``symbols`` (the recorder's
+    ``funding`` table: ``time`` index, ``funding_rate``, ``mark_price``), None for a perp with
+    no funding stored yet (its funding is then not counted, and the backtest says so)."""
+    from quantlab.errors import UnknownSymbolError
+
+    out: dict[str, pd.DataFrame | None] = {}
+    for sym in symbols:
+        if not is_perp(sym):
+            continue
+        try:
+            table = store.read(sym, kind="funding")
+        except (UnknownSymbolError, FileNotFoundError, KeyError):
+            table = None
+        out[sym] = table if table is not None and len(table) else None
+    return out
+
+
+def pair_costs(fee_bps: float, perp_fee_bps: float = 5.0, borrow_pct: float = 0.0,
+               funding: dict[str, pd.DataFrame | None] | None = None) -> Any:
+    """The left column's cost inputs as one :class:`~quantlab.backtest.Costs`: ``fee_bps`` on
+    every spot fill, ``perp_fee_bps`` on every perpetual fill, ``borrow_pct`` %/yr on a short
+    spot leg, and each perpetual leg's funding table (from :func:`store_funding`)."""
     from quantlab.backtest.costs import Costs
 
-    return Costs.flat(float(fee_bps))
+    if not 0 <= borrow_pct < 1000:
+        raise ValueError(f"Borrow: an annual rate in percent in [0, 1000), got {borrow_pct!r}")
+    fee, pf = float(fee_bps), float(perp_fee_bps)
+    return Costs(fees={"spot": (fee, fee), "um": (pf, pf), "cm": (pf, pf)},
+                 borrow_annual=float(borrow_pct) / 100, funding=funding or {})
+
+
+def funding_note(funding: dict[str, pd.DataFrame | None]) -> str:
+    """``funding um:BTCUSDT 900 events`` / ``funding of um:BTCUSDT not counted (none stored yet)``."""
+    parts = [f"funding {sym}: {len(t):,} events stored" if t is not None
+             else f"funding of {sym} not counted (none stored yet)" for sym, t in funding.items()]
+    return " · ".join(parts)
 
 
 def note_html(text: str, color: str = GREY) -> str:
@@ -132,13 +175,22 @@ class Controls(widgets.VBox):
         self.fee = widgets.BoundedFloatText(value=_default_fee_bps(), min=0.0, max=500, step=0.5,
                                             description="Fee (bp)",
                                             style=wide, layout=lay)
+        self.fee.add_class("ql-fee")
+        # perpetual legs: their own fee; a short spot leg: borrow interest (see Costs)
+        self.perp_fee = widgets.BoundedFloatText(value=_default_perp_fee_bps(), min=0.0, max=500, step=0.5,
+                                                 description="Perp fee", style=wide, layout=lay)
+        self.perp_fee.add_class("ql-perp-fee")
+        self.borrow = widgets.BoundedFloatText(value=0.0, min=0.0, max=999, step=0.5,
+                                               description="Borrow %", style=wide, layout=lay)
+        self.borrow.add_class("ql-borrow")
         self.run_backtest = widgets.Button(description="Run backtest", button_style="primary",
                                            icon="play", layout=widgets.Layout(width="200px"))
         self.run_backtest.add_class("ql-run-backtest")
         unit = widgets.HTML(f"<span style='color:{GREY};font-size:12px'>window in bars of the timeframe; "
-                            "fee per fill, in basis points</span>")
+                            "fees per fill in basis points (spot, perp); borrow on a short spot leg, "
+                            "%/yr; a perp leg pays its stored funding</span>")
         super().__init__([self.y, self.x, self.timeframe, self.window, self.hedge, self.entry,
-                          self.exit, self.stop, self.fee, self.run_backtest, unit],
+                          self.exit, self.stop, self.fee, self.perp_fee, self.borrow, self.run_backtest, unit],
                          layout=widgets.Layout(width="240px", min_width="240px", padding="4px"))
         self.add_class("ql-controls")
 
@@ -275,6 +327,19 @@ class StatusBar(Panel):
 
 # --------------------------------------------------------------------------- monitor
 
+def funding_cells(rate: float, next_time: pd.Timestamp | None) -> list[str]:
+    """A perp's funding rate as Binance shows it (``0.0100 %``, per funding interval) and the
+    next funding time, 24-hour UTC with the time left (``08:00:00 UTC (in 2 h 14 m)``)."""
+    if not math.isfinite(rate):
+        return ["waiting for mark price", "–"]
+    if next_time is None:
+        return [f"{rate * 100:.4f} %", "–"]
+    left = (next_time - pd.Timestamp.now(tz="UTC")).total_seconds()
+    span = (f"{int(left // 3600)} h {int(left % 3600 // 60)} m" if left >= 3600 else
+            f"{int(left // 60)} m {int(left % 60)} s" if left >= 60 else f"{max(0, int(left))} s")
+    return [f"{rate * 100:.4f} %", f"{next_time.tz_convert('UTC'):%H:%M:%S} UTC (in {span})"]
+
+
 class MonitorPanel(Panel):
     """A price table (symbol, last, 24 h %, ticks/s, ticks) and a live chart per pair leg."""
 
@@ -288,7 +353,32 @@ class MonitorPanel(Panel):
         self._decimals: dict[str, int] = {}
         self._stats_at = 0.0
         self._stats: pd.DataFrame | None = None
+        self._funding: dict[str, tuple[float, pd.Timestamp | None]] = {}
         super().__init__([self.table, *self.charts], poster=poster, css="ql-monitor")
+
+    def funding(self) -> dict[str, tuple[float, pd.Timestamp | None]]:
+        """Per perpetual: ``(funding rate, next funding time UTC)`` from the newest row of the
+        store's ``markprice`` table (the recorder writes one a second from ``@markPrice@1s``);
+        ``(nan, None)`` while none is stored."""
+        from quantlab.errors import UnknownSymbolError
+
+        out = {}
+        since = pd.Timestamp.now(tz="UTC") - pd.Timedelta(minutes=10)
+        for sym in self.lab.symbols:
+            if not is_perp(sym):
+                continue
+            try:
+                marks = self.lab.store.read(sym, kind="markprice", start=since)
+            except (UnknownSymbolError, FileNotFoundError, KeyError):
+                marks = None
+            if marks is None or not len(marks):
+                out[sym] = (math.nan, None)
+                continue
+            last = marks.iloc[-1]
+            nxt = last["next_funding_time"]
+            out[sym] = (float(last["funding_rate"]), None if pd.isna(nxt) or pd.Timestamp(nxt).value <= 0
+                        else pd.Timestamp(nxt))
+        return out
 
     def decimals(self, sym: str) -> int:
         """The symbol's price decimals (its tick size), read once from its last trades."""
@@ -303,18 +393,23 @@ class MonitorPanel(Panel):
         now = time.monotonic()
         if self._stats is None or now - self._stats_at > 2.0 or force:
             self._stats = self.lab.stats()
+            self._funding = self.funding()
             self._stats_at = now
         prices = self.lab.prices()
         rows = []
+        perps = any(map(is_perp, self.lab.symbols))
         for sym in self.lab.symbols:
             st = self._stats.loc[sym] if sym in self._stats.index else {}
             last = prices.loc[sym, "price"] if sym in prices.index else float("nan")
             d = self.decimals(sym)
-            rows.append([sym, f"{fmt_price(last, d)} {quote_of(sym)}", fmt_pct(st.get("change_24h_pct")),
-                         fmt_num(st.get("ticks_per_s"), 1), f"{int(st.get('ticks', 0) or 0):,}",
-                         fmt_time(prices.loc[sym, "time"] if sym in prices.index else None)])
-        value = table_html(rows, ["symbol", "last", "24h", "ticks/s", "ticks in memory", "last trade"],
-                           css="ql-prices")
+            row = [sym, f"{fmt_price(last, d)} {quote_of(sym)}", fmt_pct(st.get("change_24h_pct")),
+                   fmt_num(st.get("ticks_per_s"), 1), f"{int(st.get('ticks', 0) or 0):,}",
+                   fmt_time(prices.loc[sym, "time"] if sym in prices.index else None)]
+            if perps:
+                row += funding_cells(*self._funding[sym]) if sym in self._funding else ["", ""]
+            rows.append(row)
+        head = ["symbol", "last", "24h", "ticks/s", "ticks in memory", "last trade"]
+        value = table_html(rows, head + (["funding rate", "next funding"] if perps else []), css="ql-prices")
         if self.table.value != value:
             self.table.value = value
         tf = self.controls.timeframe.value
@@ -444,7 +539,9 @@ _METRICS = (
     ("max_drawdown_duration", "max drawdown duration", "bars"), ("calmar", "Calmar", "num"),
     ("n_trades", "trades", "int"), ("win_rate", "win rate", "pct"), ("profit_factor", "profit factor", "num"),
     ("expectancy", "expectancy per trade", "money"), ("avg_holding", "average holding", "bars"),
-    ("exposure", "exposure", "pct"), ("fees", "fees paid", "money"), ("final_equity", "final equity", "money"),
+    ("exposure", "exposure", "pct"), ("fees", "fees paid", "money"), ("slippage", "slippage", "money"),
+    ("borrow", "borrow paid", "money"), ("funding", "funding paid (− received)", "money"),
+    ("final_equity", "final equity", "money"),
 )
 
 
@@ -545,7 +642,14 @@ class BacktestPanel(Panel):
         hedge = self.controls.hedge_method
         return {"y": y, "x": x, "tf": self.controls.timeframe.value, "window": int(self.controls.window.value),
                 "hedge": hedge, "spec": self.controls.spec(), "fee": float(self.controls.fee.value),
+                "perp_fee": float(self.controls.perp_fee.value), "borrow": float(self.controls.borrow.value),
                 **self.controls.thresholds()}
+
+    def _costs(self, p: dict[str, Any]):
+        """``(Costs, note)`` of the inputs, with each perpetual leg's funding from the store."""
+        legs = (p["y"], p["x"])
+        funding = store_funding(self.lab.store, legs) if any(map(is_perp, legs)) else {}
+        return pair_costs(p["fee"], p["perp_fee"], p["borrow"], funding), funding_note(funding)
 
     def run(self) -> None:
         """Start a backtest of the current pair and settings (returns at once)."""
@@ -570,12 +674,13 @@ class BacktestPanel(Panel):
                     f"the backtest needs more than {p['window'] + 10} bars of {p['tf']}; {len(pair)} so far "
                     f"(wait, or pick a shorter window or timeframe)")
             yv, xv = pair[p["y"]], pair[p["x"]]
+            costs, fund_txt = self._costs(p)
             res = backtest.run(yv, xv, entry=p["entry"], exit=p["exit"], stop=p["stop"], spec=p["spec"],
-                               costs=fee_costs(p["fee"]))
-            return res, p["spec"].label
+                               costs=costs)
+            return res, p["spec"].label, fund_txt
 
         def done(out) -> None:
-            res, hedge_txt = out
+            res, hedge_txt, fund_txt = out
             self.result = res
             q = quote_of(p["y"]) or "quote units"
             eq = res.equity
@@ -588,7 +693,8 @@ class BacktestPanel(Panel):
             self.status.value = note_html(
                 f"{p['y']} vs {p['x']} · {p['tf']} bars {fmt_time(eq.index[0])} → {fmt_time(eq.index[-1])} "
                 f"({len(eq):,} bars) · hedge {hedge_txt} · entry {p['entry']:g} exit {p['exit']:g} "
-                f"stop {p['stop']:g} · fee {p['fee']:g} bp · ran in {time.monotonic() - t0:.2f} s", GREEN)
+                f"stop {p['stop']:g} · {self._fee_text(p)}{' · ' + fund_txt if fund_txt else ''} · "
+                f"ran in {time.monotonic() - t0:.2f} s", GREEN)
 
         def finish() -> None:
             self._running = False
@@ -596,6 +702,16 @@ class BacktestPanel(Panel):
             self.progress.layout.visibility = "hidden"
 
         self.in_background("Backtest", work, done, finish)
+
+    @staticmethod
+    def _fee_text(p: dict[str, Any]) -> str:
+        legs = (p["y"], p["x"])
+        fees = [f"fee {p['fee']:g} bp"] if not all(map(is_perp, legs)) else []
+        if any(map(is_perp, legs)):
+            fees.append(f"perp fee {p['perp_fee']:g} bp")
+        if not all(map(is_perp, legs)):
+            fees.append(f"borrow {p['borrow']:g} %/yr")
+        return " · ".join(fees)
 
     def sweep(self) -> None:
         """Sweep entry x window (in a thread, one window at a time, with progress)."""
@@ -619,6 +735,7 @@ class BacktestPanel(Panel):
             pair = self.lab.pair(p["y"], p["x"], p["tf"]).dropna()
             yv, xv = pair[p["y"]], pair[p["x"]]
             hedge = p["spec"].label
+            costs, _ = self._costs(p)
             frames, skipped = [], []
             for i, w in enumerate(windows):
                 if len(pair) < w + 10:
@@ -628,7 +745,7 @@ class BacktestPanel(Panel):
                         warnings.simplefilter("ignore", UserWarning)
                         frames.append(backtest.sweep(yv, xv, entry=entries, exit=[p["exit"]], window=[w],
                                                      stop=[p["stop"]], spec=p["spec"],
-                                                     costs=fee_costs(p["fee"]),
+                                                     costs=costs,
                                                      progress=False))
                 self.post(setattr, self.sweep_progress, "value", i + 1)
             if not frames:
@@ -678,8 +795,10 @@ class AlertsPanel(Panel):
         self.toast_s = toast_s
         self.kind = widgets.Dropdown(options=self.KINDS, value="above", description="when",
                                      layout=widgets.Layout(width="330px"))
-        self.symbol = widgets.Dropdown(options=lab.symbols, value=controls.y.value, description="symbol",
-                                       layout=widgets.Layout(width="220px"))
+        # the recorder evaluates rules on spot trades only: a perp would never fire (see make_rule)
+        spot = [s for s in lab.symbols if not is_perp(s)] or list(lab.symbols)
+        self.symbol = widgets.Dropdown(options=spot, value=controls.y.value if controls.y.value in spot else spot[0],
+                                       description="symbol", layout=widgets.Layout(width="220px"))
         self.level = widgets.FloatText(value=0.0, description="level", layout=widgets.Layout(width="220px"))
         self.level.add_class("ql-alert-level")
         self.k = widgets.BoundedFloatText(value=2.0, min=0.1, max=20, step=0.1, description="k (σ)",
@@ -722,8 +841,15 @@ class AlertsPanel(Panel):
         kind = self.kind.value
         if kind == "zscore":
             y, x = self.controls.pair
+            perps = [s for s in (y, x) if is_perp(s)]
+            if perps:
+                raise ValueError(f"Alerts on perpetuals ({', '.join(perps)}) are not evaluated yet: the recorder "
+                                 "checks rules on spot trades; pick a spot pair for a z-score alert")
             tf = self.controls.timeframe.value
             return ZScoreRule(y=y, x=x, k=float(self.k.value), timeframe=tf, spec=self.controls.spec())
+        if is_perp(self.symbol.value):
+            raise ValueError(f"Alerts on perpetuals ({self.symbol.value}) are not evaluated yet: the recorder "
+                             "checks rules on spot trades; pick a spot symbol")
         level = float(self.level.value)
         if not level > 0:
             raise ValueError(f"Level must be a positive price in {quote_of(self.symbol.value) or 'quote units'}, "
