@@ -76,6 +76,9 @@ from quantlab.store import TickStore
 
 log = logging.getLogger("quantlab.recorder")
 
+#: the ingest loop lets the other tasks run after this many events in a row
+YIELD_EVERY = 200
+
 
 @dataclass
 class RecorderConfig:
@@ -350,8 +353,14 @@ class Recorder:
     # ------------------------------------------------------------------ ingest
     async def _consume(self, stream: BinanceStream) -> None:
         seqs = self.seqs
+        n = 0
         try:
             async for ev in stream:
+                n += 1
+                if n % YIELD_EVERY == 0:
+                    # frames already buffered are returned without a suspension point: after a
+                    # backlog this loop would keep every other task waiting until it is read
+                    await asyncio.sleep(0)
                 if type(ev) is Trade:
                     seq = seqs.get(ev.symbol)
                     if seq is None:
