@@ -84,6 +84,9 @@ __all__ = ["BinanceStream", "ConnectBudget", "Connected", "Disconnected", "Strea
 
 log = logging.getLogger(__name__)
 
+#: the reader lets the loop's other tasks run after this many frames in a row
+READER_YIELD_EVERY = 100
+
 
 @dataclass(frozen=True, slots=True)
 class Connected:
@@ -544,6 +547,10 @@ class BinanceStream:
         try:
             while True:
                 data = await ws.recv()
+                if c["messages"] % READER_YIELD_EVERY == 0:
+                    # recv() returns queued frames without suspending: after a backlog (a slow
+                    # disk, a busy writer thread) the reader would hold the loop until it is read
+                    await asyncio.sleep(0)
                 recv_ns = time.time_ns()
                 link.last_rx = loop.time()
                 c["messages"] += 1

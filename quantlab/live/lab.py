@@ -80,6 +80,11 @@ class _Callback:
 class Lab:
     """Live research session over one store; see the module docstring."""
 
+    #: how long ``stop()`` waits for the follower thread (it closes its own store handles)
+    STOP_JOIN_S = 10.0
+    #: the 24 h reference price of ``stats()`` is looked up again after this many seconds
+    REF_PRICE_TTL_S = 60.0
+
     def __init__(self, symbols=None, store: str | Path | None = None, source: str | None = None, *,
                  ring_size: int = 200_000, history: str = "2h", poll_s: float = 0.1,
                  max_bars: int = 20_000, progress: bool | None = None):
@@ -114,7 +119,8 @@ class Lab:
         self._loaded = threading.Event()
         self._proc = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._store: TickStore | None = None
+        self._store: TickStore | None = None  # the caller's reader (frames, stats)
+        self._ref_prices: dict[str, tuple[float, int, float | None]] = {}  # stats(): 24 h reference
         self.follow_latency = LatencyWindow(5_000)
         self.callback_errors = 0
         self.last_error: str = ""
@@ -193,7 +199,9 @@ class Lab:
         """Stop following; stop the recorder only if this Lab started it."""
         self._stop.set()
         if self._thread is not None:
-            self._thread.join(10)
+            # the follower closes its own reader when it ends: closing a reader here while the
+            # thread is inside an HDF5 call gave "invalid identifier type" errors (300 symbols)
+            self._thread.join(self.STOP_JOIN_S)
             self._thread = None
         if self._proc is not None:
             stop_process(self._proc)
@@ -223,18 +231,31 @@ class Lab:
 
     # ------------------------------------------------------------------ follower thread
     def _follow(self) -> None:
+        """The follower thread: its own store reader (HDF5 handles are not shared with the
+        caller's thread), closed when it ends."""
+        store = None
         try:
             self._wait_for_store()
-            self._load_history()
+            store = TickStore(self.store_path)
+            self._load_history(store)
         except Exception as exc:  # noqa: BLE001 - shown in status, never raised in a thread
             self.last_error = f"loading history failed: {exc}"
             log.exception("loading history failed")
         self._loaded.set()
+        try:
+            self._poll_forever(store)
+        finally:
+            if store is not None:
+                store.close()
+
+    def _poll_forever(self, store: TickStore | None) -> None:
         alerts_next = 0.0
         while not self._stop.is_set():
             t0 = time.monotonic()
             try:
-                self._poll_once()
+                if store is None:
+                    store = TickStore(self.store_path)
+                self._poll_once(store)
                 if self._callbacks and t0 >= alerts_next:
                     self._poll_alerts()
                     alerts_next = t0 + 0.5
@@ -251,14 +272,15 @@ class Lab:
                                     f"see {self.store_path / 'recorder.log'}")
             time.sleep(0.05)
 
-    def _load_history(self) -> None:
+    def _load_history(self, store: TickStore) -> None:
         from tqdm.auto import tqdm
 
-        store = self.store
         # whole bars: start at an hour boundary, so that no live bar begins half-loaded
         since = int(parse_timeframe(TIMEFRAMES[-1]).floor_ns(time.time_ns() - self.history_ns))
         show = self.progress if self.progress is not None else self.history_ns >= 6 * 3_600 * 10**9
         for sym in tqdm(self._symbols, desc="loading history", disable=not show):
+            if self._stop.is_set():
+                return
             if self._last_id[sym] is not None:
                 continue  # restarted: the poll continues from the last id this Lab holds
             try:
@@ -268,9 +290,10 @@ class Lab:
             if len(hist):
                 self._ingest(sym, _frame_to_batch(hist), callbacks=False)
 
-    def _poll_once(self) -> None:
-        store = self.store
+    def _poll_once(self, store: TickStore) -> None:
         for sym in self._symbols:
+            if self._stop.is_set():
+                return
             batch = _read_ticks_after(store, sym, self._last_id[sym])
             if batch and len(batch["trade_id"]):
                 self._ingest(sym, batch, callbacks=True)
@@ -479,12 +502,26 @@ class Lab:
         return frame
 
     def _price_at(self, sym: str, t_ns: int) -> float | None:
-        """Price of the first stored trade at or after ``t_ns`` (None if nothing stored)."""
+        """Price of the first stored trade at or after ``t_ns`` (None if nothing stored).
+
+        Looked up at most every :attr:`REF_PRICE_TTL_S` per symbol (``stats()`` runs every 2 s
+        for the Monitor, on the kernel's loop), and in a one-minute window first: reading up to
+        an hour of ticks per symbol each time stalled the loop for seconds with many symbols."""
+        now = time.monotonic()
+        cached = self._ref_prices.get(sym)
+        if cached is not None and now - cached[0] < self.REF_PRICE_TTL_S:
+            return cached[2]
+        price = None
         try:
-            first = _read_ticks(self.store, sym, start=t_ns, end=t_ns + 3_600 * 10**9)
+            for span_s in (60, 3_600):
+                first = _read_ticks(self.store, sym, start=t_ns, end=t_ns + span_s * 10**9)
+                if len(first):
+                    price = float(first["price"].iloc[0])
+                    break
         except (UnknownSymbolError, FileNotFoundError):  # nothing stored yet (or no store yet)
-            return None
-        return float(first["price"].iloc[0]) if len(first) else None
+            price = None
+        self._ref_prices[sym] = (now, t_ns, price)
+        return price
 
     def pair(self, y: str, x: str, timeframe: str = "1m", window: int | None = None,
              max_ffill: int = DEFAULT_MAX_FILL, *, start=None, end=None) -> pd.DataFrame:

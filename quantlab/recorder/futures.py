@@ -306,38 +306,54 @@ class FuturesFeed(Recorder):
     # ------------------------------------------------------------------ storage
     def flush(self) -> None:
         """Append what is ready (aggregate trades in id order, marks, funding); durable on return."""
-        store = self.store
-        if store is None:
+        if self.store is None:
             return
-        wrote = False
+        prepared = self.prepare_flush()
+        self.account_flush(prepared, self.write_flush(prepared))
+
+    def prepare_flush(self) -> list:
+        """On the loop: take what is ready per symbol (no I/O)."""
+        out = []
         for s, seq in self.seqs.items():
-            q = self._store_symbol(s)
             ready = seq.drain()
+            marks, self._marks[s] = self._marks[s], []
+            funding, self._funding[s] = self._funding[s], []
+            if ready or marks or funding:
+                out.append((s, ready, marks, funding))
+        return out
+
+    def write_flush(self, prepared: list) -> list[tuple[int, int, int]]:
+        """On the writer thread: append ``prepared`` (rows added per symbol: trades, marks,
+        funding); the caller flushes the store."""
+        store, added = self.store, []
+        for s, ready, marks, funding in prepared:
+            q = self._store_symbol(s)
+            added.append((
+                store.append(q, agg_trades_to_batch(ready), kind="aggtrades", flush=False) if ready else 0,
+                store.append(q, marks_to_batch(marks), kind="markprice", flush=False) if marks else 0,
+                store.append(q, funding_to_batch(funding), kind="funding", flush=False) if funding else 0,
+            ))
+        return added
+
+    def account_flush(self, prepared: list, added: list[tuple[int, int, int]]) -> None:
+        """On the loop: counters and the last values of what :meth:`write_flush` stored."""
+        for (s, ready, marks, _funding), (n_trades, n_marks, n_funding) in zip(prepared, added, strict=True):
             if ready:
-                added = store.append(q, agg_trades_to_batch(ready), kind="aggtrades", flush=False)
-                wrote = True
-                self.c["stored"] += added
-                self.c["rejected"] += len(ready) - added
-                self.rates[s].add(added)
-                self.owner.rate_all.add(added)
+                self.c["stored"] += n_trades
+                self.c["rejected"] += len(ready) - n_trades
+                self.rates[s].add(n_trades)
+                self.owner.rate_all.add(n_trades)
                 last = ready[-1]
                 self.last[s] = {"last_price": last.price, "last_id": last.agg_id,
                                 "last_trade_time": pd.Timestamp(last.time_ns, tz="UTC").isoformat()}
-            marks, self._marks[s] = self._marks[s], []
             if marks:
-                self.c["marks_stored"] += store.append(q, marks_to_batch(marks), kind="markprice", flush=False)
-                wrote = True
+                self.c["marks_stored"] += n_marks
                 m = marks[-1]
                 self.last.setdefault(s, {}).update({
                     "mark_price": m.mark_price, "funding_rate": m.funding_rate,
                     "next_funding_time": pd.Timestamp(m.next_funding_ns, tz="UTC").isoformat() if m.next_funding_ns else None,
                 })
-            funding, self._funding[s] = self._funding[s], []
-            if funding:
-                self.c["funding_stored"] += store.append(q, funding_to_batch(funding), kind="funding", flush=False)
-                wrote = True
-        if wrote:
-            store.flush()
+            self.c["funding_stored"] += n_funding
 
     def per_symbol(self) -> dict:
         return {self._store_symbol(s): {"ticks": self.rates[s].total, "ticks_per_s": self.rates[s].rate(),

@@ -22,6 +22,11 @@ each); every connection attempt of every connection goes through one
 come in the unit of ``time_unit`` (µs by default) over both the stream and REST, and the store
 notes it per symbol (``TickStore.time_units``).
 
+One writer thread: every store write (appends, the flush that makes them durable, segment
+seals, gap records, repair merges) and alert evaluation run in order on one thread fed by the
+loop (:meth:`Recorder._submit`), so the loop keeps reading the sockets while HDF5 works. The
+loop only drains the sequencers and hands the batches over; the store keeps one writer.
+
 Overflow policy: the stream's queue is bounded and applies back-pressure to the socket
 (nothing is dropped in the process); if the exchange cuts a slow reader, the ids it skipped
 come back through the normal gap repair.
@@ -34,6 +39,7 @@ import contextlib
 import logging
 import os
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -70,6 +76,9 @@ from quantlab.status import write_status
 from quantlab.store import TickStore
 
 log = logging.getLogger("quantlab.recorder")
+
+#: the ingest loop lets the other tasks run after this many events in a row
+YIELD_EVERY = 200
 
 
 @dataclass
@@ -162,6 +171,9 @@ class Recorder:
         self.streams: list[BinanceStream] = []
         self._unit_noted: set[str] = set()
         self.alerts = None
+        #: the one thread that touches the store (and the alert service) while recording
+        self._writer = ThreadPoolExecutor(1, thread_name_prefix="quantlab-writer")
+        self._inflight: tuple[_FlushJob, Future] | None = None
 
     # ------------------------------------------------------------------ control
     def stop(self) -> None:
@@ -296,7 +308,9 @@ class Recorder:
                 for t in [*tasks, *self._backfills.values()]:
                     t.cancel()
                 await asyncio.gather(*tasks, *self._backfills.values(), return_exceptions=True)
-                self._flush()
+                self._finish_inflight()
+                self._writer.shutdown(wait=True)  # queued gap records and merges are written
+                self._flush()  # the writer thread is done: the rest is written here
                 held = sum(s.held for s in self.seqs.values()) + sum(
                     q.held for feed in self.feeds for q in feed.seqs.values())
                 if held:
@@ -313,6 +327,7 @@ class Recorder:
                     raise failure
                 return 0
         finally:
+            self._writer.shutdown(wait=True)
             if self.alerts is not None:
                 try:
                     self.alerts.close()
@@ -350,8 +365,14 @@ class Recorder:
     # ------------------------------------------------------------------ ingest
     async def _consume(self, stream: BinanceStream) -> None:
         seqs = self.seqs
+        n = 0
         try:
             async for ev in stream:
+                n += 1
+                if n % YIELD_EVERY == 0:
+                    # frames already buffered are returned without a suspension point: after a
+                    # backlog this loop would keep every other task waiting until it is read
+                    await asyncio.sleep(0)
                 if type(ev) is Trade:
                     seq = seqs.get(ev.symbol)
                     if seq is None:
@@ -460,7 +481,7 @@ class Recorder:
             else:
                 reason_log = reason
             log.warning("%s: ids %d..%d kept open (%s); repaired later", symbol, first, last, reason_log)
-        self.store.add_gap(symbol, first, last, reason, permanent=False)
+        self._submit(self.store.add_gap, symbol, first, last, reason, permanent=False)
         if auto:
             self._open.append(_OpenGap(symbol, first, last, self._repair_delays()))
             self._repair_wake.set()
@@ -511,7 +532,8 @@ class Recorder:
                 log.info("%s: open gap %d..%d not repaired yet (%s)", og.symbol, og.first, og.last, exc)
                 continue
             self._open.remove(og)
-            added = settle(self.store, fill, pending_reason="not served yet (Binance's trade history lags)")
+            added = await asyncio.shield(asyncio.wrap_future(self._submit(
+                settle, self.store, fill, pending_reason="not served yet (Binance's trade history lags)")))
             self.c["backfilled"] += added
             for a, b in fill.gone:
                 self.c["gaps_unrepaired"] += 1
@@ -537,7 +559,15 @@ class Recorder:
         self.c["gaps_unrepaired"] += 1
         log.error("%s: ids %d..%d could not be backfilled (%s); recorded as a gap",
                   self._store_symbol(symbol), first, last, reason)
-        self.store.add_gap(self._store_symbol(symbol), first, last, reason, permanent=True)
+        self._submit(self.store.add_gap, self._store_symbol(symbol), first, last, reason, permanent=True)
+
+    def _submit(self, fn, *args, **kwargs) -> Future:
+        """Run ``fn`` on the writer thread, after every store write submitted before it (a gap
+        is recorded before the trades it releases are appended); a failure is logged."""
+        owner = getattr(self, "owner", self)  # a futures feed writes through its recorder's thread
+        fut = owner._writer.submit(fn, *args, **kwargs)
+        fut.add_done_callback(_log_failure)
+        return fut
 
     # ------------------------------------------------------------------ storage
     async def _flush_loop(self) -> None:
@@ -547,41 +577,54 @@ class Recorder:
             # a flush that took long eats into the wait: receipt-to-durable stays near the interval
             await asyncio.sleep(max(0.01, self.cfg.flush_interval_s - took))
             t0 = loop.time()
-            self._flush()
+            job = self._prepare_flush()
+            fut = self._writer.submit(job.write)
+            self._inflight = (job, fut)
+            # shielded: a stop while the writer works must not drop the drained trades
+            result = await asyncio.shield(asyncio.wrap_future(fut))
+            self._inflight = None
+            self._account_flush(job, result)
             took = loop.time() - t0
-            if self.alerts is not None:
-                try:
-                    self.alerts.poll_rules()
-                except Exception:  # noqa: BLE001 - alerts never stop ingestion
-                    self.c["alert_errors"] += 1
-                    log.exception("alert rules could not be reloaded")
+
+    def _finish_inflight(self) -> None:
+        """At stop: wait for the flush the writer thread is doing and count what it stored."""
+        if self._inflight is None:
+            return
+        job, fut = self._inflight
+        self._inflight = None
+        try:
+            self._account_flush(job, fut.result())
+        except Exception:  # noqa: BLE001 - logged by _log_failure; the store closes anyway
+            log.exception("the last flush failed")
 
     def _flush(self) -> None:
-        # Append every symbol, then make them durable with one store flush: a flush per
-        # append re-flushed every open table, O(symbols^2) per cycle (~2 s at 300 symbols).
-        for feed in self.feeds:  # futures: aggregate trades, mark prices, funding
-            feed.flush()
+        """Flush synchronously on the calling thread (at stop, once the writer thread is done)."""
+        job = self._prepare_flush()
+        self._account_flush(job, job.write())
+
+    def _prepare_flush(self) -> _FlushJob:
+        """On the loop: drain what every sequencer has ready (cheap; no I/O)."""
         batches = []
         for symbol, seq in self.seqs.items():
             ready = seq.drain()
-            if not ready:
-                continue
-            cols = trades_to_columns(ready)
-            if symbol not in self._unit_noted:
-                self.store.note_time_unit(symbol, self.cfg.time_unit or "MILLISECOND",
-                                          int(cols["trade_id"][0]))
-                self._unit_noted.add(symbol)
-            batches.append((symbol, cols, self.store.append(symbol, cols, flush=False)))
-        if not batches:
+            if ready:
+                batches.append((symbol, trades_to_columns(ready)))
+        return _FlushJob(self, batches, [feed.prepare_flush() for feed in self.feeds])
+
+    def _account_flush(self, job: _FlushJob, result: _FlushResult) -> None:
+        """On the loop: counters, rates and latencies of a flush the writer finished."""
+        for feed, prepared, added in zip(self.feeds, job.feeds, result.feeds, strict=True):
+            feed.account_flush(prepared, added)
+        if not job.batches:
             return
-        self.store.flush()  # durable and visible on return
-        durable = time.time_ns()
-        recv = np.concatenate([cols["recv_time"] for _, cols, _ in batches])
-        self.lat_durable.add(durable - recv)
-        ev = np.concatenate([cols["event_time"] for _, cols, _ in batches])
+        recv = np.concatenate([cols["recv_time"] for _, cols in job.batches])
+        self.lat_durable.add(result.durable_ns - recv)
+        ev = np.concatenate([cols["event_time"] for _, cols in job.batches])
         live = ev != np.iinfo(np.int64).min
         self.lat_exchange.add(recv[live] - ev[live])
-        for symbol, cols, added in batches:
+        self.c["alerts_fired"] += result.alerts_fired
+        self.c["alert_errors"] += result.alert_errors
+        for (symbol, cols), added in zip(job.batches, result.added, strict=True):
             self._account(symbol, cols, added)
 
     def _account(self, symbol: str, cols: dict[str, np.ndarray], added: int) -> None:
@@ -594,13 +637,6 @@ class Recorder:
             "last_trade_time_ns": int(cols["time"][-1]),
             "last_id": int(cols["trade_id"][-1]),
         }
-        if self.alerts is not None:
-            try:
-                frame = pd.DataFrame(cols)
-                self.c["alerts_fired"] += len(self.alerts.process_trades(symbol, frame))
-            except Exception:  # noqa: BLE001 - alerts never stop ingestion
-                self.c["alert_errors"] += 1
-                log.exception("alert evaluation failed for %s", symbol)
 
     # ------------------------------------------------------------------ status
     async def _status_loop(self) -> None:
@@ -675,6 +711,61 @@ class Recorder:
             if s in states:
                 return s
         return states[0] if states else self.state
+
+
+@dataclass
+class _FlushResult:
+    added: list[int]  # rows stored per spot batch
+    durable_ns: int = 0
+    feeds: list = field(default_factory=list)  # per futures feed: what it stored
+    alerts_fired: int = 0
+    alert_errors: int = 0
+
+
+@dataclass
+class _FlushJob:
+    """What one flush writes: drained on the loop, written by :meth:`write` on the writer thread.
+
+    All of it is appended, then one store flush makes it durable and visible (a flush per
+    append re-flushed every open table, O(symbols^2) per cycle); only tables that received
+    rows are flushed. Then the durable rows go to the alert rules, which never stop ingestion.
+    """
+
+    rec: Recorder
+    batches: list[tuple[str, dict[str, np.ndarray]]]
+    feeds: list
+
+    def write(self) -> _FlushResult:
+        rec, store = self.rec, self.rec.store
+        res = _FlushResult([], feeds=[feed.write_flush(p) for feed, p in zip(rec.feeds, self.feeds, strict=True)])
+        for symbol, cols in self.batches:
+            if symbol not in rec._unit_noted:
+                store.note_time_unit(symbol, rec.cfg.time_unit or "MILLISECOND", int(cols["trade_id"][0]))
+                rec._unit_noted.add(symbol)
+            res.added.append(store.append(symbol, cols, flush=False))
+        if self.batches or any(res.feeds):
+            store.flush()  # durable and visible on return
+        res.durable_ns = time.time_ns()
+        if rec.alerts is not None:
+            for (symbol, cols), added in zip(self.batches, res.added, strict=True):
+                if not added or not rec.alerts.engine.watches(symbol):
+                    continue
+                try:
+                    res.alerts_fired += len(rec.alerts.process_trades(symbol, pd.DataFrame(cols)))
+                except Exception:  # noqa: BLE001 - alerts never stop ingestion
+                    res.alert_errors += 1
+                    log.exception("alert evaluation failed for %s", symbol)
+            try:
+                rec.alerts.poll_rules()
+            except Exception:  # noqa: BLE001 - alerts never stop ingestion
+                res.alert_errors += 1
+                log.exception("alert rules could not be reloaded")
+        return res
+
+
+def _log_failure(fut: Future) -> None:
+    if not fut.cancelled() and fut.exception() is not None:
+        log.error("store write failed: %s", fut.exception(), exc_info=fut.exception())
 
 
 @dataclass

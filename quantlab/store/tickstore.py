@@ -341,14 +341,19 @@ class TickStore:
 
     # ------------------------------------------------------------------ reading
     def _active_batch(self, folder: Path, schema: TableSchema, start_ns, end_ns) -> Batch:
-        path = folder / seg.ACTIVE
         table = self._tables.get(folder)
         if table is not None and table.active is not None:  # our own writer's segment
             return seg.read_active_file(table.active.file, schema, start_ns, end_ns)
+        f = self._active_handle(folder / seg.ACTIVE)
+        return {} if f is None else seg.read_active_file(f, schema, start_ns, end_ns)
+
+    def _active_handle(self, path: Path) -> h5py.File | None:
+        """A reader's SWMR handle on an active segment (cached; reopened when the file was
+        replaced), or None when there is none. Opens only: no data is read."""
         try:
             ino = path.stat().st_ino
         except FileNotFoundError:
-            return {}
+            return None
         cached = self._active_handles.get(path)
         if cached is None or cached[0] != ino:
             if cached is not None:
@@ -356,14 +361,14 @@ class TickStore:
             try:
                 f = h5py.File(path, "r", swmr=True)
             except FileNotFoundError:
-                return {}
+                return None
             except OSError as exc:
                 if not path.exists():
-                    return {}
+                    return None
                 raise StoreCorruptError(f"cannot open {path}: {exc}") from exc
             self._active_handles[path] = (ino, f)
             cached = (ino, f)
-        return seg.read_active_file(cached[1], schema, start_ns, end_ns)
+        return cached[1]
 
     def _read_batch(self, folder: Path, schema: TableSchema, start_ns, end_ns) -> Batch:
         for attempt in range(5):
@@ -425,12 +430,11 @@ class TickStore:
     def _active_after(self, folder: Path, schema: TableSchema, after_id: int | None) -> Batch:
         if self._tables.get(folder) is not None:
             return self._active_batch(folder, schema, None, None)  # the writer's own segment
-        self._active_batch(folder, schema, 0, 0)  # opens or reopens the handle (inode check)
         path = folder / seg.ACTIVE
-        cached = self._active_handles.get(path)
-        if cached is None:
+        f = self._active_handle(path)  # opens or reopens the handle (inode check); reads nothing
+        if f is None:
             return {}
-        ino, f = cached
+        ino = self._active_handles[path][0]
         cursor = self._cursors.get(path)
         if cursor is not None and cursor[0] == ino and cursor[2] == after_id:
             lo = cursor[1]
