@@ -190,8 +190,8 @@ def test_fsync_policies(tmp_path, monkeypatch):
     batch = {"trade_id": [1], "time": [T0], "price": [1.0], "qty": [1.0], "is_buyer_maker": [True]}
 
     def appends(policy, n=3):
-        calls.clear()
         st = TickStore(tmp_path / policy, mode="a", fsync=policy)
+        calls.clear()  # creating the store writes store.json durably, whatever the policy
         for k in range(n):
             st.append("BTCUSDT", {**batch, "trade_id": [k + 1], "time": [T0 + k]})
         during = len(calls)
