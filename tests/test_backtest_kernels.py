@@ -42,12 +42,15 @@ def test_numba_equals_python(seed, max_hold, slip):
 
 
 def test_expanding_ols_matches_least_squares_and_numba():
+    # the one expanding-OLS kernel (analytics; PairSpec(hedge="expanding_ols") runs it)
+    from quantlab.analytics import kernels as ak
+
     rng = np.random.default_rng(3)
     n = 400
     x = 2680 + np.cumsum(rng.normal(0, 1, n))
     y = 23 * x + 100 + rng.normal(0, 5, n)
-    b_nb, a_nb = k.expanding_ols_nb(y, x, 30)
-    b_py, a_py = k.expanding_ols_py(y, x, 30)
+    b_nb, a_nb = ak.expanding_ols_from(y, x, 30, 0.0, 0.0, 0.0, 0.0, 0.0)[:2]
+    b_py, a_py = ak.expanding_ols_from_py(y, x, 30, 0.0, 0.0, 0.0, 0.0, 0.0)[:2]
     np.testing.assert_array_equal(b_nb, b_py)
     np.testing.assert_array_equal(a_nb, a_py)
     assert np.isnan(b_nb[:29]).all() and not np.isnan(b_nb[29:]).any()

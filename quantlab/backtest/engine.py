@@ -417,7 +417,7 @@ def _simulate(yv: np.ndarray, xv: np.ndarray, z: np.ndarray, beta: np.ndarray,
     fills, then borrow and funding from the units held (they change no fill), slippage
     split out of the fill prices; ``trades`` has :data:`TRADE_COLUMNS` and ``per_bar`` the
     per-bar ``slippage``, ``borrow`` and ``funding``."""
-    decide, execute, _ = _k.get_kernels(use_numba)
+    decide, execute = _k.get_kernels(use_numba)
     entry, exit_, stop, hold = rules
     # plain floats and ints: one compiled specialisation whatever the caller passed
     target, reason = decide(z, float(entry), float(exit_), float(stop), int(hold))

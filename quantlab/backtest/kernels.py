@@ -26,9 +26,7 @@ Two kernels, applied in order:
     The equity-curve statistics of :func:`quantlab.backtest.metrics.compute_stats` in one
     pass (mean, std and downside deviation of bar returns, max drawdown and its duration).
 
-``expanding_ols(y, x, min_periods) -> (beta, alpha)``
-    Expanding-window OLS of y on x with intercept (Welford updates; NaN before
-    ``min_periods`` observations or when x has not varied yet).
+Hedges (expanding OLS included) are :mod:`quantlab.analytics` kernels, through ``PairSpec``.
 """
 
 from __future__ import annotations
@@ -209,30 +207,6 @@ def execute_py(y, x, target, reason, beta, capital, notional, fee_y, fee_x, slip
     return signal, units_y, units_x, equity, fees, traded, trades[:k].copy()
 
 
-def expanding_ols_py(y, x, min_periods):
-    """Expanding OLS ``y = alpha + beta * x`` using rows 0..t, by Welford's updates."""
-    n = y.shape[0]
-    beta = np.full(n, np.nan)
-    alpha = np.full(n, np.nan)
-    mx = 0.0
-    my = 0.0
-    sxx = 0.0
-    sxy = 0.0
-    for t in range(n):
-        k = t + 1
-        dx = x[t] - mx
-        dy = y[t] - my
-        mx += dx / k
-        my += dy / k
-        sxx += dx * (x[t] - mx)
-        sxy += dx * (y[t] - my)
-        if k >= min_periods and sxx > 0.0:
-            b = sxy / sxx
-            beta[t] = b
-            alpha[t] = my - b * mx
-    return beta, alpha
-
-
 def equity_stats_py(equity, risk_free):
     """One pass over an equity curve for the sweep's statistics.
 
@@ -288,15 +262,14 @@ except ImportError:  # pragma: no cover
 if njit is not None:
     decide_nb = njit(cache=True, nogil=True)(decide_py)
     execute_nb = njit(cache=True, nogil=True)(execute_py)
-    expanding_ols_nb = njit(cache=True, nogil=True)(expanding_ols_py)
     equity_stats_nb = njit(cache=True, nogil=True)(equity_stats_py)
 else:  # pragma: no cover
-    decide_nb, execute_nb, expanding_ols_nb = decide_py, execute_py, expanding_ols_py
+    decide_nb, execute_nb = decide_py, execute_py
     equity_stats_nb = equity_stats_py
 
 
 def get_kernels(use_numba: bool = True):
-    """``(decide, execute, expanding_ols)``: the numba versions, or the plain-Python ones."""
+    """``(decide, execute)``: the numba versions, or the plain-Python ones."""
     if use_numba:
-        return decide_nb, execute_nb, expanding_ols_nb
-    return decide_py, execute_py, expanding_ols_py
+        return decide_nb, execute_nb
+    return decide_py, execute_py
