@@ -49,26 +49,14 @@ machine (numba compiles for the host CPU).
 from __future__ import annotations
 
 import math
-import os
 
 import numpy as np
 from scipy.special import ndtr
 from statsmodels.tsa import adfvalues as _adfv
 
-try:  # numba is a hard dependency; QUANTLAB_NO_NUMBA=1 runs the block-numpy path
-    if os.environ.get("QUANTLAB_NO_NUMBA", "") in ("1", "true", "yes"):
-        raise ImportError("disabled by QUANTLAB_NO_NUMBA")
-    import numba
-
-    HAVE_NUMBA = True
-except ImportError:  # pragma: no cover
-    numba = None
-    HAVE_NUMBA = False
-
-
-def _jit(fn):
-    return numba.njit(cache=True, nogil=True)(fn)
-
+# numba is a hard dependency; QUANTLAB_NO_NUMBA=1 runs the block-numpy path (one switch,
+# read where the analytics kernels read it)
+from quantlab.analytics.kernels import HAVE_NUMBA, _jit
 
 DEFAULT_LAG = 4
 
