@@ -17,14 +17,9 @@ HELP = ("walk-forward: select pairs on each formation window, trade them on the 
 
 
 def add_arguments(p) -> None:
-    src = p.add_mutually_exclusive_group()
-    src.add_argument("--store", help="store directory (default: $QUANTLAB_STORE or ./data/store)")
-    src.add_argument("--closes", metavar="CSV",
-                     help="wide CSV of closing prices instead of a store (first column: time)")
-    p.add_argument("--symbols", help="comma-separated symbols (default: all in the store)")
-    p.add_argument("--timeframe", default="1m", help="bar size (default 1m)")
-    p.add_argument("--since", help="start: a duration back from now (90d, 2w) or a time")
-    p.add_argument("--until", help="end time (default: the last bar)")
+    from quantlab.commands.screen import add_closes_source
+
+    add_closes_source(p)
     p.add_argument("--formation", default="30D", help="formation window (default 30D)")
     p.add_argument("--trading", default="7D", help="trading window (default 7D)")
     p.add_argument("--step", help="roll folds by this (default: --trading)")

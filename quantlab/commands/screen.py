@@ -19,7 +19,9 @@ HELP = "Engle-Granger screen of every pair of symbols, ranked with FDR control (
 
 
 
-def add_arguments(p) -> None:
+def add_closes_source(p) -> None:
+    """The closes a verb works on (``screen``, ``research``): a store's bars or a wide CSV,
+    which symbols, which bars, which span."""
     src = p.add_mutually_exclusive_group()
     src.add_argument("--store", help="store directory (default: $QUANTLAB_STORE or ./data/store)")
     src.add_argument("--closes", metavar="CSV",
@@ -28,6 +30,10 @@ def add_arguments(p) -> None:
     p.add_argument("--timeframe", default="1m", help="bar size (default 1m)")
     p.add_argument("--since", help="start: a duration back from now (30d, 12h, 90m, 2w, 1M = a month) or a time")
     p.add_argument("--until", help="end time (default: the last bar)")
+
+
+def add_arguments(p) -> None:
+    add_closes_source(p)
     run = p.add_mutually_exclusive_group()
     run.add_argument("--workers", type=int, help="start a local Dask cluster of N worker processes")
     run.add_argument("--scheduler", metavar="ADDR",
