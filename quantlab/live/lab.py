@@ -509,7 +509,10 @@ class Lab:
         an hour of ticks per symbol each time stalled the loop for seconds with many symbols."""
         now = time.monotonic()
         cached = self._ref_prices.get(sym)
-        if cached is not None and now - cached[0] < self.REF_PRICE_TTL_S:
+        # the same reference for at most a TTL, and only for a time within a TTL of the one it
+        # was looked up for (stats() asks for "24 h ago", which moves 2 s a call)
+        if (cached is not None and now - cached[0] < self.REF_PRICE_TTL_S
+                and abs(t_ns - cached[1]) <= self.REF_PRICE_TTL_S * 10**9):
             return cached[2]
         price = None
         try:
