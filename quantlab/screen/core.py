@@ -164,15 +164,9 @@ def half_life_rows(s: np.ndarray) -> np.ndarray:
 
 
 def eg_block_numpy(z: np.ndarray, ii: np.ndarray, jj: np.ndarray, lag: int = DEFAULT_LAG) -> dict:
-    """The block-numpy form of :func:`eg_block` (used without numba). Statistics of the pairs ``(ii[p], jj[p])`` over all columns of ``z`` (k, n).
-
-    Returns a dict of (B,) arrays named by :data:`FIELDS`: for direction ``a`` (row ``ii``
-    regressed on row ``jj``) and ``b`` (the reverse): Engle-Granger statistic and p-value,
-    hedge ratio ``beta`` and intercept ``alpha`` (``y = alpha + beta x + spread``), the
-    spread's half-life in bars and its standard deviation (ddof=1, log units); the
-    correlation of one-bar log returns; and ``collinear`` (R^2 so close to 1 that
-    statsmodels reports stat ``-inf`` and p-value 0). Degenerate rows (a constant series)
-    give NaN, never a warning.
+    """The block-numpy form of :func:`eg_block` (used without numba): the same statistics of
+    the pairs ``(ii[p], jj[p])`` over all columns of ``z`` (k, n), the same dict of (B,)
+    arrays named by :data:`FIELDS` (see :func:`eg_block`), tested equal to it.
     """
     ii = np.asarray(ii, dtype=np.intp)
     jj = np.asarray(jj, dtype=np.intp)
