@@ -38,10 +38,10 @@ def plain_read(store: TickStore, symbol: str, start=None, end=None) -> pd.DataFr
     from quantlab.store.schema import concat
     from quantlab.store.tickstore import to_ns
 
-    folder = store._folder("trades", symbol)
+    folder = store._impl.layout.folder("trades", symbol)
     s, e = to_ns(start, "start"), to_ns(end, "end")
     parts = []
-    for info in store._segment_infos(folder):
+    for info in store._impl._segment_infos(folder):
         with h5py.File(info.path, "r") as f:
             parts.append(seg._read_range(f, TRADES, info.rows, info.time_sorted, s, e))
     return to_frame(concat(parts), TRADES)
@@ -67,7 +67,7 @@ def three_segments(real_data, tmp_path):
 def test_range_read_inside_one_segment_is_mapped_and_equal_to_the_plain_read(three_segments):
     path, ticks = three_segments
     st = TickStore(path)
-    assert len(st._segment_infos(st._folder("trades", "BTCUSDT"))) == 3
+    assert len(st._impl._segment_infos(st._impl.layout.folder("trades", "BTCUSDT"))) == 3
     t = ticks["time"]
     start, end = pd.Timestamp(int(t[2_300]), tz="UTC"), pd.Timestamp(int(t[4_000]), tz="UTC")
     got = st.read("BTCUSDT", start, end)
@@ -112,7 +112,7 @@ def test_compressed_store_returns_exactly_what_the_plain_store_returns(real_data
             st.append("BTCUSDT", imported)
         stores[comp] = TickStore(path)
     plain, packed = stores[None], stores[compression]
-    infos = packed._segment_infos(packed._folder("trades", "BTCUSDT"))
+    infos = packed._impl._segment_infos(packed._impl.layout.folder("trades", "BTCUSDT"))
     with h5py.File(infos[0].path) as f:
         assert f["price"].chunks is not None  # really compressed
     t = ticks["time"]
