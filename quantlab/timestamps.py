@@ -64,3 +64,16 @@ def to_ns(value: Any, name: str = "time", *, unit: str | None = None) -> int | N
         raise ValueError(f"{name}: NaT is not a time")
     ts = ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
     return int(ts.value)
+
+
+def in_window(t: np.ndarray, start_ns: int | None, end_ns: int | None) -> np.ndarray:
+    """Bool mask of the int64 ns times ``t`` with ``start_ns <= t < end_ns`` (None: that side
+    unbounded): the one half-open window of reads by time (unsorted times; sorted ones use
+    ``np.searchsorted`` with the same sides, "left" for both bounds)."""
+    t = np.asarray(t)
+    sel = np.ones(len(t), dtype=bool)
+    if start_ns is not None:
+        sel &= t >= start_ns
+    if end_ns is not None:
+        sel &= t < end_ns
+    return sel

@@ -48,8 +48,7 @@ from quantlab.live.process import spawn_recorder, stop_process
 from quantlab.live.ring import TickRing
 from quantlab.meters import LatencyWindow
 from quantlab.status import read_status
-from quantlab.store import TickStore, writer_pid
-from quantlab.store.schema import to_frame
+from quantlab.store import TickRows, TickStore, writer_pid
 from quantlab.symbols import parse_symbol
 from quantlab.timeframes import parse_timeframe
 from quantlab.timestamps import NAT_NS, to_ns
@@ -418,7 +417,7 @@ class Lab:
             ring = self._rings[s]
             batch = ring.snapshot(last)
             first = ring.first_time
-        frame = to_frame(batch)
+        frame = TickRows(batch).to_frame()
         if since is not None:
             since_ns = to_ns(since, "since")
             if first is None or since_ns < first:
@@ -575,12 +574,10 @@ def _read_ticks(store, sym: str, **kw) -> pd.DataFrame:
 
 def _read_ticks_after(store, sym: str, after_id: int | None) -> dict:
     if ":" not in sym:
-        return store.read_after(sym, after_id)
-    batch = store.read_after(sym, after_id, kind="aggtrades")
-    if batch and "agg_id" in batch:
-        batch = {"trade_id" if k == "agg_id" else k: v for k, v in batch.items()
-                 if k not in ("first_trade_id", "last_trade_id")}
-    return batch
+        return dict(store.read_after(sym, after_id).arrays)
+    rows = store.read_after(sym, after_id, kind="aggtrades")
+    return {"trade_id" if k == "agg_id" else k: v for k, v in rows.arrays.items()
+            if k not in ("first_trade_id", "last_trade_id")}
 
 
 def _frame_to_batch(frame: pd.DataFrame) -> dict:

@@ -21,6 +21,7 @@ import pandas as pd
 from quantlab.errors import LayoutError, StoreCorruptError
 from quantlab.store.bars import Partials, partials_to_bars, reduce_partials
 from quantlab.timeframes import Timeframe, parse_timeframe
+from quantlab.timestamps import in_window
 
 _DAY_NS = 86_400 * 1_000_000_000
 
@@ -124,12 +125,7 @@ def klines_to_bars(k: dict[str, np.ndarray], interval: Timeframe, tf: Timeframe,
     if not nests(interval, tf):
         raise ValueError(f"timeframe: klines at {interval} cannot make {tf} bars; "
                          f"ask for {interval} or a multiple of it")
-    t = k["open_time"]
-    sel = np.ones(len(t), dtype=bool)
-    if start_ns is not None:
-        sel &= t >= start_ns
-    if end_ns is not None:
-        sel &= t < end_ns
+    sel = in_window(k["open_time"], start_ns, end_ns)
     return partials_to_bars(kline_partials({name: v[sel] for name, v in k.items()}, tf), tf)
 
 

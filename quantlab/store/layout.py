@@ -12,18 +12,20 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from quantlab.errors import StoreCorruptError, StoreIdentityError, UnknownSymbolError
 from quantlab.store.schema import SCHEMAS, TableSchema
 from quantlab.symbols import MARKETS, Symbol, parse_symbol
 
-FORMAT = {"format": "quantlab-store", "version": 1}
+FORMAT: dict[str, Any] = {"format": "quantlab-store", "version": 1}
 SOURCES = ("binance", "demo")  # real exchange data (live or imported) | simulated
 LEGACY_SOURCE = "binance"  # a store without a source (release 0.1) holds real data
 
 
-def read_json(path: Path, default):
+def read_json(path: Path, default: Any) -> Any:
     """The JSON document at ``path``, ``default`` when there is none (StoreCorruptError when
     it is not JSON)."""
     try:
@@ -142,7 +144,7 @@ class Layout:
             )
         return folder
 
-    def table_folders(self):
+    def table_folders(self) -> Iterator[tuple[Path, str, TableSchema]]:
         """Every existing table folder: ``(folder, kind, schema)`` (what a new writer salvages)."""
         for market in MARKETS:
             for kind, schema in SCHEMAS.items():

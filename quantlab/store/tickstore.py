@@ -47,7 +47,7 @@ from quantlab.store.layout import (
     store_source,
 )
 from quantlab.store.reader import StoreReader
-from quantlab.store.schema import Batch
+from quantlab.store.rows import TickRows
 from quantlab.store.writer import (
     DEFAULT_FSYNC,
     DIRECT_SEAL_ROWS,
@@ -172,8 +172,11 @@ class TickStore:
         """
         return self._impl.read(symbol, start, end, kind=kind)
 
-    def read_after(self, symbol: str, after_id: int | None, *, kind: str = "trades") -> Batch:
-        """Column batch of the rows with id > ``after_id``: what a follower polls for.
+    def read_after(self, symbol: str, after_id: int | None, *, kind: str = "trades") -> TickRows:
+        """The rows of ``symbol`` with id > ``after_id`` (None: all), sorted by id, as
+        :class:`~quantlab.store.rows.TickRows` (numpy columns; ``rows.last_id`` is the next
+        ``after_id``; ``rows.to_frame()`` the frame :meth:`read` returns): what a follower
+        polls for. No rows (or no such symbol yet): an empty ``TickRows``.
 
         Cheap when called repeatedly with the last id it returned: the active segment is
         read from the row after the previous call's last one, sealed segments only when a

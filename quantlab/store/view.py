@@ -22,6 +22,7 @@ from quantlab.store.bars import bars_from_arrays, combine_sources, reduce_partia
 from quantlab.store.klines import interval_files, klines_to_bars, nests, read_klines
 from quantlab.store.layout import LEGACY_SOURCE, Layout, read_json, schema_of, store_source
 from quantlab.store.lock import writer_pid
+from quantlab.store.rows import TickRows
 from quantlab.store.schema import (
     SCHEMAS,
     TRADES,
@@ -35,7 +36,7 @@ from quantlab.store.schema import (
 )
 from quantlab.symbols import parse_symbol
 from quantlab.timeframes import parse_timeframe
-from quantlab.timestamps import to_ns
+from quantlab.timestamps import in_window, to_ns
 
 
 class StoreView:
@@ -117,12 +118,12 @@ class StoreView:
             raise ValueError(f"end ({end}) is before start ({start})")
         return to_frame(self._read_batch(folder, schema, start_ns, end_ns), schema)
 
-    def read_after(self, symbol: str, after_id: int | None, *, kind: str = "trades") -> Batch:
+    def read_after(self, symbol: str, after_id: int | None, *, kind: str = "trades") -> TickRows:
         """As :meth:`TickStore.read_after <quantlab.store.TickStore.read_after>`."""
         schema = schema_of(kind)
         folder = self.layout.folder(kind, symbol)
         if not folder.is_dir():
-            return {}
+            return TickRows({}, kind)
         parts = []
         for info in self._segment_infos(folder):
             if after_id is not None and info.last_id <= after_id:
@@ -131,11 +132,11 @@ class StoreView:
         parts.append(self._active_after(folder, schema, after_id))
         batch = sort_unique(concat(parts), schema.id)
         if not batch:
-            return batch
+            return TickRows({}, kind)
         ids = batch[schema.id]
         if after_id is not None and len(ids) and ids[0] <= after_id:
             batch = take(batch, slice(int(np.searchsorted(ids, after_id, "right")), None))
-        return batch
+        return TickRows(batch, kind)
 
     def last_trade_id(self, symbol: str, *, kind: str = "trades") -> int | None:
         """As :meth:`TickStore.last_trade_id <quantlab.store.TickStore.last_trade_id>`."""
@@ -207,13 +208,8 @@ class StoreView:
         lo = None if start_ns is None else int(tf.floor_ns(start_ns))
         hi = None if end_ns is None else int(tf.end_ns(end_ns - 1))
         k = read_klines(usable[0][1], ("open_time", "close", "close_time"))
-        t = k["open_time"]
-        sel = np.ones(len(t), dtype=bool)
-        if lo is not None:
-            sel &= t >= lo
-        if hi is not None:
-            sel &= t < hi
-        t = t[sel]
+        sel = in_window(k["open_time"], lo, hi)
+        t = k["open_time"][sel]
         p = reduce_partials({"bucket": tf.bucket(t), "close": np.asarray(k["close"][sel], dtype=np.float64),
                              "close_t": np.asarray(k["close_time"][sel], dtype=np.int64)})
         index = seg_schema.utc_index(tf.bucket_open(p["bucket"]), "time")
