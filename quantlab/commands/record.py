@@ -14,8 +14,12 @@ recorder their URLs in a new config; the recorder itself only records from the U
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
 from quantlab.config import settings
+
+if TYPE_CHECKING:
+    from quantlab.recorder import RecorderConfig
 
 NAME = "record"
 HELP = "record live trades into the store until stopped (SIGINT/SIGTERM) or for --duration seconds"
@@ -105,7 +109,7 @@ def run(args: argparse.Namespace) -> int:
     return asyncio.run(_record(config, demo_rate))
 
 
-async def _record(config, demo_rate: float | None) -> int:
+async def _record(config: RecorderConfig, demo_rate: float | None) -> int:
     """Record with ``config``; with ``demo_rate`` (trades/s) from simulators started here that
     continue the store's ids and prices (:func:`quantlab.sim.compose.demo_exchanges`)."""
     import asyncio
