@@ -59,7 +59,7 @@ def test_the_store_is_read_once_by_a_reader_while_its_writer_holds_the_lock(tmp_
         tail = store_tail(store, ["BTCUSDT", "ETHUSDT", "um:BTCUSDT"])
         assert writer_pid(store) is not None
     assert tail.last_ids == {"BTCUSDT": 1100, "ETHUSDT": 2100}
-    assert tail.prices == {"BTCUSDT": BTC, "ETHUSDT": ETH}
+    assert tail.prices == {"BTCUSDT": BTC, "ETHUSDT": ETH, "um:BTCUSDT": PERP}
     assert tail.next_agg_ids == {"um:BTCUSDT": 601}
     # only the symbols asked for continue (a store may hold more)
     assert store_tail(store, ["ETHUSDT"]).last_ids == {"ETHUSDT": 2100}
@@ -83,8 +83,11 @@ def test_the_demo_market_continues_ids_and_prices_and_a_perp_starts_at_its_spot(
     spot = demo_market(["BTCUSDT", "ETHUSDT"], tail, rate=10, seed=1)
     assert spot.first_ids == {"BTCUSDT": 1101, "ETHUSDT": 2101}
     assert spot.start_prices == {"BTCUSDT": BTC, "ETHUSDT": ETH}
+    tail = dataclasses.replace(tail, prices={**tail.prices, "um:BTCUSDT": PERP})
     mixed = demo_market(["BTCUSDT", "um:BTCUSDT"], tail, rate=10, seed=1)
     assert mixed.start_prices["um:BTCUSDT"] == BTC  # the basis restarts at zero
+    alone = demo_market(["um:BTCUSDT"], tail, rate=10, seed=1)
+    assert alone.start_prices == {"um:BTCUSDT": PERP}  # recorded without its spot: its own price
     # spot only: some prices stored but not all -> none used, the planted pairs keep their relation
     part = demo_market(["BTCUSDT", "ETHUSDT"], StoreTail({"BTCUSDT": 1100}, {"BTCUSDT": BTC}), rate=10, seed=1)
     assert part.start_prices["BTCUSDT"] != BTC and part.first_ids["BTCUSDT"] == 1101

@@ -38,9 +38,10 @@ log = logging.getLogger("quantlab.sim.compose")
 
 @dataclass(frozen=True)
 class StoreTail:
-    """Where a demo store ends: ``last_ids`` and ``prices`` of the spot trades (``{"BTCUSDT":
-    123}``, ``{"BTCUSDT": 100012.5}``) and the next aggregate id of each perp
-    (``{"um:BTCUSDT": 4567}``). Empty for a new or empty store."""
+    """Where a demo store ends: ``last_ids`` of the spot trades (``{"BTCUSDT": 123}``), the
+    last ``prices`` of spot trades and perp aggregates (``{"BTCUSDT": 100012.5, "um:BTCUSDT":
+    100020.0}``) and the next aggregate id of each perp (``{"um:BTCUSDT": 4567}``). Empty for
+    a new or empty store."""
 
     last_ids: dict[str, int] = field(default_factory=dict)
     prices: dict[str, float] = field(default_factory=dict)
@@ -67,15 +68,17 @@ def store_tail(store: str | os.PathLike[str], symbols: Sequence[str]) -> StoreTa
 
     if check_source(store, "demo") is None:  # a new store: the simulators' defaults
         return StoreTail()
-    spot = [s.name for s in parse_symbols(list(symbols)) if s.is_spot]
+    syms = parse_symbols(list(symbols))
     with TickStore(store, source="demo") as reader:
         info = reader.info()  # an empty store has no rows: the defaults too
     trades = info[info["kind"] == "trades"].set_index("symbol")
     aggs = info[info["kind"] == "aggtrades"].set_index("symbol")
-    held = [s for s in spot if s in trades.index]
+    held = [s.name for s in syms if s.is_spot and s.name in trades.index]
+    perps = [str(s) for s in syms if not s.is_spot and str(s) in aggs.index]
     return StoreTail(
         last_ids={s: int(trades.loc[s, "last_id"]) for s in held},
-        prices={s: float(trades.loc[s, "last_price"]) for s in held},
+        prices={**{s: float(trades.loc[s, "last_price"]) for s in held},
+                **{p: float(aggs.loc[p, "last_price"]) for p in perps}},
         next_agg_ids={s: int(aggs.loc[s, "last_id"]) + 1 for s in aggs.index},
     )
 
@@ -83,19 +86,24 @@ def store_tail(store: str | os.PathLike[str], symbols: Sequence[str]) -> StoreTa
 def demo_market(symbols: Sequence[str], tail: StoreTail, *, rate: float, seed: int | None = None) -> Synthetic:
     """The synthetic market that continues ``tail``: each spot symbol's ids at its last stored
     id + 1; prices at the stored ones (spot only: all of them or none, so the planted pairs keep
-    their relation; with perps, each perp at its spot's stored price). ``seed``: default the
-    current time, so each run draws new paths."""
+    their relation; a perp at its spot's stored price, or at its own without its spot).
+    ``seed``: default the current time, so each run draws new paths."""
     syms = parse_symbols(list(symbols))
     if any(s.market not in ("spot", "um") for s in syms):
         raise ValueError("symbols: the demo source simulates spot and USD-M (um:) symbols only")
     spot = [s.name for s in syms if s.is_spot]
     perps = [str(s) for s in syms if not s.is_spot]
+    stored = {s: tail.prices[s] for s in spot if s in tail.prices}
     if perps:
-        start = dict(tail.prices)  # a perp restarts at its spot's stored price: the basis starts at 0
-        start.update({p: tail.prices[p.partition(":")[2]] for p in perps if p.partition(":")[2] in tail.prices})
-        prices = start or None
+        # a perp restarts at its spot's stored price (the basis restarts at zero), recorded
+        # without its spot at its own last price
+        for p in perps:
+            price = tail.prices.get(p.partition(":")[2] if p.partition(":")[2] in spot else p)
+            if price is not None:
+                stored[p] = price
+        prices = stored or None
     else:
-        prices = tail.prices if len(tail.prices) == len(spot) else None
+        prices = stored if len(stored) == len(spot) else None
     source = Synthetic([*spot, *perps], rate=rate, seed=int(time.time()) if seed is None else seed,
                        prices=prices)
     for s, last in tail.last_ids.items():
