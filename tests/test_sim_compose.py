@@ -9,6 +9,7 @@ never changes its caller's config.
 from __future__ import annotations
 
 import asyncio
+import copy
 import dataclasses
 import json
 import subprocess
@@ -20,7 +21,7 @@ import pytest
 
 from quantlab.commands.record import _record
 from quantlab.errors import StoreIdentityError
-from quantlab.recorder import RecorderConfig
+from quantlab.recorder import Recorder, RecorderConfig
 from quantlab.sim.compose import StoreTail, demo_exchanges, demo_market, store_tail
 from quantlab.store import TickStore, writer_pid
 
@@ -101,10 +102,20 @@ def test_record_demo_continues_the_stores_ids_and_prices_and_leaves_its_config_a
     config = RecorderConfig(store=store, symbols=["BTCUSDT", "ETHUSDT", "um:BTCUSDT"], store_source="demo",
                             ws_url="wss://stream.binance.com:9443", rest_url="https://api.binance.com",
                             label="demo", duration_s=2.5, alerts=False)
-    before = dataclasses.replace(config, symbols=list(config.symbols), futures_urls=dict(config.futures_urls))
-    for run in range(2):  # the second run continues what the first recorded
-        assert asyncio.run(_record(config, 60.0)) == 0, run
-        assert config == before, "the caller's config was changed"
+    before = copy.deepcopy(config)
+    assert asyncio.run(_record(config, 60.0)) == 0  # the command's path
+    assert config == before, "record changed its caller's config"
+
+    async def by_hand() -> tuple[int, RecorderConfig]:  # the second run continues the first
+        async with demo_exchanges(store, config.symbols, rate=60.0) as ep:
+            given = dataclasses.replace(config, ws_url=ep.ws_url, rest_url=ep.rest_url, futures_urls=ep.futures_urls)
+            snapshot = copy.deepcopy(given)
+            code = await Recorder(given).run()
+            assert given == snapshot, "the recorder changed its config"
+            return code, given
+
+    code, given = asyncio.run(by_hand())
+    assert code == 0 and given.ws_url.startswith("ws://127.0.0.1:")
 
     status = json.loads((store / "status.json").read_text())
     assert status["ws_url"].startswith("ws://127.0.0.1:")  # recorded from the simulator
