@@ -57,6 +57,27 @@ def test_inversion_kernels_equal():
     assert_array_equal(s1, s2)
 
 
+def test_one_merge_counts_the_inversions_and_lists_their_slopes():
+    """Counting and listing are one merge sort: ``total=0`` only counts; a listing of the
+    first ``total`` inverted pairs is a prefix of the full one; the full one holds exactly
+    the slopes of the inverted pairs (brute force), computed as scipy does."""
+    rs = np.random.default_rng(4)
+    n = 200
+    seq = rs.permutation(n).astype(np.int64)
+    ids = rs.permutation(n).astype(np.int64)
+    y, x = _data(n, seed=5)
+    pairs = [(p, q) for p in range(n) for q in range(p + 1, n) if seq[p] > seq[q]]
+    for fn in (kernels.inversion_slopes, kernels.inversion_slopes_py):
+        none, count = fn(seq, ids, x, y, 0)
+        assert none.size == 0 and count == len(pairs) == kernels.count_inversions(seq)
+        full, count_full = fn(seq, ids, x, y, len(pairs))
+        part, count_part = fn(seq, ids, x, y, 100)
+        assert count_full == count_part == len(pairs)
+        assert_array_equal(part, full[:100])
+        brute = [(y[ids[seq[p]]] - y[ids[seq[q]]]) / (x[ids[seq[p]]] - x[ids[seq[q]]]) for p, q in pairs]
+        assert_array_equal(np.sort(full), np.sort(brute))
+
+
 def test_theilsen_paths_equal():
     y, x = _data(2500)
     a = theilsen.theil_sen_slope(x, y, brute_n=10)

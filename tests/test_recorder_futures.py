@@ -199,3 +199,30 @@ def test_futures_through_a_sixty_second_stall_at_binance_timings(tmp_path):
     assert assert_funding_stored(tmp_path / "s", funding, t0, t1 - pd.Timedelta(seconds=6)) >= 8
     print(f"\n60 s stall survived: {sim}\nrecorder: {status['reconnects']=} "
           f"{status['gaps_repaired']=} {status['backfilled']=} stored={counts}")
+
+
+def test_the_status_keeps_a_perps_mark_price_and_funding_between_mark_updates(tmp_path):
+    """Marks come once a second, trades every flush: a flush with trades only replaced the
+    symbol's status entry, so status.json lost mark_price/funding_rate/next_funding_time
+    for most of each second."""
+    from quantlab.binance.futures import MarkPrice
+    from quantlab.binance.protocol import AggTrade
+    from quantlab.recorder.futures import FuturesFeed
+
+    rec = Recorder(RecorderConfig(store=tmp_path / "s", symbols=["um:BTCUSDT"], ws_url="ws://127.0.0.1:1",
+                                  rest_url="http://127.0.0.1:1"))
+    feed = FuturesFeed(rec, "um", ["BTCUSDT"], "ws://127.0.0.1:1/market", "http://127.0.0.1:1")
+    rec.feeds.append(feed)
+    now = time.time_ns()
+    nxt = now + 3600 * 10**9
+
+    def trade(i: int) -> AggTrade:
+        return AggTrade("BTCUSDT", i, 100_000.0 + i, 0.01, 3 * i, 3 * i + 2, False, now + i, now + i, now + i)
+
+    mark = MarkPrice("BTCUSDT", now, 100_001.5, 100_000.5, 100_001.0, 0.0001, nxt, now)
+    feed.account_flush([("BTCUSDT", [trade(1)], [mark], [])], [(1, 1, 0)])
+    feed.account_flush([("BTCUSDT", [trade(2)], [], [])], [(1, 0, 0)])  # trades, no new mark
+    row = rec.status()["per_symbol"]["um:BTCUSDT"]
+    assert row["last_id"] == 2 and row["last_price"] == 100_002.0
+    assert row["mark_price"] == 100_001.5 and row["funding_rate"] == 0.0001
+    assert row["next_funding_time"] == pd.Timestamp(nxt, tz="UTC").isoformat()

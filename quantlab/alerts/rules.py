@@ -26,6 +26,8 @@ import re
 from dataclasses import asdict, dataclass, fields
 from typing import Any, ClassVar
 
+from quantlab.checks import finite_number
+
 #: default hysteresis of a price rule, as a fraction of the level (10 basis points)
 PRICE_HYSTERESIS_FRACTION = 0.001
 #: default hysteresis of a percent-move rule, as a fraction of ``pct``
@@ -75,19 +77,6 @@ def parse_timeframe(value: str) -> int:
     return tf.step_ns
 
 
-def _number(value: Any, name: str) -> float:
-    """A finite float, or a ValueError naming ``name`` (accepts numeric strings)."""
-    if isinstance(value, bool):
-        raise TypeError(f"{name}: expected a number, got {value!r}")
-    try:
-        out = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name}: {value!r} is not a number") from None
-    if not math.isfinite(out):
-        raise ValueError(f"{name}: {value!r} must be a finite number")
-    return out
-
-
 def _symbol(value: Any, name: str) -> str:
     from quantlab.symbols import parse_symbol
 
@@ -121,12 +110,12 @@ class Rule:
     def __post_init__(self) -> None:
         if self.id and not _ID.match(self.id):
             raise ValueError(f"id: {self.id!r} may hold only letters, digits, '_', '-' and '.'")
-        cd = _number(self.cooldown, "cooldown")
+        cd = finite_number(self.cooldown, "cooldown")
         if cd < 0:
             raise ValueError(f"cooldown: {self.cooldown!r} must be >= 0 seconds")
         object.__setattr__(self, "cooldown", cd)
         if self.hysteresis is not None:
-            h = _number(self.hysteresis, "hysteresis")
+            h = finite_number(self.hysteresis, "hysteresis")
             if h < 0:
                 raise ValueError(f"hysteresis: {self.hysteresis!r} must be >= 0")
             object.__setattr__(self, "hysteresis", h)
@@ -191,7 +180,7 @@ class PriceRule(Rule):
         object.__setattr__(self, "symbol", _symbol(self.symbol, "symbol"))
         if self.op not in ("above", "below", "cross"):
             raise ValueError(f"op: {self.op!r} must be 'above', 'below' or 'cross'")
-        level = _number(self.level, f"--{self.op} level")
+        level = finite_number(self.level, f"--{self.op} level")
         if level <= 0:
             raise ValueError(f"level: {self.level!r} must be a positive price")
         object.__setattr__(self, "level", level)
@@ -225,7 +214,7 @@ class MoveRule(Rule):
     def __post_init__(self) -> None:
         super().__post_init__()
         object.__setattr__(self, "symbol", _symbol(self.symbol, "symbol"))
-        pct = _number(self.pct, "--move percent")
+        pct = finite_number(self.pct, "--move percent")
         if pct <= 0:
             raise ValueError(f"pct: {self.pct!r} must be a positive percentage (e.g. 2.5)")
         object.__setattr__(self, "pct", pct)
@@ -291,7 +280,7 @@ class _PairRule(Rule):
         if self.spec is None:
             if isinstance(self.window, bool) or not isinstance(self.window, int | float | str):
                 raise TypeError(f"window: expected a whole number of bars, got {self.window!r}")
-            w = _number(self.window, "window")
+            w = finite_number(self.window, "window")
             if w != int(w):
                 raise ValueError(f"window: {self.window!r} must be a whole number of bars")
             if w < 3:
@@ -353,12 +342,12 @@ class ZScoreRule(_PairRule):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        k = _number(self.k, "--zscore k")
+        k = finite_number(self.k, "--zscore k")
         if k <= 0:
             raise ValueError(f"k: {self.k!r} must be a positive number of standard deviations")
         object.__setattr__(self, "k", k)
         if self.exit is not None:
-            e = _number(self.exit, "exit")
+            e = finite_number(self.exit, "exit")
             if not 0 <= e < k:
                 raise ValueError(f"exit: {self.exit!r} must be >= 0 and smaller than k ({k:g})")
             object.__setattr__(self, "exit", e)
@@ -387,7 +376,7 @@ class SpreadRule(_PairRule):
         super().__post_init__()
         if self.op not in ("above", "below"):
             raise ValueError(f"op: {self.op!r} must be 'above' or 'below'")
-        object.__setattr__(self, "level", _number(self.level, "spread level"))
+        object.__setattr__(self, "level", finite_number(self.level, "spread level"))
 
     @property
     def band(self) -> float:

@@ -197,50 +197,15 @@ def order_at_py(u, tb_order):
 order_at = _jit(order_at_py)
 
 
-def count_inversions_py(seq):
-    """Number of pairs p < q with seq[p] > seq[q] (seq holds distinct ints), O(n log n)."""
-    n = seq.shape[0]
-    a = seq.copy()
-    buf = np.empty_like(a)
-    inv = 0
-    width = 1
-    while width < n:
-        for lo in range(0, n, 2 * width):
-            mid = min(lo + width, n)
-            hi = min(lo + 2 * width, n)
-            i = lo
-            j = mid
-            k = lo
-            while i < mid and j < hi:
-                if a[i] <= a[j]:
-                    buf[k] = a[i]
-                    i += 1
-                else:
-                    buf[k] = a[j]
-                    inv += mid - i
-                    j += 1
-                k += 1
-            while i < mid:
-                buf[k] = a[i]
-                i += 1
-                k += 1
-            while j < hi:
-                buf[k] = a[j]
-                j += 1
-                k += 1
-        a, buf = buf, a
-        width *= 2
-    return inv
-
-
-count_inversions = _jit(count_inversions_py)
-
-
 def inversion_slopes_py(seq, ids, x, y, total):
-    """Slopes of the ``total`` inverted pairs of ``seq`` (values index into ``ids``).
+    """Count the inversions of ``seq`` (pairs p < q with seq[p] > seq[q]; seq holds distinct
+    ints) by a bottom-up merge sort, and list the slopes of the first ``total`` of them.
 
-    Each slope is computed as (y_a - y_b) / (x_a - x_b) on the raw values, the same
-    floating-point operation as scipy.stats.theilslopes.
+    Returns (slopes, count): ``count`` every inversion, O(n log n + total) work; ``slopes``
+    (length ``total``) of the inverted pairs in merge order, where the values of ``seq``
+    index into ``ids`` and each slope is (y_a - y_b) / (x_a - x_b) on the raw values, the
+    same floating-point operation as scipy.stats.theilslopes. ``total=0`` only counts
+    (:func:`count_inversions_py`).
     """
     n = seq.shape[0]
     a = seq.copy()
@@ -260,12 +225,13 @@ def inversion_slopes_py(seq, ids, x, y, total):
                     buf[k] = a[i]
                     i += 1
                 else:
-                    e2 = ids[a[j]]
-                    for p in range(i, mid):
-                        e1 = ids[a[p]]
-                        if m < total:
-                            out[m] = (y[e1] - y[e2]) / (x[e1] - x[e2])
-                        m += 1
+                    # a[j] is smaller than every a[i:mid]: mid - i inversions
+                    if m < total:
+                        e2 = ids[a[j]]
+                        for p in range(i, min(mid, i + total - m)):
+                            e1 = ids[a[p]]
+                            out[m + p - i] = (y[e1] - y[e2]) / (x[e1] - x[e2])
+                    m += mid - i
                     buf[k] = a[j]
                     j += 1
                 k += 1
@@ -283,6 +249,18 @@ def inversion_slopes_py(seq, ids, x, y, total):
 
 
 inversion_slopes = _jit(inversion_slopes_py)
+
+_NO_VALUES = np.empty(0)
+
+
+def count_inversions_py(seq):
+    """Number of pairs p < q with seq[p] > seq[q] (seq holds distinct ints), O(n log n)."""
+    return inversion_slopes_py(seq, seq, _NO_VALUES, _NO_VALUES, 0)[1]
+
+
+def count_inversions(seq):
+    """:func:`count_inversions_py` through the compiled :func:`inversion_slopes`."""
+    return inversion_slopes(seq, seq, _NO_VALUES, _NO_VALUES, 0)[1]
 
 
 def sample_slopes_py(x, y, lo, hi, m, max_draws, seed):

@@ -5,13 +5,21 @@ each market gets its own connection. ``--market um`` qualifies the bare names of
 ``--ws-url``/``--rest-url`` override the endpoints of the one market recorded; with a mixed
 list they apply to spot, and ``--futures-ws-url``/``--futures-rest-url`` (or
 $QUANTLAB_FUTURES_WS_URL / $QUANTLAB_FUTURES_REST_URL) to USD-M.
+
+This command is the composition root of the demo source: with ``--source demo`` it starts the
+simulators that continue the store's ids and prices (:mod:`quantlab.sim.compose`) and gives the
+recorder their URLs in a new config; the recorder itself only records from the URLs it gets.
 """
 
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
 from quantlab.config import settings
+
+if TYPE_CHECKING:
+    from quantlab.recorder import RecorderConfig
 
 NAME = "record"
 HELP = "record live trades into the store until stopped (SIGINT/SIGTERM) or for --duration seconds"
@@ -43,11 +51,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     import asyncio
-    import signal
 
     from quantlab.binance.futures import futures_urls
     from quantlab.config import require_symbols, resolve_store, store_identity
-    from quantlab.recorder import Recorder, RecorderConfig
+    from quantlab.recorder import RecorderConfig
     from quantlab.store import writer_pid
     from quantlab.symbols import parse_symbols
 
@@ -94,16 +101,44 @@ def run(args: argparse.Namespace) -> int:
     if pid is not None:
         raise ValueError(f"--store: {store} is already being written by pid {pid}; stop that process "
                          "(kill -TERM it) or record into another --store")
-    rec = Recorder(RecorderConfig(
+    config = RecorderConfig(
         store=store, store_source=store_identity(source), symbols=list(cfg.symbols), ws_url=ws_url, rest_url=cfg.rest_url,
         label=label, duration_s=args.duration, flush_interval_s=args.flush_interval,
-        alerts=not args.no_alerts, demo_rate=demo_rate, futures_urls=fut_urls,
-    ))
+        alerts=not args.no_alerts, futures_urls=fut_urls,
+    )
+    return asyncio.run(_record(config, demo_rate))
 
-    async def main() -> int:
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, rec.stop)
-        return await rec.run()
 
-    return asyncio.run(main())
+async def _record(config: RecorderConfig, demo_rate: float | None) -> int:
+    """Record with ``config``; with ``demo_rate`` (trades/s) from simulators started here that
+    continue the store's ids and prices (:func:`quantlab.sim.compose.demo_exchanges`)."""
+    import asyncio
+    import contextlib
+    import dataclasses
+    import signal
+
+    from quantlab.recorder import Recorder
+
+    stopping = asyncio.Event()  # a signal before the recorder exists still stops it
+    recorder = None
+
+    def stop() -> None:
+        stopping.set()
+        if recorder is not None:
+            recorder.stop()
+
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop)
+    async with contextlib.AsyncExitStack() as stack:
+        if demo_rate is not None:
+            from quantlab.sim.compose import demo_exchanges
+
+            ep = await stack.enter_async_context(demo_exchanges(config.store, config.symbols, rate=demo_rate))
+            config = dataclasses.replace(
+                config, ws_url=ep.ws_url or config.ws_url, rest_url=ep.rest_url or config.rest_url,
+                futures_urls={**config.futures_urls, **ep.futures_urls})
+        recorder = Recorder(config)
+        if stopping.is_set():
+            recorder.stop()
+        return await recorder.run()

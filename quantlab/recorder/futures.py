@@ -344,8 +344,10 @@ class FuturesFeed(Recorder):
                 self.rates[s].add(n_trades)
                 self.owner.rate_all.add(n_trades)
                 last = ready[-1]
-                self.last[s] = {"last_price": last.price, "last_id": last.agg_id,
-                                "last_trade_time": pd.Timestamp(last.time_ns, tz="UTC").isoformat()}
+                # update, not replace: the mark-price fields stay until the next mark
+                self.last.setdefault(s, {}).update({
+                    "last_price": last.price, "last_id": last.agg_id,
+                    "last_trade_time": pd.Timestamp(last.time_ns, tz="UTC").isoformat()})
             if marks:
                 self.c["marks_stored"] += n_marks
                 m = marks[-1]

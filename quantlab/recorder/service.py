@@ -71,7 +71,6 @@ from quantlab.errors import UnknownSymbolError
 from quantlab.recorder.backfill import GONE_REASON, fetch_gap, settle
 from quantlab.recorder.metrics import LatencyWindow, RateMeter
 from quantlab.recorder.sequencer import Sequencer
-from quantlab.sim.demo import DEMO_FUNDING_INTERVAL_S
 from quantlab.status import write_status
 from quantlab.store import TickStore
 
@@ -113,10 +112,7 @@ class RecorderConfig:
     time_unit: str | None = DEFAULT_TIME_UNIT
     #: longest stream URL of one connection; more symbols open more connections
     max_url_chars: int = MAX_URL_CHARS
-    #: run the exchange simulator inside this process and record from it ("demo" source);
-    #: the value is its synthetic trade rate in trades/s
-    demo_rate: float | None = None
-    #: what the store must hold: 'binance' (real data), 'demo' (forced with demo_rate), or
+    #: what the store must hold: 'binance' (real data), 'demo' (simulated), or
     #: None for another exchange's URL (not checked)
     store_source: str | None = "binance"
     #: futures endpoints per market, ``{"um": (ws route base, REST base)}``; a futures market
@@ -126,8 +122,6 @@ class RecorderConfig:
     futures_silent_s: float = 5.0
     #: seconds after a funding time before its realised rate is fetched
     funding_delay_s: float = 1.0
-    #: demo mode: seconds between simulated funding settlements
-    demo_funding_interval_s: float = DEMO_FUNDING_INTERVAL_S
 
 
 class Recorder:
@@ -147,7 +141,7 @@ class Recorder:
             if not s.is_spot:
                 self.futures.setdefault(s.market, []).append(s.name)
         self.feeds: list = []
-        self.store_source = "demo" if config.demo_rate is not None else config.store_source
+        self.store_source = config.store_source
         self.state = "starting"
         self.reason = ""
         self.started_at = pd.Timestamp.now(tz="UTC")
@@ -181,64 +175,7 @@ class Recorder:
 
     async def run(self) -> int:
         """Record until ``stop()`` or ``duration_s``; returns 0 on a clean stop."""
-        if self.cfg.demo_rate is None:
-            return await self._run()
-        from quantlab.sim import Exchange, Synthetic
-        from quantlab.store.tickstore import check_source
-
-        check_source(self.cfg.store, "demo")  # never continue a real store's ids with simulated trades
-        last_ids, prices, agg_ids = {}, {}, {}
-        if (Path(self.cfg.store) / "store.json").exists():  # else a new store: the defaults
-            with TickStore(self.cfg.store) as probe:  # an empty store has no rows: the defaults too
-                info = probe.info()
-            aggs = info[info["kind"] == "aggtrades"].set_index("symbol")
-            info = info[info["kind"] == "trades"].set_index("symbol")
-            last_ids = {s: int(info.loc[s, "last_id"]) for s in self.symbols if s in info.index}
-            prices = {s: float(info.loc[s, "last_price"]) for s in self.symbols if s in info.index}
-            agg_ids = {s: int(aggs.loc[s, "last_id"]) + 1 for s in aggs.index}
-        if self.futures:
-            return await self._run_futures_demo(agg_ids, last_ids, prices)
-        # continue the store's ids and prices: no gap or jump between demo runs
-        source = Synthetic(self.symbols, rate=self.cfg.demo_rate, seed=int(time.time()),
-                           prices=prices if len(prices) == len(self.symbols) else None)
-        for s, last in last_ids.items():
-            source.first_ids[s] = last + 1
-        async with Exchange(source) as ex:
-            self.cfg.ws_url, self.cfg.rest_url = ex.ws_url, ex.rest_url
-            log.info("demo: %s on %s", source.describe(), ex.ws_url)
-            return await self._run()
-
-    async def _run_futures_demo(self, agg_ids: dict[str, int], last_ids: dict[str, int],
-                                prices: dict[str, float]) -> int:
-        """Demo mode with futures symbols: a spot and a USD-M simulator in this process, fed by
-        ONE synthetic market (:func:`quantlab.sim.demo.market_sources`), so a perp follows its
-        spot with the demo basis instead of walking on its own."""
-        from quantlab.sim import Exchange, Synthetic
-        from quantlab.sim.demo import market_sources
-        from quantlab.sim.futures import FuturesExchange
-
-        if set(self.futures) != {"um"}:
-            raise ValueError("symbols: the demo source simulates spot and USD-M (um:) symbols only")
-        names = self.futures["um"]
-        perps = [f"um:{n}" for n in names]
-        start = dict(prices)  # a perp restarts at its spot's stored price: the basis starts at 0
-        start.update({p: prices[n] for p, n in zip(perps, names, strict=True) if n in prices})
-        source = Synthetic([*self.symbols, *perps], rate=self.cfg.demo_rate, seed=int(time.time()),
-                           prices=start or None)
-        for s, last in last_ids.items():
-            source.first_ids[s] = last + 1
-        views = market_sources(source)
-        fut = FuturesExchange(
-            views["um"], funding_interval=self.cfg.demo_funding_interval_s,
-            agg_first_ids={n: agg_ids[f"um:{n}"] for n in names if f"um:{n}" in agg_ids})
-        async with contextlib.AsyncExitStack() as stack:
-            await stack.enter_async_context(fut)
-            self.cfg.futures_urls = {"um": (fut.ws_url, fut.rest_url)}
-            if self.symbols:
-                ex = await stack.enter_async_context(Exchange(views["spot"]))
-                self.cfg.ws_url, self.cfg.rest_url = ex.ws_url, ex.rest_url
-            log.info("demo: %s", source.describe())
-            return await self._run()
+        return await self._run()
 
     async def _run(self) -> int:
         cfg = self.cfg

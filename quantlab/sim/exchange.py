@@ -284,12 +284,7 @@ class Exchange:
         if self._server is None or self._closed:
             return
         self._closed = True
-        if self._pump_task is not None:
-            self._pump_task.cancel()
-            try:
-                await self._pump_task
-            except (asyncio.CancelledError, Exception):  # noqa: BLE001 - already logged
-                pass
+        await _cancel_and_wait(self._pump_task)
         if self.announce_shutdown and self._clients:
             self.send_server_shutdown()
             await asyncio.sleep(0.05)
@@ -887,6 +882,20 @@ class _RestError(Exception):
     def __init__(self, status: int, code: int, msg: str) -> None:
         super().__init__(msg)
         self.status, self.code, self.msg = status, code, msg
+
+
+async def _cancel_and_wait(task: asyncio.Task | None) -> None:
+    """Cancel ``task`` (a market loop) and wait until it has ended, so that closing goes on
+    after it; a failure it had ended with is logged in one line, not raised."""
+    if task is None:
+        return
+    task.cancel()
+    try:
+        await task
+    except asyncio.CancelledError:
+        pass
+    except Exception as exc:  # noqa: BLE001 - the simulator closes anyway; say what failed
+        log.warning("exchange simulator: %s had failed: %s", task.get_name(), exc)
 
 
 class ExchangeThread:

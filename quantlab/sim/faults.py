@@ -75,6 +75,8 @@ from dataclasses import dataclass, field, fields, replace
 
 import numpy as np
 
+from quantlab.checks import finite_number
+
 __all__ = ["Faults", "FaultState", "RestGate", "Refusal", "parse_faults", "quiet_offset_s", "MALFORMED_KINDS",
            "malformed_frame"]
 
@@ -186,14 +188,14 @@ def parse_faults(spec: str | Faults | None) -> Faults:
             )
         kind = _KEYS[key]
         if kind == "probability":
-            p = _float(key, value)
+            p = finite_number(value, f"faults: {key}")
             if not 0.0 <= p <= 1.0:
                 raise ValueError(f"faults: {key}={value} must be a probability between 0 and 1")
             values[key] = p
         elif kind == "count":
             values[key] = _int(key, value)
         elif kind == "seconds":
-            x = _float(key, value)
+            x = finite_number(value, f"faults: {key}")
             if x < 0 or (key in ("ban", "ban_max") and x <= 0):
                 raise ValueError(f"faults: {key}={value} must be a {'positive' if key != 'history_lag' else 'non-negative'} number of seconds")
             values[key] = x
@@ -201,7 +203,7 @@ def parse_faults(spec: str | Faults | None) -> Faults:
             dur, at, when = value.partition("@")
             if not at:
                 raise ValueError(f"faults: {key}={value} must be SECONDS@START, e.g. {key}=5@30")
-            d, t = _float(f"{key} duration", dur), _float(f"{key} start", when)
+            d, t = finite_number(dur, f"faults: {key} duration"), finite_number(when, f"faults: {key} start")
             if d <= 0 or t < 0:
                 raise ValueError(f"faults: {key}={value} needs a positive duration and a start >= 0")
             windows[key].append((t, d))
@@ -212,16 +214,6 @@ def parse_faults(spec: str | Faults | None) -> Faults:
     if out.ban > out.ban_max:
         raise ValueError(f"faults: ban={_num(out.ban)} is longer than ban_max={_num(out.ban_max)}")
     return out
-
-
-def _float(key: str, value: str) -> float:
-    try:
-        x = float(value)
-    except ValueError:
-        raise ValueError(f"faults: {key}={value!r} is not a number") from None
-    if not math.isfinite(x):
-        raise ValueError(f"faults: {key}={value!r} must be finite")
-    return x
 
 
 def _int(key: str, value: str) -> int:

@@ -43,7 +43,14 @@ from websockets.asyncio.server import ServerConnection
 from websockets.http11 import Request, Response
 
 from quantlab.sim import wire
-from quantlab.sim.exchange import Exchange, ExchangeThread, _Client, _now_us, _RestError
+from quantlab.sim.exchange import (
+    Exchange,
+    ExchangeThread,
+    _cancel_and_wait,
+    _Client,
+    _now_us,
+    _RestError,
+)
 from quantlab.sim.sources import SymbolInfo, format_scaled
 
 if TYPE_CHECKING:
@@ -111,12 +118,7 @@ class FuturesExchange(Exchange):
         return self
 
     async def close(self) -> None:
-        if self._mark_task is not None:
-            self._mark_task.cancel()
-            try:
-                await self._mark_task
-            except (asyncio.CancelledError, Exception):  # noqa: BLE001 - already logged
-                pass
+        await _cancel_and_wait(self._mark_task)
         await super().close()
 
     @property

@@ -2,8 +2,8 @@
 cointegrated pairs among independent random walks) written into an empty store, so that the
 pair, backtest and screener panels have something to work on from the first second.
 
-The recorder's demo source then continues the same trade ids and prices (see
-:class:`quantlab.recorder.Recorder`), so history and live data join without a gap.
+The demo source of ``quantlab record`` then continues the same trade ids and prices (see
+:mod:`quantlab.sim.compose`), so history and live data join without a gap.
 
 Perpetuals (``um:BTCUSDT``) get the same two hours as the recorder stores them: aggregate
 trades (``aggtrades``, derived from the simulated trades as the USD-M simulator derives them)
