@@ -528,3 +528,51 @@ def test_subscribe_while_connecting_is_applied_by_a_rotation():
     assert paths == ["/stream?streams=btcusdt@trade", "/stream?streams=btcusdt@trade/ethusdt@trade"]
     assert counters["rotations"] == 1
     assert not any(isinstance(e, Disconnected) for e in events)
+
+
+@pytest.mark.parametrize("interrupt", [KeyboardInterrupt, SystemExit])
+def test_interrupts_propagate_instead_of_becoming_stream_errors(interrupt):
+    """Ctrl-C (or an exit) arriving while the stream picks its next reconnect delay stops the
+    program: it is not turned into a StreamError the caller would log and retry."""
+    def backoff():
+        raise interrupt()
+        yield 0.1  # pragma: no cover - a generator that interrupts on its first delay
+
+    async def main():
+        srv = await asyncio.start_server(lambda r, w: None, "127.0.0.1", 0)
+        port = srv.sockets[0].getsockname()[1]
+        srv.close()
+        await srv.wait_closed()
+        async with BinanceStream(f"ws://127.0.0.1:{port}", ["BTCUSDT"], validate_symbols=False,
+                                 backoff=backoff) as stream:
+            async for _ in stream:
+                pass
+
+    with pytest.raises(interrupt):
+        asyncio.run(asyncio.wait_for(main(), 10))
+
+
+def test_cancelling_the_consumer_propagates_cancelled_error():
+    async def behaviour(ws, n):
+        await ws.send(trade_frame("BTCUSDT", 1))
+        await ws.wait_closed()
+
+    async def main():
+        async with Exchange(behaviour) as ex:
+            stream = BinanceStream(ex.ws_url, ["BTCUSDT"], validate_symbols=False, time_unit=None)
+            got = []
+
+            async def consume():
+                async for ev in stream:
+                    got.append(ev)
+
+            task = asyncio.create_task(consume())
+            while not trades(got):
+                await asyncio.sleep(0.01)
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            await stream.aclose()
+            return got
+
+    assert [t.trade_id for t in trades(run(main()))] == [1]

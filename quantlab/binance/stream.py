@@ -674,9 +674,8 @@ class BinanceStream:
                     raise StreamError(f"{_redact(link.url)}: {verdict.reason} (fatal, not retrying)") from exc
                 floor = self.connect_budget.after_1008_s if _close_code(exc) == 1008 else 0.0
                 await self._pause(verdict.reason, verdict, delays, floor)
-        except asyncio.CancelledError:
-            raise
-        except BaseException as exc:  # noqa: BLE001 - handed to the iterator
+        except Exception as exc:  # noqa: BLE001 - handed to the iterator; KeyboardInterrupt,
+            # SystemExit and CancelledError (BaseExceptions) propagate and stop the program
             self._failure = exc if isinstance(exc, StreamError) else StreamError(
                 f"stream stopped: {type(exc).__name__}: {exc}"
             )
