@@ -258,7 +258,7 @@ class Market:
             return
 
 
-def _rotation_run(market, **kwargs):
+def _rotation_run(market, rotations=2, **kwargs):
     async def main():
         market.task = asyncio.create_task(market.run())
         try:
@@ -266,7 +266,7 @@ def _rotation_run(market, **kwargs):
                 async with BinanceStream(ex.ws_url, ["BTCUSDT"], validate_symbols=False, backoff=FAST,
                                          **kwargs) as stream:
                     events = await collect(
-                        stream, lambda ev: sum(isinstance(e, Connected) and e.rotation for e in ev) >= 2
+                        stream, lambda ev: sum(isinstance(e, Connected) and e.rotation for e in ev) >= rotations
                         and len(trades(ev)) > 400, timeout=15)
                     return events, stream.counters, ex.connections
         finally:
@@ -276,12 +276,13 @@ def _rotation_run(market, **kwargs):
 
 
 def test_server_shutdown_rotates_without_a_gap():
-    events, counters, _ = _rotation_run(Market(shutdown_on_first_after=0.3), rotate_after_s=0.9,
-                                        handover_s=(0.1, 2.0))
+    # no timed rotation: the notice alone must open the new connection, at once
+    events, counters, _ = _rotation_run(Market(shutdown_on_first_after=0.3), rotations=1,
+                                        rotate_after_s=3600, handover_s=(0.1, 2.0))
     ids = [t.trade_id for t in trades(events)]
     assert ids == list(range(ids[0], ids[0] + len(ids)))
     assert any(isinstance(e, ServerShutdown) for e in events)
-    assert counters["server_shutdowns"] == 1 and counters["rotations"] >= 2
+    assert counters["server_shutdowns"] == 1 and counters["rotations"] == 1
     assert not any(isinstance(e, Disconnected) for e in events)
 
 
@@ -503,3 +504,26 @@ def test_cancelling_the_consumer_propagates_cancelled_error():
             return got
 
     assert [t.trade_id for t in trades(run(main()))] == [1]
+
+
+def test_a_failure_inside_the_shell_ends_the_iteration_with_stream_error():
+    """A bug in a helper task (here the session refusing a connection it asked for) stops
+    the stream with a StreamError naming it, instead of leaving the consumer waiting."""
+    async def behaviour(ws, n):
+        await ws.wait_closed()
+
+    async def main():
+        async with Exchange(behaviour) as ex:
+            stream = BinanceStream(ex.ws_url, ["BTCUSDT"], validate_symbols=False)
+
+            def broken(link, now):
+                raise RuntimeError("session bug")
+
+            stream._session.connected = broken
+            with pytest.raises(StreamError, match="RuntimeError: session bug"):
+                async for _ in stream:
+                    pass
+            await stream.aclose()
+            return ex.connections
+
+    assert run(main()) == 1

@@ -463,6 +463,7 @@ class StreamSession:
             if shutdown:
                 log.warning("server announced its shutdown on %s; rotating", ln.url)
                 self._rotate_now = True
+                self._rotate_if_due(now)  # at once: the server closes soon
         elif state == _STANDBY:
             for ev in events:
                 if type(ev) is Trade and ev.symbol not in ln.first_ids:
@@ -507,9 +508,7 @@ class StreamSession:
                 # symbols changed while no connection could take a SUBSCRIBE: reopen with them
                 log.info("subscriptions changed while connecting; rotating to apply them")
                 self._rotate_now = True
-            if self._rotate_now or now >= self._rotate_at:
-                self._rotate_now = False
-                self._open(rotation=True)
+            self._rotate_if_due(now)
         st = self._standby
         if st is not None and st.state == _STANDBY:
             lo, hi = self.handover_s
@@ -586,6 +585,13 @@ class StreamSession:
             self._standby = ln
         self._actions.append(Open(ln.id, url, rotation))
 
+    def _rotate_if_due(self, now: float) -> None:
+        """Open a rotation's new connection when one is asked for or due (and none is open)."""
+        if self._active is not None and self._standby is None and not self.done \
+                and (self._rotate_now or now >= self._rotate_at):
+            self._rotate_now = False
+            self._open(rotation=True)
+
     def _lose_active(self, ln: _Link, exc: BaseException | None, now: float) -> None:
         """The active connection ended: a standby takes over without a gap, else reconnect."""
         self._active = None
@@ -641,6 +647,7 @@ class StreamSession:
         self._active = new
         self._standby = None
         self._rotate_at = now + self.rotate_after_s
+        self._rotate_now = False  # asked for during the overlap: this handover answers it
         self._counters["rotations"] += 1
         log.info("rotated to a new connection after %.2f s of overlap", now - self._handover_start)
 

@@ -393,10 +393,33 @@ class BinanceStream:
         if actions or wake:
             self._wake.set()
 
-    def _spawn(self, coro: Any, name: str) -> None:
+    def _spawn(self, coro: Any, name: str) -> asyncio.Task:
         task = asyncio.create_task(coro, name=name)
         self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(self._task_done)
+        return task
+
+    def _task_done(self, task: asyncio.Task) -> None:
+        """A helper task ended: one that failed stops the stream (as the supervisor's would)."""
+        self._tasks.discard(task)
+        if task.cancelled():
+            return
+        exc = task.exception()
+        if isinstance(exc, Exception):  # KeyboardInterrupt and SystemExit stop the loop itself
+            self._fail(exc)
+
+    def _fail(self, exc: BaseException) -> None:
+        if self._failure is None:
+            self._failure = exc if isinstance(exc, StreamError) else StreamError(
+                f"stream stopped: {type(exc).__name__}: {exc}"
+            )
+            if self._failure is not exc:
+                self._failure.__cause__ = exc
+            log.error("%s", self._failure)
+        self._session.close()
+        self._pump()
+        self._out_ready.set()
+        self._wake.set()
 
     async def _control(self, request: Callable[[float], int | None]) -> Any:
         """Queue one control request with the session and wait for its :class:`Reply`."""
@@ -425,13 +448,7 @@ class BinanceStream:
                 self._pump()
         except Exception as exc:  # noqa: BLE001 - handed to the iterator; KeyboardInterrupt,
             # SystemExit and CancelledError (BaseExceptions) propagate and stop the program
-            self._failure = exc if isinstance(exc, StreamError) else StreamError(
-                f"stream stopped: {type(exc).__name__}: {exc}"
-            )
-            if self._failure is not exc:
-                self._failure.__cause__ = exc
-            log.error("%s", self._failure)
-            self._out_ready.set()
+            self._fail(exc)
 
     # ------------------------------------------------------------------ internals: REST
 
@@ -471,6 +488,7 @@ class BinanceStream:
         s.connected(action.link, self._now())
         if action.link in self._ws:  # not closed at once (the stream may be closing)
             reader = asyncio.create_task(self._read(action.link, ws), name="binance-stream-reader")
+            reader.add_done_callback(self._task_done)
             self._readers[action.link] = reader
         self._pump(wake=True)
 
