@@ -533,8 +533,12 @@ def test_close_closes_every_connection_and_ends_the_timers():
     r.s.tick(0.0)
     r.take()
     r.s.connected(2, 0.1)
+    req = r.s.list_subscriptions(0.1)
     r.s.close()
-    assert sorted(r.s.actions(), key=lambda a: a.link) == [Close(old, True), Close(2, True)]
+    acts = r.s.actions()
+    assert Reply(req, None) in acts  # nobody is left waiting for an answer
+    assert sorted((a for a in acts if isinstance(a, Close)), key=lambda a: a.link) == [
+        Close(old, True), Close(2, True)]
     assert r.s.next_deadline(1.0) is None
     r.s.tick(100.0)
     assert r.take() == ([], [])
@@ -553,3 +557,26 @@ def test_bad_arguments():
         StreamSession(BASE, ["BTCUSDT"], time_unit="SECOND")
     with pytest.raises(TypeError, match="backoff"):
         StreamSession(BASE, ["BTCUSDT"], backoff=3)
+
+
+@pytest.mark.parametrize("new_opens", [True, False])
+def test_old_connection_ending_while_the_new_one_is_opening(new_opens):
+    r = Run(handover_s=(0.5, 5.0))
+    old = r.opened(0.0)
+    r.frames(old, trade("BTCUSDT", 1))
+    r.s.request_rotation()
+    r.s.tick(0.0)
+    (op,), _ = r.take()
+    r.s.connection_closed(old, cut(), 0.1)
+    assert r.take() == ([Close(old, graceful=False)], [])  # no Disconnected: one is on its way
+    if new_opens:
+        r.s.connected(op.link, 0.2)
+        assert r.take() == ([], [Connected(op.url, 2, rotation=True)])
+        assert ids(r.frames(op.link, trade("BTCUSDT", 1), trade("BTCUSDT", 2))) == [2]
+    else:
+        r.s.connect_failed(op.link, refused(), 0.2)
+        (disc,) = r.take()[1]
+        assert isinstance(disc, Disconnected) and r.s.next_deadline(0.2) == pytest.approx(0.3)
+        r.s.tick(r.s.next_deadline(0.2))
+        (op2,), _ = r.take()
+        assert isinstance(op2, Open) and not op2.rotation

@@ -354,9 +354,13 @@ class StreamSession:
         self._open(rotation=False)
 
     def close(self) -> None:
-        """Stop: close every connection; pending control requests are dropped."""
+        """Stop: close every connection; pending control requests are answered None."""
         self.done = True
         self._resume_at = None
+        pending = {r.id for r in (*self._queue, *self._awaiting.values())}
+        if self._in_flight is not None:
+            pending.add(self._in_flight.id)
+        self._actions.extend(Reply(req_id, None) for req_id in sorted(pending))
         for link in list(self._links.values()):
             self._actions.append(Close(link.id, graceful=True))
         self._links.clear()
@@ -625,8 +629,6 @@ class StreamSession:
         err = StreamError(message)
         err.__cause__ = cause
         log.error("%s", err)
-        for req in [*self._queue, *self._awaiting.values()]:
-            self._actions.append(Reply(req.id, None))
         self.close()
         self._actions.append(Fail(err))
 
