@@ -580,3 +580,21 @@ def test_old_connection_ending_while_the_new_one_is_opening(new_opens):
         r.s.tick(r.s.next_deadline(0.2))
         (op2,), _ = r.take()
         assert isinstance(op2, Open) and not op2.rotation
+
+
+def test_connect_budget_counts_attempts_in_a_sliding_window_with_a_margin():
+    from quantlab.binance.stream import ConnectBudget
+
+    b = ConnectBudget(limit=3, window_s=10.0, margin_s=1.0)
+    for t in (0.0, 1.0, 2.0):
+        assert b.wait_s(t) == 0.0
+        b.record(t)
+    assert b.wait_s(2.0) == 9.0  # the first attempt leaves the window (10 s + 1 s margin) at 11
+    assert b.wait_s(11.0) == 0.0
+    b.record(11.0)
+    assert b.wait_s(11.0) == 1.0  # the attempt at 1.0 is the oldest now
+    assert b.most_in_window() == 3 and list(b.attempts) == [0.0, 1.0, 2.0, 11.0]
+    for name, kw in (("after_1008_s", {"after_1008_s": -1}), ("margin_s", {"margin_s": "1"}),
+                     ("limit", {"limit": 0}), ("window_s", {"window_s": 0})):
+        with pytest.raises(ValueError, match=name):
+            ConnectBudget(**kw)

@@ -119,7 +119,9 @@ class ConnectBudget:
         for name, value in (("after_1008_s", after_1008_s), ("margin_s", margin_s)):
             if not (isinstance(value, int | float) and value >= 0):
                 raise ValueError(f"{name}: must be >= 0 seconds, got {value!r}")
-        self._window = SlidingWindow(limit, window_s + margin_s)  # validates limit and window_s
+        if not (isinstance(window_s, int | float) and window_s > 0):  # the margin must not hide 0
+            raise ValueError(f"window_s: must be > 0 seconds, got {window_s!r}")
+        self._window = SlidingWindow(limit, window_s + margin_s)  # validates limit
         self.limit = limit
         self.window_s = float(window_s)
         self.after_1008_s = float(after_1008_s)
@@ -129,23 +131,27 @@ class ConnectBudget:
         self.waited_s = 0.0
 
     def wait_s(self, now: float) -> float:
-        """Seconds until the next attempt may go."""
+        """Seconds until the next attempt may go (``now``: monotonic seconds)."""
         return self._window.delay(now)
+
+    def record(self, now: float) -> None:
+        """Count one attempt made at ``now``."""
+        self._window.record(now)
+        self.attempts.append(now)
 
     async def acquire(self) -> None:
         """Wait for room in the window, then count one attempt."""
         async with self._lock:
             while True:
                 now = time.monotonic()
-                delay = self._window.delay(now)
+                delay = self.wait_s(now)
                 if delay <= 0:
                     break
                 self.waited_s += delay
                 log.warning("connection-attempt budget (%d per %g s) used up; next attempt in %.1f s",
                             self.limit, self.window_s, delay)
                 await asyncio.sleep(delay)
-            self._window.record(now)
-            self.attempts.append(now)
+            self.record(now)
 
     def most_in_window(self) -> int:
         """The largest number of recorded attempts inside any window of ``window_s``."""
