@@ -76,6 +76,18 @@ class Run:
         self.attempt = ev.attempt
         return op.link
 
+    def overlapping(self) -> tuple[int, int]:
+        """An open connection that delivered trade 1, and a rotation's new one open at 0.0
+        (on standby); returns their link ids."""
+        old = self.opened(0.0)
+        self.frames(old, trade("BTCUSDT", 1))
+        self.s.request_rotation()
+        self.s.tick(0.0)
+        (op,), _ = self.take()
+        assert op.rotation
+        self.s.connected(op.link, 0.0)
+        return old, op.link
+
     def frames(self, link: int, *texts: str, now: float = 0.0) -> list:
         for text in texts:
             self.s.frame_received(link, text, 1, now)
@@ -175,13 +187,8 @@ def test_server_shutdown_rotates_make_before_break_without_a_disconnect():
 
 def test_handover_after_the_longest_overlap_even_when_not_caught_up():
     r = Run(handover_s=(0.1, 2.0))
-    old = r.opened(0.0)
-    r.frames(old, trade("BTCUSDT", 1))
-    r.s.request_rotation()
-    r.s.tick(0.0)
-    r.take()
-    r.s.connected(2, 0.0)
-    r.frames(2, trade("BTCUSDT", 50), now=0.5)  # a hole the old one never fills
+    old, new = r.overlapping()
+    r.frames(new, trade("BTCUSDT", 50), now=0.5)  # a hole the old one never fills
     r.s.tick(1.9)
     assert r.take() == ([], [])
     r.s.tick(2.0)
@@ -216,13 +223,8 @@ def test_rotation_after_rotate_after_s_and_when_the_new_connection_fails():
 
 def test_old_connection_ending_during_the_overlap_hands_over_at_once():
     r = Run(handover_s=(0.5, 5.0))
-    old = r.opened(0.0)
-    r.frames(old, trade("BTCUSDT", 1))
-    r.s.request_rotation()
-    r.s.tick(0.0)
-    r.take()
-    r.s.connected(2, 0.0)
-    r.frames(2, trade("BTCUSDT", 2), now=0.1)
+    old, new = r.overlapping()
+    r.frames(new, trade("BTCUSDT", 2), now=0.1)
     r.s.connection_closed(old, cut(), 0.2)
     acts, ev = r.take()
     assert acts == [Close(old, graceful=False)]
