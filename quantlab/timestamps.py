@@ -23,6 +23,9 @@ NAT_NS: int = int(np.datetime64("NaT").view("i8"))
 _UNITS = {"NANOSECOND": 1, "MICROSECOND": 1_000, "MILLISECOND": 1_000_000}
 _MS_BELOW = 100_000_000_000_000  # 1e14: larger epoch values are microseconds
 _US_BELOW = 100_000_000_000_000_000  # 1e17: larger ones are already nanoseconds
+#: the same rules, public for the wire parser's fast path (``quantlab.binance.protocol``):
+#: ns per unit of Binance's ``timeUnit`` names, and the bound below which "auto" reads ms
+UNIT_NS, MS_BELOW = _UNITS, _MS_BELOW
 
 
 def to_ns(value: Any, name: str = "time", *, unit: str | None = None) -> int | None:

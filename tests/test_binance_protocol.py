@@ -11,8 +11,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from quantlab.binance import protocol
 from quantlab.binance.protocol import (
-    UNKNOWN_TIME,
     AggTrade,
     BookTicker,
     ErrorFrame,
@@ -26,11 +26,11 @@ from quantlab.binance.protocol import (
     parse_frame,
     stream_url,
     subscribe_message,
-    to_ns,
     trade_from_rest,
     trades_to_frame,
     unsubscribe_message,
 )
+from quantlab.timestamps import NAT_NS, to_ns
 
 EXPECTED_TRADES = {"BTCUSDT": 19_904, "ETHUSDT": 14_515}
 
@@ -201,19 +201,37 @@ def test_official_ms_rows_through_rest_parser(real_data):
         rest_row = {"id": int(row[0]), "price": row[1], "qty": row[2], "quoteQty": row[3],
                     "time": int(row[4]), "isBuyerMaker": row[5] == "True", "isBestMatch": True}
         t = trade_from_rest(rest_row, "BTCUSDT", 9)
-        assert t.time_ns == int(row[4]) * 1_000_000 and t.event_time_ns == UNKNOWN_TIME
+        assert t.time_ns == int(row[4]) * 1_000_000 and t.event_time_ns == NAT_NS
         assert (t.trade_id, t.price, t.qty) == (int(row[0]), float(row[1]), float(row[2]))
 
 
-def test_to_ns_exact_for_both_units():
-    assert to_ns(1723161255342) == 1723161255342000000
-    assert to_ns(1735689600010866) == 1735689600010866000
-    assert to_ns(1735689600010866, "microsecond") == 1735689600010866000
-    assert to_ns(1723161255342, "MILLISECOND") == 1723161255342000000
+def test_wire_times_exact_in_both_units_through_the_one_converter():
+    # no converter or "time not known" sentinel of its own: quantlab.timestamps' are used
+    assert getattr(protocol, "to_ns", to_ns) is to_ns and not hasattr(protocol, "UNKNOWN_TIME")
     big = 9_007_199_254_740_993  # not representable as float64: integer arithmetic kept
-    assert to_ns(big, "MICROSECOND") == big * 1000
-    with pytest.raises(ValueError, match="time_unit"):
-        to_ns(1, "NANOSECOND")
+    kline = {"e": "kline", "E": big, "s": "BTCUSDT", "k": {
+        "t": 1735689600000000, "T": 1735689659999999, "s": "BTCUSDT", "i": "1m", "f": 1, "L": 2,
+        "o": "1", "c": "1", "h": "1", "l": "1", "v": "1", "n": 2, "x": True, "q": "1", "V": "1",
+        "Q": "1", "B": "0"}}
+    for unit, scale in (("MICROSECOND", 1_000), ("microsecond", 1_000), (None, 1_000)):
+        (k,) = parse_frame(json.dumps(kline), 0, time_unit=unit)  # the checked path
+        assert (k.open_time_ns, k.event_time_ns) == (1735689600000000 * scale, big * scale)
+    ms = dict(kline, E=1723161255342, k=dict(kline["k"], t=1723161240000, T=1723161299999))
+    for unit in ("MILLISECOND", None):
+        (k,) = parse_frame(json.dumps(ms), 0, time_unit=unit)
+        assert (k.open_time_ns, k.event_time_ns) == (1723161240000 * 10**6, 1723161255342 * 10**6)
+    # the fast paths of trades and agg trades follow the same rule: µs and ms, named or told
+    for unit in ("MICROSECOND", None):
+        (t,) = parse_frame(json.dumps({"e": "trade", "E": 1735689600074100, "s": "ETHUSDT", "t": 7,
+                                       "p": "1", "q": "1", "T": 1735689600074095, "m": False}), 0,
+                           time_unit=unit)
+        (a,) = parse_frame(json.dumps({"e": "aggTrade", "E": 1735689600074100, "s": "ETHUSDT", "a": 7,
+                                       "p": "1", "q": "1", "f": 1, "l": 1, "T": 1735689600074095,
+                                       "m": False}), 0, time_unit=unit)
+        assert t.time_ns == a.time_ns == 1735689600074095000
+        assert t.event_time_ns == a.event_time_ns == 1735689600074100000
+    with pytest.raises(ValueError, match="unit 'SECOND'"):
+        parse_frame(json.dumps(kline), 0, time_unit="SECOND")
 
 
 def test_control_replies_and_errors():

@@ -10,7 +10,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from quantlab.binance.protocol import UNKNOWN_TIME, AggTrade
+from quantlab.binance.protocol import AggTrade
 from quantlab.binance.rest import (
     BinanceRest,
     FirewallBlocked,
@@ -20,6 +20,7 @@ from quantlab.binance.rest import (
 )
 from quantlab.errors import QuantlabError, UnknownSymbolError
 from quantlab.recorder.backfill import fetch_gap
+from quantlab.timestamps import NAT_NS
 
 TRADES_CSV = "BTCUSDT-spot-trades-2024-08-08T2354_2024-08-09T0005.csv"
 
@@ -125,7 +126,7 @@ def test_fetch_trade_range_pages_the_real_trades(real_data):
     assert len(trades) == 19_904 and [t.trade_id for t in trades] == [r["id"] for r in rows]
     for t, r in zip(trades, rows, strict=True):
         assert (t.price, t.qty, t.is_buyer_maker) == (float(r["price"]), float(r["qty"]), r["isBuyerMaker"])
-        assert t.time_ns == r["time"] * 1_000_000 and t.event_time_ns == UNKNOWN_TIME
+        assert t.time_ns == r["time"] * 1_000_000 and t.event_time_ns == NAT_NS
         assert t.symbol == "BTCUSDT"
     assert [t.trade_id for t in part] == list(range(rows[0]["id"] + 1500, rows[0]["id"] + 2601))
     pages = [q for p, q in srv.requests]
@@ -166,7 +167,7 @@ def test_429_honours_retry_after_measured():
 
     got, counters = run(main())
     assert got == [AggTrade("ETHUSDT", 1, 1.5, 2.0, 10, 12, True, 1723161255342 * 10**6,
-                            UNKNOWN_TIME, got[0].recv_ns)]
+                            NAT_NS, got[0].recv_ns)]
     assert calls[1] - calls[0] >= 1.0  # waited the full Retry-After
     assert counters["http_429"] == 1 and counters["retries"] == 1
 

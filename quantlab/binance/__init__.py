@@ -3,7 +3,10 @@
 * :mod:`quantlab.binance.protocol` parses frames into typed events and builds URLs and
   control messages, with no sockets.
 * :mod:`quantlab.binance.backoff` holds the pure reconnect and pacing policies.
-* :mod:`quantlab.binance.stream` is the asyncio WebSocket client (:class:`BinanceStream`).
+* :mod:`quantlab.binance.session` holds the stream client's state and decisions, sans I/O
+  (:class:`~quantlab.binance.session.StreamSession`: events in, actions out).
+* :mod:`quantlab.binance.stream` is the asyncio WebSocket client (:class:`BinanceStream`),
+  the I/O shell of a session.
 * :mod:`quantlab.binance.rest` is the weight-aware REST client (:class:`BinanceRest`).
 
 The main names are importable from here; the client modules load on first use.
@@ -20,6 +23,7 @@ _LAZY = {
     "Disconnected": "stream",
     "StreamError": "stream",
     "ControlError": "stream",
+    "StreamSession": "session",
     "BinanceRest": "rest",
     "RestError": "rest",
     "RateLimitBanned": "rest",

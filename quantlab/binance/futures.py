@@ -46,7 +46,7 @@ import pandas as pd
 from quantlab.config import env
 from quantlab.symbols import Symbol
 
-from .protocol import AggTrade, ProtocolError, _dec, _int, _str, agg_trade_from_rest, to_ns
+from .protocol import AggTrade, ProtocolError, _dec, _ns, _str, agg_trade_from_rest
 from .rest import MAX_LIMIT, BinanceRest, _one_symbol, _rows, _symbols_of
 
 __all__ = [
@@ -122,10 +122,10 @@ def mark_price_from_payload(obj: Any, recv_ns: int) -> MarkPrice | None:
         rate = math.nan if r in ("", None) else _dec(d, "r")
         nxt = d.get("T", 0)
         return MarkPrice(
-            _str(d, "s"), to_ns(_int(d, "E")), _dec(d, "p"),
+            _str(d, "s"), _ns(d, "E", None), _dec(d, "p"),
             _dec(d, "i") if "i" in d else math.nan,
             _dec(d, "P") if d.get("P") not in ("", None) else math.nan,
-            rate, to_ns(_int(d, "T")) if nxt else 0, recv_ns,
+            rate, _ns(d, "T", None) if nxt else 0, recv_ns,
         )
     except KeyError as exc:
         raise ProtocolError(f"markPriceUpdate: field {exc.args[0]!r} is missing") from None
@@ -134,7 +134,7 @@ def mark_price_from_payload(obj: Any, recv_ns: int) -> MarkPrice | None:
 def funding_from_rest(row: dict, symbol: str) -> FundingEvent:
     try:
         mark = row.get("markPrice")
-        return FundingEvent(symbol, to_ns(_int(row, "fundingTime")), _dec(row, "fundingRate"),
+        return FundingEvent(symbol, _ns(row, "fundingTime", None), _dec(row, "fundingRate"),
                             float(mark) if mark not in (None, "") else math.nan)
     except (KeyError, TypeError, ValueError) as exc:
         raise ProtocolError(f"fundingRate row {row!r}: missing or bad field {exc}") from None

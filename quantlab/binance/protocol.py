@@ -29,8 +29,10 @@ depth snapshots, tickers) come back as :class:`Unknown` so nothing is silently l
 
 All times are int nanoseconds since the epoch. Binance sends milliseconds by default and
 microseconds on ``timeUnit=MICROSECOND`` connections; both convert exactly (integer
-arithmetic). With ``time_unit=None`` the unit is told from the magnitude (an epoch in ms is
-below 1e14 until the year 5138; in µs it is below 1e17 until 5138 too).
+arithmetic) with :func:`quantlab.timestamps.to_ns`, the package's one converter. With
+``time_unit=None`` the unit is told from the magnitude (its ``unit="auto"``: an epoch in ms is
+below 1e14 until the year 5138; in µs it is below 1e17 until 5138 too). REST rows carry no
+event time: theirs is :data:`quantlab.timestamps.NAT_NS`, numpy's NaT value.
 """
 
 from __future__ import annotations
@@ -45,9 +47,9 @@ import numpy as np
 import pandas as pd
 
 from quantlab.config import parse_symbols
+from quantlab.timestamps import MS_BELOW, NAT_NS, UNIT_NS, to_ns
 
 __all__ = [
-    "UNKNOWN_TIME",
     "ProtocolError",
     "Trade",
     "AggTrade",
@@ -58,7 +60,6 @@ __all__ = [
     "ServerShutdown",
     "Unknown",
     "Event",
-    "to_ns",
     "parse_frame",
     "parse_payload",
     "stream_name",
@@ -77,10 +78,6 @@ __all__ = [
     "connection_groups",
 ]
 
-#: int64 value of numpy's NaT: the store's sentinel for "time not known" (REST trades carry
-#: no event time).
-UNKNOWN_TIME = int(np.iinfo(np.int64).min)
-
 #: Binance refuses more streams than this on one connection (spot "WebSocket Limits",
 #: developers.binance.com/docs/binance-spot-api-docs/web-socket-streams).
 MAX_STREAMS_PER_CONNECTION = 1024
@@ -94,9 +91,8 @@ MAX_URL_CHARS = 4000
 #: and REST (``X-MBX-TIME-UNIT: MICROSECOND``) offer µs: the one setting for both.
 DEFAULT_TIME_UNIT = "MICROSECOND"
 
-_TIME_UNITS = {"MILLISECOND": 1_000_000, "MICROSECOND": 1_000}
-_MS_BELOW = 100_000_000_000_000  # 1e14: larger epoch values are microseconds
-_US_BELOW = 100_000_000_000_000_000  # 1e17: larger ones are already nanoseconds
+#: the ``timeUnit`` values Binance's streams and REST accept
+_TIME_UNITS = ("MILLISECOND", "MICROSECOND")
 
 
 class ProtocolError(ValueError):
@@ -112,7 +108,7 @@ class Trade:
 
     ``price``/``qty`` are ``float()`` of Binance's decimal strings; zero or negative values
     are passed through (the store rejects and counts them). ``event_time_ns`` is
-    :data:`UNKNOWN_TIME` for trades fetched over REST.
+    :data:`~quantlab.timestamps.NAT_NS` for trades fetched over REST.
     """
 
     symbol: str
@@ -217,27 +213,9 @@ Event = Trade | AggTrade | BookTicker | Kline | SubscribeReply | ErrorFrame | Se
 # --------------------------------------------------------------------------- field helpers
 
 
-def to_ns(value: int, unit: str | None = None) -> int:
-    """Epoch ``value`` in Binance's unit -> int ns, exactly.
-
-    ``unit``: ``"MILLISECOND"``, ``"MICROSECOND"`` or None (told from the magnitude).
-    """
-    if type(value) is not int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ProtocolError(f"time: expected an integer epoch, got {value!r}")
-        value = int(value)
-    if unit is not None:
-        try:
-            return value * _TIME_UNITS[unit.upper()]
-        except KeyError:
-            raise ValueError(
-                f"time_unit: {unit!r} is not one of MILLISECOND, MICROSECOND"
-            ) from None
-    if value < _MS_BELOW:
-        return value * 1_000_000
-    if value < _US_BELOW:
-        return value * 1_000
-    return value
+def _ns(d: dict, key: str, unit: str | None) -> int:
+    """Integer epoch field ``key`` in Binance's ``unit`` (None: told from the magnitude) -> ns."""
+    return to_ns(_int(d, key), key, unit=unit or "auto")
 
 
 def _int(d: dict, key: str) -> int:
@@ -274,18 +252,27 @@ def _str(d: dict, key: str) -> str:
 # --------------------------------------------------------------------------- payload parsers
 
 
-_FAST_FACTOR = {None: 1_000_000, "MILLISECOND": 1_000_000, "MICROSECOND": 1_000}
+_FAST_FACTOR = {None: UNIT_NS["MILLISECOND"], **{u: UNIT_NS[u] for u in _TIME_UNITS}}
+
+
+def _fast_factor(unit: str | None, tt: Any, e: Any) -> int | None:
+    """ns per unit of the trade and event times ``tt`` and ``e`` when both are plain epochs
+    in a known unit (unit unknown: milliseconds by magnitude), else None (the checked path).
+    The hot loop's shortcut of :func:`quantlab.timestamps.to_ns`, for trades and agg trades."""
+    f = _FAST_FACTOR.get(unit)
+    if f is None or type(tt) is not int or type(e) is not int or tt < 0 or e < 0:
+        return None
+    if unit is None and not (tt < MS_BELOW and e < MS_BELOW):
+        return None
+    return f
 
 
 def _trade(d: dict, recv_ns: int, unit: str | None) -> Trade:
-    # Fast path for the hot loop: well-typed fields in the announced unit (or, unit unknown,
-    # milliseconds by magnitude); anything unusual falls through to the checked path below.
+    # Fast path for the hot loop: well-typed fields; anything unusual is checked below.
     s, t, p, q, m, tt, e = d["s"], d["t"], d["p"], d["q"], d["m"], d["T"], d["E"]
-    f = _FAST_FACTOR.get(unit)
+    f = _fast_factor(unit, tt, e)
     if (f is not None and type(s) is str and type(t) is int and type(p) is str
-            and type(q) is str and (m is True or m is False) and type(tt) is int
-            and type(e) is int and 0 <= tt and 0 <= e
-            and (unit is not None or (tt < _MS_BELOW and e < _MS_BELOW))):
+            and type(q) is str and (m is True or m is False)):
         try:
             return Trade(s, t, float(p), float(q), m, tt * f, e * f, recv_ns)
         except ValueError:
@@ -300,8 +287,8 @@ def _trade_checked(d: dict, recv_ns: int, unit: str | None) -> Trade:
         _dec(d, "p"),
         _dec(d, "q"),
         _bool(d, "m"),
-        to_ns(_int(d, "T"), unit),
-        to_ns(_int(d, "E"), unit),
+        _ns(d, "T", unit),
+        _ns(d, "E", unit),
         recv_ns,
     )
 
@@ -309,11 +296,11 @@ def _trade_checked(d: dict, recv_ns: int, unit: str | None) -> Trade:
 def _agg_trade(d: dict, recv_ns: int, unit: str | None) -> AggTrade:
     # Fast path as for trades (the futures recorder's hot loop); anything unusual is checked below.
     s, a, p, q, f, last, m, tt, e = d["s"], d["a"], d["p"], d["q"], d["f"], d["l"], d["m"], d["T"], d["E"]
-    if (unit is None and type(s) is str and type(a) is int and type(p) is str and type(q) is str
-            and type(f) is int and type(last) is int and (m is True or m is False) and type(tt) is int
-            and type(e) is int and 0 <= tt < _MS_BELOW and 0 <= e < _MS_BELOW):
+    k = _fast_factor(unit, tt, e)
+    if (k is not None and type(s) is str and type(a) is int and type(p) is str and type(q) is str
+            and type(f) is int and type(last) is int and (m is True or m is False)):
         try:
-            return AggTrade(s, a, float(p), float(q), f, last, m, tt * 1_000_000, e * 1_000_000, recv_ns)
+            return AggTrade(s, a, float(p), float(q), f, last, m, tt * k, e * k, recv_ns)
         except ValueError:
             pass
     return _agg_trade_checked(d, recv_ns, unit)
@@ -328,8 +315,8 @@ def _agg_trade_checked(d: dict, recv_ns: int, unit: str | None) -> AggTrade:
         _int(d, "f"),
         _int(d, "l"),
         _bool(d, "m"),
-        to_ns(_int(d, "T"), unit),
-        to_ns(_int(d, "E"), unit),
+        _ns(d, "T", unit),
+        _ns(d, "E", unit),
         recv_ns,
     )
 
@@ -343,8 +330,8 @@ def _book_ticker(d: dict, recv_ns: int, unit: str | None) -> BookTicker:
         _dec(d, "B"),
         _dec(d, "a"),
         _dec(d, "A"),
-        None if e is None else to_ns(_int(d, "E"), unit),
-        None if t is None else to_ns(_int(d, "T"), unit),
+        None if e is None else _ns(d, "E", unit),
+        None if t is None else _ns(d, "T", unit),
         recv_ns,
     )
 
@@ -356,8 +343,8 @@ def _kline(d: dict, recv_ns: int, unit: str | None) -> Kline:
     return Kline(
         _str(d, "s"),
         _str(k, "i"),
-        to_ns(_int(k, "t"), unit),
-        to_ns(_int(k, "T"), unit),
+        _ns(k, "t", unit),
+        _ns(k, "T", unit),
         _int(k, "f"),
         _int(k, "L"),
         _dec(k, "o"),
@@ -370,14 +357,14 @@ def _kline(d: dict, recv_ns: int, unit: str | None) -> Kline:
         _dec(k, "V"),
         _dec(k, "Q"),
         _bool(k, "x"),
-        to_ns(_int(d, "E"), unit),
+        _ns(d, "E", unit),
         recv_ns,
     )
 
 
 def _shutdown(d: dict, recv_ns: int, unit: str | None) -> ServerShutdown:
     e = d.get("E")
-    return ServerShutdown(recv_ns if e is None else to_ns(_int(d, "E"), unit))
+    return ServerShutdown(recv_ns if e is None else _ns(d, "E", unit))
 
 
 _BY_EVENT = {
@@ -461,7 +448,7 @@ def trade_from_rest(row: dict, symbol: str, recv_ns: int, *, time_unit: str | No
          "quoteQty": "1236.75260000", "time": 1723161255342, "isBuyerMaker": true,
          "isBestMatch": true}
 
-    REST rows carry no event time: ``event_time_ns`` is :data:`UNKNOWN_TIME`.
+    REST rows carry no event time: ``event_time_ns`` is :data:`~quantlab.timestamps.NAT_NS`.
     """
     try:
         return Trade(
@@ -470,8 +457,8 @@ def trade_from_rest(row: dict, symbol: str, recv_ns: int, *, time_unit: str | No
             _dec(row, "price"),
             _dec(row, "qty"),
             _bool(row, "isBuyerMaker"),
-            to_ns(_int(row, "time"), time_unit),
-            UNKNOWN_TIME,
+            _ns(row, "time", time_unit),
+            NAT_NS,
             recv_ns,
         )
     except (KeyError, TypeError) as exc:
@@ -497,8 +484,8 @@ def agg_trade_from_rest(
             _int(row, "f"),
             _int(row, "l"),
             _bool(row, "m"),
-            to_ns(_int(row, "T"), time_unit),
-            UNKNOWN_TIME,
+            _ns(row, "T", time_unit),
+            NAT_NS,
             recv_ns,
         )
     except (KeyError, TypeError) as exc:
@@ -688,7 +675,7 @@ def trades_to_frame(trades: Sequence[Trade]) -> pd.DataFrame:
 
     Columns: ``trade_id`` int64, ``price`` float64, ``qty`` float64, ``is_buyer_maker``
     bool, ``time``, ``event_time``, ``recv_time`` (int64 ns; ``event_time`` is
-    :data:`UNKNOWN_TIME`, numpy's NaT value, for REST trades). Row order is kept.
+    :data:`~quantlab.timestamps.NAT_NS`, numpy's NaT value, for REST trades). Row order is kept.
     """
     return pd.DataFrame(trades_to_columns(trades))
 

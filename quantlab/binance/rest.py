@@ -290,17 +290,11 @@ class BinanceRest:
 
     async def historical_trades(self, symbol: str, from_id: int, limit: int = MAX_LIMIT) -> list[Trade]:
         """Up to ``limit`` trades of ``symbol`` with ids from ``from_id`` upward, oldest first."""
-        sym = _one_symbol(symbol)
-        _check_id("from_id", from_id)
-        _check_limit(limit)
-        return await self._trades("historicalTrades", {"symbol": sym, "fromId": from_id, "limit": limit},
-                                  trade_from_rest)
+        return await self._trades("historicalTrades", symbol, limit, trade_from_rest, from_id=from_id)
 
     async def recent_trades(self, symbol: str, limit: int = 500) -> list[Trade]:
         """The latest ``limit`` trades of ``symbol`` (``/api/v3/trades``), oldest first."""
-        sym = _one_symbol(symbol)
-        _check_limit(limit)
-        return await self._trades("trades", {"symbol": sym, "limit": limit}, trade_from_rest)
+        return await self._trades("trades", symbol, limit, trade_from_rest)
 
     async def serves_history(self, symbol: str) -> bool | None:
         """Whether this host serves ``/api/v3/historicalTrades`` (gap repair needs it).
@@ -324,14 +318,18 @@ class BinanceRest:
 
     async def agg_trades(self, symbol: str, from_id: int, limit: int = MAX_LIMIT) -> list[AggTrade]:
         """Up to ``limit`` aggregate trades of ``symbol`` from agg id ``from_id`` upward."""
-        sym = _one_symbol(symbol)
-        _check_id("from_id", from_id)
-        _check_limit(limit)
-        return await self._trades("aggTrades", {"symbol": sym, "fromId": from_id, "limit": limit},
-                                  agg_trade_from_rest)
+        return await self._trades("aggTrades", symbol, limit, agg_trade_from_rest, from_id=from_id)
 
-    async def _trades(self, endpoint: str, params: dict[str, Any], convert: Callable[..., Any]) -> list:
-        """GET ``/api/v3/<endpoint>`` at its weight; rows -> ``convert(row, symbol, recv_ns)``."""
+    async def _trades(self, endpoint: str, symbol: str, limit: int, convert: Callable[..., Any], *,
+                      from_id: int | None = None) -> list:
+        """GET ``/api/v3/<endpoint>`` for ``symbol`` (``limit`` rows, from id ``from_id`` when
+        given; both checked) at its weight; rows -> ``convert(row, symbol, recv_ns)``."""
+        params: dict[str, Any] = {"symbol": _one_symbol(symbol)}
+        if from_id is not None:
+            _check_id("from_id", from_id)
+            params["fromId"] = from_id
+        _check_limit(limit)
+        params["limit"] = limit
         rows = await self._get(f"/api/v3/{endpoint}", params, WEIGHTS[endpoint])
         recv_ns = time.time_ns()
         return [convert(r, params["symbol"], recv_ns, time_unit=self.time_unit) for r in _rows(rows)]
