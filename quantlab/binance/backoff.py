@@ -31,7 +31,6 @@ __all__ = [
     "classify_http_status",
     "SlidingWindow",
     "WatchdogTimeout",
-    "ServerShutdownNotice",
 ]
 
 
@@ -74,10 +73,6 @@ def _delays(initial: float, factor: float, cap: float, jitter: float, rng: rando
 
 class WatchdogTimeout(Exception):
     """No data arrived on an open connection for the watchdog period (retryable)."""
-
-
-class ServerShutdownNotice(Exception):
-    """The server announced its shutdown (``serverShutdown`` event; retryable)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,8 +171,6 @@ def classify(exc: BaseException) -> Failure:
 
     if isinstance(exc, WatchdogTimeout):
         return Failure(True, str(exc) or "no data from the server")
-    if isinstance(exc, ServerShutdownNotice):
-        return Failure(True, str(exc) or "server announced its shutdown")
     if isinstance(exc, InvalidURI | InvalidProxy):
         return Failure(False, f"bad URL: {exc}")
     if isinstance(exc, InvalidStatus):

@@ -8,7 +8,6 @@
 
 from __future__ import annotations
 
-import math
 import warnings
 from dataclasses import dataclass
 from typing import Any
@@ -144,10 +143,3 @@ def drawdown(equity: pd.Series) -> pd.Series:
     peak = equity.cummax()
     return (equity / peak - 1.0) * 100.0
 
-
-def finite_or_none(v: Any) -> float | None:
-    try:
-        f = float(v)
-    except (TypeError, ValueError):
-        return None
-    return f if math.isfinite(f) else None
