@@ -414,7 +414,7 @@ class BinanceRest:
             status, headers, body = reply
             self._note_weight(headers)
             if status == 200:
-                self._waf_delays: Iterator[float] | None = None  # reset by a 200
+                self._waf_delays = None  # reset by a 200
                 try:
                     return json.loads(body)
                 except ValueError as exc:
