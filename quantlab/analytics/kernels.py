@@ -27,7 +27,7 @@ except ImportError:  # pragma: no cover
 
 
 def _jit(fn):
-    return numba.njit(cache=True, nogil=True)(fn) if HAVE_NUMBA else fn
+    return numba.njit(cache=True, nogil=True)(fn) if numba is not None else fn
 
 
 # --------------------------------------------------------------------------------------
