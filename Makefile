@@ -4,7 +4,7 @@
 #   make test   set up .venv with the test extras and run the whole suite (newest pandas), then
 #               the pandas-touching unit tests on the oldest supported pandas (.venv-oldest)
 #   make bench  benchmarks, one table with reference ratios
-#   make lint   ruff
+#   make lint   ruff, then the type checker (mypy, configured in pyproject.toml) on quantlab/
 PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
@@ -69,6 +69,7 @@ bench: $(BENCH_STAMP)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check quantlab tests benchmarks
+	$(PY) -m mypy
 
 clean:
-	rm -rf $(VENV) $(OLDEST_VENV) .pytest_cache .ruff_cache build *.egg-info
+	rm -rf $(VENV) $(OLDEST_VENV) .pytest_cache .ruff_cache .mypy_cache build *.egg-info

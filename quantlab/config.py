@@ -7,6 +7,7 @@ Precedence: explicit arguments (CLI flags), then the process environment, then a
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -50,7 +51,7 @@ def env(key: str, default: str | None = None) -> str | None:
     return read_dotenv().get(key, default)
 
 
-def parse_symbols(value: str | list[str] | tuple[str, ...] | None) -> list[str]:
+def parse_symbols(value: str | Sequence[str] | None) -> list[str]:
     """``"btcusdt, um:BTCUSDT"`` -> ``["BTCUSDT", "um:BTCUSDT"]`` (see :mod:`quantlab.symbols`);
     refuses odd names, skips empty items (an empty result is the caller's to refuse)."""
     from quantlab.symbols import parse_symbols as _parse
@@ -61,7 +62,7 @@ def parse_symbols(value: str | list[str] | tuple[str, ...] | None) -> list[str]:
         raise ValueError(f"symbols: {str(exc).removeprefix('symbol: ')}") from None
 
 
-def require_symbols(value: str | list[str] | tuple[str, ...] | None, flag: str = "--symbols") -> list[str] | None:
+def require_symbols(value: str | Sequence[str] | None, flag: str = "--symbols") -> list[str] | None:
     """Like :func:`parse_symbols`, but a value given with no symbol in it (``--symbols ""``) is
     refused instead of falling back to the defaults; None (not given) stays None."""
     if value is None:
@@ -100,8 +101,9 @@ def resolve_store(store: str | os.PathLike[str] | None, source: str | None) -> P
     from quantlab.store.tickstore import check_source, store_source
 
     identity = store_identity(source)
-    explicit = store is not None and str(store) != ""
-    path = Path(store if explicit else settings().store).expanduser()
+    given = None if store is None or str(store) == "" else store
+    explicit = given is not None
+    path = Path(settings().store if given is None else given).expanduser()
     if identity == "demo" and not explicit and store_source(path) != "demo":
         path = demo_store_path(path)
     if identity is not None:

@@ -66,6 +66,7 @@ def import_file(store: TickStore, path: str | Path, *, market: str | None = None
         for batch, n in read_chunks(af):
             read += n
             if af.kind == "klines":
+                assert af.interval is not None  # identify() reads it from every kline file's name
                 check_spacing(batch, parse_timeframe(af.interval), p.name)
                 added += store.append_klines(symbol, af.interval, batch)
             else:

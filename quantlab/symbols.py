@@ -16,7 +16,7 @@ converted to base-asset terms before they reach the store.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -79,7 +79,7 @@ def parse_symbol(text: str | Symbol) -> Symbol:
     return Symbol(market, name)
 
 
-def parse_symbols(value: str | Symbol | list | tuple | None) -> list[Symbol]:
+def parse_symbols(value: str | Symbol | Sequence[str | Symbol] | None) -> list[Symbol]:
     """``"btcusdt, um:BTCUSDT"`` or a list of them -> unique :class:`Symbol` s, in order.
 
     Empty items are skipped; an empty result is the caller's to refuse.

@@ -136,6 +136,7 @@ class BarBuilder:
         b = t // tf
         self._p = merge_partials(self._p, reduce_partials({"bucket": b, "close": p, "close_t": t}))
         newest = self.open_id
+        assert newest is not None  # the batch just merged holds at least one bar
         held = self._p["bucket"]
         if before is None:
             sel = held < newest

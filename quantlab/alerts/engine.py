@@ -207,6 +207,7 @@ class TickEvaluator(RuleEvaluator):
 
     def __init__(self, rule: PriceRule | MoveRule) -> None:
         super().__init__(rule)
+        self._window_ns = rule.window_ns if isinstance(rule, MoveRule) else 0
         self._seconds = SecondCloses(rule.window_ns) if isinstance(rule, MoveRule) else None
 
     def on_ticks(self, t: np.ndarray, p: np.ndarray, recv: np.ndarray,
@@ -214,7 +215,7 @@ class TickEvaluator(RuleEvaluator):
         if self._seconds is None:
             return self.fire(p, t, recv, ids)
         self._seconds.extend(t, p)
-        ref = self._seconds.before(t - self.rule.window_ns)
+        ref = self._seconds.before(t - self._window_ns)
         with np.errstate(divide="ignore", invalid="ignore"):
             move = (p / ref - 1.0) * 100.0
         return self.fire(move, t, recv, ids)
@@ -348,9 +349,12 @@ class AlertEngine:
                 continue
             if isinstance(r, PriceRule | MoveRule):
                 ev: RuleEvaluator = TickEvaluator(r)
-            else:
+            elif isinstance(r, ZScoreRule | SpreadRule):
                 tf = r.timeframe_ns
                 ev = PairEvaluator(r, builders[(r.y, tf)], builders[(r.x, tf)])
+            else:
+                raise TypeError(f"rules: {r.id!r} is a {type(r).__name__}, not a price, move, "
+                                "zscore or spread rule")
             if prev is not None and prev.rule.fingerprint() == r.fingerprint():
                 ev.restore(prev.state())
             else:

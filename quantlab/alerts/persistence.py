@@ -399,7 +399,7 @@ class AlertWatcher:
 
 def alerts_frame(alerts: list[FiredAlert]) -> pd.DataFrame:
     """A DataFrame of alerts (the layout of :meth:`AlertHistory.read`)."""
-    def ts(ns: list[int | None]) -> pd.DatetimeIndex:
+    def ts(ns: list[int | None]) -> pd.Series:
         return pd.to_datetime(pd.Series([n if n is not None and n > 0 else None for n in ns],
                                         dtype="Int64"), unit="ns", utc=True)
 

@@ -36,7 +36,7 @@ from quantlab.alerts.persistence import (
     parse_rules,
     save_state,
 )
-from quantlab.alerts.rules import Rule
+from quantlab.alerts.rules import MoveRule, Rule, SpreadRule, ZScoreRule
 from quantlab.alerts.webhook import DeliveryResult, WebhookDispatcher
 from quantlab.errors import UnknownSymbolError
 from quantlab.timeframes import Timeframe, parse_timeframe
@@ -59,14 +59,14 @@ def format_message(rule: Rule, tr: Trigger) -> str:
     """``"BTCUSDT 70012.5 crossed up through 70000 (r1)"``-style one-liners."""
     word = _EVENT_WORDS.get(tr.event, tr.event)
     who = "/".join(tr.symbols)
-    if tr.event.startswith("move"):
+    if tr.event.startswith("move") and isinstance(rule, MoveRule):
         text = f"{who} {word} {tr.value:+.2f}% (threshold {abs(tr.threshold):g}%) over {rule.window}"
-    elif tr.event.startswith(("zscore", "spread")):
+    elif tr.event.startswith(("zscore", "spread")) and isinstance(rule, ZScoreRule | SpreadRule):
         bar = pd.Timestamp(tr.bar_time_ns, unit="ns", tz="UTC") if tr.bar_time_ns is not None else None
         sign = "±" if tr.event == "zscore_inside" else ""
         text = f"{who} {word} {sign}{tr.threshold:g}: {tr.value:.3f}"
         if bar is not None:
-            text += f" on the {rule.timeframe} bar of {bar:%Y-%m-%d %H:%M:%S}"  # type: ignore[attr-defined]
+            text += f" on the {rule.timeframe} bar of {bar:%Y-%m-%d %H:%M:%S}"
     else:
         text = f"{who} {tr.value:g} {word} {tr.threshold:g}"
     text += f" ({rule.id})"
@@ -85,12 +85,11 @@ def store_bars_loader(store: str | os.PathLike[str] | TickStore) -> Callable[...
     def load(symbol: str, timeframe: str, n_bars: int) -> tuple[np.ndarray, np.ndarray] | None:
         from quantlab.store import TickStore
 
-        own = not isinstance(store, TickStore)
-        st = TickStore(store) if own else store
+        st = store if isinstance(store, TickStore) else TickStore(store)
         try:
             bars = _last_bars(st, symbol, parse_timeframe(timeframe), int(n_bars))
         finally:
-            if own:
+            if st is not store:
                 st.close()
         if bars is None or len(bars) == 0:
             return None
@@ -218,8 +217,11 @@ class AlertService:
 
                 doc = json.loads(self._rules_path.read_text())
                 rules = parse_rules(doc, source=str(self._rules_path))
-            seen: set[str] = set()
-            rules = [r for r in rules if r.id and not (r.id in seen or seen.add(r.id))]
+            first: dict[str, Rule] = {}  # the first rule of each non-empty id
+            for r in rules:
+                if r.id:
+                    first.setdefault(r.id, r)
+            rules = list(first.values())
             self.engine.set_rules(rules, state=state)
             self._rules = {r.id: r for r in rules}
             log.info("alert rules loaded: %d (%s)", len(rules), ", ".join(self._rules) or "none")

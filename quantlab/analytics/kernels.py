@@ -10,9 +10,11 @@ both paths equal. Arrays in, arrays out: no pandas here.
 from __future__ import annotations
 
 import os
+from types import ModuleType
 
 import numpy as np
 
+numba: ModuleType | None
 try:  # pragma: no cover - exercised by the environment
     if os.environ.get("QUANTLAB_NO_NUMBA", "") in ("1", "true", "yes"):
         raise ImportError("disabled by QUANTLAB_NO_NUMBA")
@@ -25,7 +27,7 @@ except ImportError:  # pragma: no cover
 
 
 def _jit(fn):
-    return numba.njit(cache=True, nogil=True)(fn) if HAVE_NUMBA else fn
+    return numba.njit(cache=True, nogil=True)(fn) if numba is not None else fn
 
 
 # --------------------------------------------------------------------------------------

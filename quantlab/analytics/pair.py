@@ -539,7 +539,7 @@ def _fit(spec: PairSpec, y: np.ndarray, x: np.ndarray, step: pd.Timedelta | None
     hl = _half_life(y, x) if spec.needs_formation else None
     w = _to_bars(spec.window, "window", step, hl, 3 if spec.hedge != "kalman" else 2)
     zw = _to_bars(spec.window if spec.z_window is None else spec.z_window, "z_window", step, hl, 2)
-    base = dict(spec=spec, window=w, z_window=zw, nobs=n, half_life=hl)
+    base: dict[str, Any] = dict(spec=spec, window=w, z_window=zw, nobs=n, half_life=hl)
     if spec.is_static:
         if n < 3:
             from quantlab.errors import InsufficientDataError

@@ -38,6 +38,8 @@ def spread(y: Any, x: Any, hedge: Any, *, lag: int | None = None) -> pd.Series:
                          "formation window before the bars, e.g. quantlab.PairSpec(hedge='ols')")
     if lag is None:
         lag = 1
+    beta: float | np.ndarray
+    alpha: float | np.ndarray
     if isinstance(lag, bool) or not isinstance(lag, int | np.integer) or lag < 0:
         raise ValueError(f"lag must be a non-negative int number of bars, got {lag!r}")
     if isinstance(hedge, HedgeResult):

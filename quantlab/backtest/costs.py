@@ -76,9 +76,10 @@ _MARK_COLUMNS = ("mark_price", "markPrice", "mark")
 def _bps(name: str, v: Any) -> float:
     if isinstance(v, bool) or not isinstance(v, numbers.Real) or math.isnan(v):
         raise TypeError(f"{name} must be a number of basis points, got {v!r}")
-    if not 0 <= v < 10_000:
+    bps = float(v)
+    if not 0 <= bps < 10_000:
         raise ValueError(f"{name} must be in [0, 10000) basis points, got {v!r}")
-    return float(v)
+    return bps
 
 
 def _fee_pair(market: str, v: Any) -> tuple[float, float]:
@@ -181,7 +182,7 @@ class Costs:
     liquidity: str = "taker"
     slippage_bps: float = 0.0
     borrow_annual: float = 0.0
-    funding: Mapping[str, pd.DataFrame] = field(default_factory=dict)
+    funding: Mapping[str, pd.DataFrame | None] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not isinstance(self.fees, Mapping):
@@ -251,17 +252,17 @@ class Costs:
         return hash(self._key())
 
 
-def _funding_map(funding: Any) -> dict[str, pd.DataFrame]:
+def _funding_map(funding: Any) -> dict[str, pd.DataFrame | None]:
     if funding is None:
         return {}
     if not isinstance(funding, Mapping):
         raise TypeError("funding must map a perpetual symbol (e.g. 'um:BTCUSDT') to its funding "
                         f"rates, got {type(funding).__name__}")
-    out: dict[str, pd.DataFrame] = {}
+    out: dict[str, pd.DataFrame | None] = {}
     for key, data in funding.items():
         k = _funding_key(key)
         if data is None:  # funding of this leg not counted, on purpose
-            out[k] = None  # type: ignore[assignment]
+            out[k] = None
         else:
             out[k] = data if _is_table(data) else funding_table(data, f"funding[{key!r}]")
     return out

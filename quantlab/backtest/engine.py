@@ -350,7 +350,8 @@ def spec_from_args(hedge: Any = "rolling_ols", window: Any = 60, z_window: Any =
     if z_window is not None and isinstance(z_window, numbers.Integral) and not isinstance(
             z_window, bool) and z_window < 2:
         raise ValueError(f"z_window must be >= 2, got {z_window!r}")
-    return PairSpec(hedge=hedge, window=window, z_window=z_window)
+    return PairSpec(hedge=hedge, window=int(window) if isinstance(window, numbers.Integral) else window,
+                    z_window=z_window)
 
 
 def signal_inputs(y: pd.Series, x: pd.Series, spec: Any) -> tuple[np.ndarray, np.ndarray, Any]:
@@ -623,6 +624,7 @@ def run(y: pd.Series, x: pd.Series, entry: float = 2.0, exit: float = 0.5,
     rf_bar = _rf_bar(risk_free_annual, ppy)
     plan, leg_names = _plan(costs_v, y, x, legs, index, yv, xv, ppy, capital, notional)
     if isinstance(spec_v, float):
+        assert zw is not None  # _fixed_z_window gives a fixed hedge its z-score window
         beta, z, sig = _fixed_inputs(y, x, spec_v, zw)
         hedge_p: Any = spec_v
         params_spec: dict[str, Any] = dict(window=zw, z_window=zw)

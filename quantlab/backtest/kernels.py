@@ -32,6 +32,8 @@ Hedges (expanding OLS included) are :mod:`quantlab.analytics` kernels, through `
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -254,6 +256,7 @@ def equity_stats_py(equity, risk_free):
     return n, mean, std, downside, mdd, dur
 
 
+njit: Callable[..., Any] | None
 try:  # numba is a hard dependency; the fallback keeps the module importable without it
     from numba import njit
 except ImportError:  # pragma: no cover

@@ -23,13 +23,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import TypeAlias
 
 import numpy as np
 import pandas as pd
 
 YEAR_SECONDS = 365 * 86400.0
 
-ArrayLike = pd.Series | np.ndarray | Sequence[float]
+ArrayLike: TypeAlias = pd.Series | np.ndarray | Sequence[float]
 
 
 def periods_per_year(index: pd.Index) -> float:

@@ -107,6 +107,7 @@ def sweep(y: pd.Series, x: pd.Series, entry: Any = (1.5, 2.0, 2.5),
               desc="backtest sweep", unit="run") as bar:
         for w, sp, zw in zip(windows, specs, zws, strict=True):
             if isinstance(sp, float):
+                assert zw is not None  # _fixed_z_window gives a fixed hedge its z-score window
                 beta, z, _ = _e._fixed_inputs(y, x, sp, zw)
             else:
                 beta, z, _ = _e.signal_inputs(y, x, sp)

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
 import re
 import zipfile
 from collections.abc import Iterator
@@ -69,7 +70,7 @@ class ArchiveFile:
         return str(Symbol(self.market, self.symbol))
 
 
-def identify(path: str | Path) -> ArchiveFile:
+def identify(path: str | os.PathLike[str]) -> ArchiveFile:
     """Kind and symbol from an official file name, or a LayoutError saying what was expected."""
     p = Path(path)
     name = p.name
@@ -254,7 +255,7 @@ def _layout(af: ArchiveFile) -> tuple[list[str], int | None] | None:
     return cells, (None if _is_number(cells[1]) else 0)
 
 
-def read_trades_exact(path: str | Path) -> tuple[str, dict[str, np.ndarray]]:
+def read_trades_exact(path: str | os.PathLike[str]) -> tuple[str, dict[str, np.ndarray]]:
     """An official trades file (``.csv`` or ``.zip``) with its decimals kept as written, for
     the simulator's replay: ``(symbol, columns)`` with ``trade_id`` int64, ``time`` int64 ns
     (the file's unit, ms or µs, told once per file), ``price`` and ``qty`` the file's own

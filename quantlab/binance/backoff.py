@@ -185,9 +185,9 @@ def classify(exc: BaseException) -> Failure:
         return Failure(classify_http_status(status), detail, after)
     if isinstance(exc, ConnectionClosed):
         frame = exc.rcvd
-        code = frame.code if frame is not None else None
-        if code is None:
+        if frame is None:
             return Failure(True, "connection cut without a close frame (1006)")
+        code = frame.code
         why = f" {frame.reason}" if frame.reason else ""
         return Failure(classify_close_code(code), f"server closed the connection ({code}{why})")
     if isinstance(exc, InvalidMessage):

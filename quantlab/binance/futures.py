@@ -199,7 +199,7 @@ class FuturesRest(BinanceRest):
         self.market = market
         self.api = FUTURES_ENDPOINTS[market][2]
 
-    async def exchange_info(self, symbols) -> dict[str, dict]:  # type: ignore[override]
+    async def exchange_info(self, symbols) -> dict[str, dict]:
         """``{symbol: entry}`` from ``exchangeInfo`` (futures lists every symbol in one reply)."""
         from quantlab.errors import UnknownSymbolError
 
@@ -213,7 +213,7 @@ class FuturesRest(BinanceRest):
                 f"{'USD-M symbols look like BTCUSDT' if self.market == 'um' else 'COIN-M: BTCUSD_PERP'})")
         return {s: found[s] for s in names}
 
-    async def agg_trades(self, symbol: str, from_id: int, limit: int = MAX_LIMIT) -> list[AggTrade]:  # type: ignore[override]
+    async def agg_trades(self, symbol: str, from_id: int, limit: int = MAX_LIMIT) -> list[AggTrade]:
         sym = _one_symbol(symbol)
         rows = await self._get(f"{self.api}/aggTrades", {"symbol": sym, "fromId": int(from_id), "limit": int(limit)},
                                WEIGHTS["aggTrades"])

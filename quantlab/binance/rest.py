@@ -40,7 +40,7 @@ import ssl
 import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import Any, Self
 from urllib.parse import urlencode, urlsplit
 
 from quantlab.config import parse_symbols
@@ -203,7 +203,7 @@ class BinanceRest:
 
     # ------------------------------------------------------------------ lifecycle
 
-    async def __aenter__(self) -> BinanceRest:
+    async def __aenter__(self) -> Self:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -412,7 +412,7 @@ class BinanceRest:
             status, headers, body = reply
             self._note_weight(headers)
             if status == 200:
-                self._waf_delays: Iterator[float] | None = None  # reset by a 200
+                self._waf_delays = None  # reset by a 200
                 try:
                     return json.loads(body)
                 except ValueError as exc:

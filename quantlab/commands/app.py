@@ -170,13 +170,13 @@ def run(args: argparse.Namespace) -> int:
         print(f"quantlab app: a recorder (pid {held_by}) already writes {store}; following it")
     rec = spawn_recorder(store, symbols, source, ws_url=args.ws_url, rest_url=args.rest_url,
                          demo_rate=args.demo_rate, wait=60.0)
-    env = {**os.environ, "QUANTLAB_STORE": str(store), "QUANTLAB_SYMBOLS": ",".join(symbols),
-           "QUANTLAB_SOURCE": source, "PYTHONUNBUFFERED": "1"}
+    voila_env = {**os.environ, "QUANTLAB_STORE": str(store), "QUANTLAB_SYMBOLS": ",".join(symbols),
+                 "QUANTLAB_SOURCE": source, "PYTHONUNBUFFERED": "1"}
     if args.ws_url:
-        env["QUANTLAB_WS_URL"] = args.ws_url
+        voila_env["QUANTLAB_WS_URL"] = args.ws_url
     if args.rest_url:
-        env["QUANTLAB_REST_URL"] = args.rest_url
-    voila = subprocess.Popen(voila_command(notebook, args.ip, port, token), cwd=notebooks, env=env,
+        voila_env["QUANTLAB_REST_URL"] = args.rest_url
+    voila = subprocess.Popen(voila_command(notebook, args.ip, port, token), cwd=notebooks, env=voila_env,
                              stdin=subprocess.DEVNULL, start_new_session=True)
     stopping = False
 

@@ -30,6 +30,7 @@ import asyncio
 import atexit
 import contextlib
 import logging
+import subprocess
 import threading
 import time
 from collections.abc import Callable
@@ -116,14 +117,14 @@ class Lab:
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
         self._loaded = threading.Event()
-        self._proc = None
+        self._proc: subprocess.Popen | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._store: TickStore | None = None  # the caller's reader (frames, stats)
         self._ref_prices: dict[str, tuple[float, int, float | None]] = {}  # stats(): 24 h reference
         self.follow_latency = LatencyWindow(5_000)
         self.callback_errors = 0
         self.last_error: str = ""
-        self._alert_cursor = None
+        self._alert_cursor: int | None = None  # byte offset in the alert history
         self._history_only = False
 
     @classmethod
@@ -310,9 +311,9 @@ class Lab:
         if recv is not None:
             self.follow_latency.add(now - recv[recv != NAT_NS])
         for cb in list(self._callbacks):
-            if cb.kind == "tick":
+            if cb.kind == "tick" and cb.pending is not None:
                 cb.pending.add(sym)
-            elif cb.kind == "bar" and len(closed[cb.timeframe]):
+            elif cb.kind == "bar" and cb.timeframe is not None and len(closed[cb.timeframe]):
                 self._dispatch(cb, sym, self.bars(sym, cb.timeframe))
 
     def _flush_throttled(self) -> None:
@@ -420,6 +421,7 @@ class Lab:
         frame = TickRows(batch).to_frame()
         if since is not None:
             since_ns = to_ns(since, "since")
+            assert since_ns is not None  # since is not None
             if first is None or since_ns < first:
                 try:
                     older = _read_ticks(self.store, s, start=since_ns, end=first)

@@ -77,6 +77,8 @@ class FuturesFeed(Recorder):
     flush loop. ``names`` are the exchange's names (``BTCUSDT``), stored as ``market:name``.
     """
 
+    rest: FuturesRest  # set by run()
+
     def __init__(self, owner: Recorder, market: str, names: list[str], ws_url: str, rest_url: str,
                  *, silent_s: float = 5.0, funding_delay_s: float = 1.0) -> None:
         # deliberately not Recorder.__init__: the owner holds the store and the counters
@@ -101,7 +103,6 @@ class FuturesFeed(Recorder):
         self._next_funding: dict[str, int] = {}
         self.market_frames = 0
         self.stream: BinanceStream | None = None
-        self.rest: FuturesRest | None = None
         self.store: TickStore | None = None
 
     # ------------------------------------------------------------------ names
@@ -161,7 +162,8 @@ class FuturesFeed(Recorder):
         return None, reason
 
     # ------------------------------------------------------------------ run
-    async def run(self, store: TickStore) -> None:
+    # the owner's run() runs this on its store: a feed is not a stand-alone Recorder
+    async def run(self, store: TickStore) -> None:  # type: ignore[override]
         """Validate the symbols, then record until cancelled; raises StreamError (including
         :class:`SilentStreamError`) or UnknownSymbolError on a fatal failure."""
         self.store = store
@@ -170,30 +172,30 @@ class FuturesFeed(Recorder):
                                      id_of=attrgetter("agg_id"))
         # USD-M/COIN-M streams document no timeUnit parameter: their times are ms (time_unit=None
         # tells the unit from the magnitude), unlike spot, which is asked for µs
-        self.stream = BinanceStream(self.ws_url, self.symbols, kinds=STREAM_KINDS, validate_symbols=False,
-                                    watchdog_s=self.cfg.watchdog_s, time_unit=None,
-                                    **self.cfg.stream_options)
+        self.stream = stream = BinanceStream(self.ws_url, self.symbols, kinds=STREAM_KINDS,
+                                             validate_symbols=False, watchdog_s=self.cfg.watchdog_s,
+                                             time_unit=None, **self.cfg.stream_options)
         async with FuturesRest(self.rest_url, self.market) as rest:
             self.rest = rest
             await self._validate()
             for s in self.symbols:
                 self._fetch_funding_later(s, None, delay=0.0)
             self.state = "connecting"
-            consume = asyncio.create_task(self._consume(), name=f"futures-{self.market}-consume")
+            consume = asyncio.create_task(self._consume(stream), name=f"futures-{self.market}-consume")
             watch = asyncio.create_task(self._watch_silence(), name=f"futures-{self.market}-silence")
             try:
                 pending = {consume, watch}
                 while consume in pending:  # the watch ends quietly once data has arrived
                     done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
                     for t in done:
-                        if t.exception() is not None:
-                            raise t.exception()
+                        if (exc := t.exception()) is not None:
+                            raise exc
             finally:
                 for t in (consume, watch, *self._backfills.values(), *self._funding_tasks.values()):
                     t.cancel()
                 await asyncio.gather(consume, watch, *self._backfills.values(), *self._funding_tasks.values(),
                                      return_exceptions=True)
-                await self.stream.aclose()
+                await stream.aclose()
 
     async def _validate(self) -> None:
         delays = backoff_delays()
@@ -222,19 +224,18 @@ class FuturesFeed(Recorder):
                            f"within {self.silent_s:g} s of connecting{hint})")
             raise SilentStreamError(self.reason)
 
-    async def _consume(self) -> None:
+    async def _consume(self, stream: BinanceStream) -> None:
         seqs = self.seqs
         try:
-            async for ev in self.stream:
-                t = type(ev)
-                if t is AggTrade:
+            async for ev in stream:
+                if type(ev) is AggTrade:
                     self.market_frames += 1
                     seq = seqs.get(ev.symbol)
                     if seq is not None:
                         gap = seq.push(ev)
                         if gap is not None:
                             self._start_backfill(ev.symbol, gap)
-                elif t is Unknown:
+                elif type(ev) is Unknown:
                     try:
                         mark = mark_price_from_payload(ev.raw, time.time_ns())
                     except ProtocolError as exc:
@@ -243,11 +244,11 @@ class FuturesFeed(Recorder):
                     if mark is not None and mark.symbol in self._marks:
                         self.market_frames += 1
                         self._on_mark(mark)
-                elif t is Connected:
+                elif type(ev) is Connected:
                     if ev.attempt > 1 and not ev.rotation:
                         self.c["reconnects"] += 1
                     self.state, self.reason = "live", ""
-                elif t is Disconnected:
+                elif type(ev) is Disconnected:
                     self.state, self.reason = "reconnecting", ev.reason
         except StreamError as exc:
             self.state, self.reason = "failed", str(exc)
@@ -276,6 +277,7 @@ class FuturesFeed(Recorder):
         pending = self._funding[symbol]
         if pending:
             return pending[-1].funding_time_ns
+        assert self.store is not None  # set by run(), which schedules the funding fetches
         return self.store.last_trade_id(self._store_symbol(symbol), kind="funding")
 
     async def _fetch_funding(self, symbol: str, due_ns: int | None, delay: float) -> None:
@@ -327,6 +329,7 @@ class FuturesFeed(Recorder):
         funding); the caller flushes the store."""
         store, added = self.store, []
         for s, ready, marks, funding in prepared:
+            assert store is not None  # what is prepared comes from sequencers run() made on it
             q = self._store_symbol(s)
             added.append((
                 store.append(q, agg_trades_to_batch(ready), kind="aggtrades", flush=False) if ready else 0,
@@ -362,7 +365,7 @@ class FuturesFeed(Recorder):
                                         "held": self.seqs[s].held if s in self.seqs else 0, **self.last.get(s, {})}
                 for s in self.symbols}
 
-    def status(self) -> dict:  # type: ignore[override]
+    def status(self) -> dict:
         sc = self.stream.counters if self.stream is not None else {}
         return {"ws_url": self.ws_url, "rest_url": self.rest_url, "state": self.state, "reason": self.reason,
                 "symbols": [self._store_symbol(s) for s in self.symbols],

@@ -155,7 +155,9 @@ class Selection:
         counts["crossings"] = int((keep & ~enough).sum())
         keep &= enough
 
-        chosen, per_symbol, capped_symbol, capped_total = [], {}, 0, 0
+        chosen: list[int] = []
+        per_symbol: dict[str, int] = {}
+        capped_symbol = capped_total = 0
         for i in np.nonzero(keep)[0]:
             y, x = frame["y"].iat[i], frame["x"].iat[i]
             if self.max_pairs is not None and len(chosen) >= self.max_pairs:
@@ -166,7 +168,7 @@ class Selection:
                     or per_symbol.get(x, 0) >= self.max_per_symbol):
                 capped_symbol += 1
                 continue
-            chosen.append(i)
+            chosen.append(int(i))
             per_symbol[y] = per_symbol.get(y, 0) + 1
             per_symbol[x] = per_symbol.get(x, 0) + 1
         counts["max_per_symbol"] = capped_symbol

@@ -150,11 +150,11 @@ class TrialRecorder:
         pbo_result = None
         if n < 2:
             notes.add("one configuration: no PBO")
-        elif all(b is not None for b in self._blocks):
-            count = self._blocks[0][0]
-            sums = np.column_stack([b[1] for b in self._blocks])
-            m2 = np.column_stack([b[2] for b in self._blocks])
-            shift = np.array([b[3] for b in self._blocks])
+        elif len(blocks := [b for b in self._blocks if b is not None]) == n:
+            count = blocks[0][0]
+            sums = np.column_stack([b[1] for b in blocks])
+            m2 = np.column_stack([b[2] for b in blocks])
+            shift = np.array([b[3] for b in blocks])
             pbo_result = _pbo.pbo_from_moments(count, sums, m2, shift, labels, n_obs)
         return SweepOverfitting(
             best=labels[pos], best_position=pos, best_sharpe=float(trial[pos]),

@@ -111,7 +111,7 @@ def fold_schedule(index: pd.DatetimeIndex, formation: Any = "30D", trading: Any 
     form = _timedelta(formation, "formation")
     trade = _timedelta(trading, "trading")
     st = _timedelta(step, "step") if step is not None else trade
-    if form is None or trade is None:
+    if form is None or trade is None or st is None:  # st is None only when trading is
         raise ValueError("formation, trading: give durations such as '30D' and '7D'")
     if st < trade:
         raise ValueError(f"step: {step!r} is shorter than trading={trading!r}; overlapping "

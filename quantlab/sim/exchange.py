@@ -72,7 +72,7 @@ import threading
 import time
 from collections import Counter, deque
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, overload
 from urllib.parse import parse_qs, unquote
 
 import numpy as np
@@ -241,7 +241,7 @@ class Exchange:
     #: REST paths this exchange serves and their weights (the futures simulator overrides them)
     REST_PREFIX = "/api/v3/"
     REST_WEIGHTS = WEIGHTS
-    REST_HISTORY = _HISTORY
+    REST_HISTORY: tuple[str, ...] = _HISTORY
 
     @staticmethod
     def _agg_base(symbol: str) -> int:
@@ -777,6 +777,12 @@ class Exchange:
             raise _RestError(400, -1121, "Invalid symbol.")
         return raw
 
+    @overload
+    @staticmethod
+    def _int(params: dict[str, str], name: str) -> int | None: ...
+    @overload
+    @staticmethod
+    def _int(params: dict[str, str], name: str, default: int) -> int: ...
     @staticmethod
     def _int(params: dict[str, str], name: str, default: int | None = None) -> int | None:
         raw = params.get(name)
@@ -788,12 +794,11 @@ class Exchange:
 
     def _limit(self, params: dict[str, str]) -> int:
         limit = self._int(params, "limit", _DEFAULT_LIMIT)
-        assert limit is not None
         if limit < 1:
             raise _RestError(400, -1100, "Illegal characters found in parameter 'limit'; legal range is '1'..'1000'.")
         return min(limit, _MAX_LIMIT)
 
-    def _endpoint(self, endpoint: str, params: dict[str, str], micro: bool) -> bytes | dict:
+    def _endpoint(self, endpoint: str, params: dict[str, str], micro: bool) -> bytes | dict | list:
         if endpoint == "ping":
             return {}
         if endpoint == "time":

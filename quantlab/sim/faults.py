@@ -72,6 +72,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field, fields, replace
+from typing import Any
 
 import numpy as np
 
@@ -173,7 +174,7 @@ def parse_faults(spec: str | Faults | None) -> Faults:
     text = spec.strip()
     if text.lower() in ("", "none", "off"):
         return Faults()
-    values: dict[str, object] = {}
+    values: dict[str, Any] = {}  # Faults fields by name
     windows: dict[str, list[tuple[float, float]]] = {"stall": [], "quiet": [], "dead": []}
     for raw in text.split(","):
         item = raw.strip().replace(" ", "")

@@ -350,7 +350,9 @@ class FuturesExchangeThread(ExchangeThread):
 
     @property
     def legacy_ws_url(self) -> str:
-        return self._ex().legacy_ws_url
+        ex = self._ex()
+        assert isinstance(ex, FuturesExchange)  # EXCHANGE above
+        return ex.legacy_ws_url
 
     def aggs(self, symbol: str) -> pd.DataFrame:
         return self.call(FuturesExchange.aggs, symbol)

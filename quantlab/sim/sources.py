@@ -375,6 +375,7 @@ class Replay(Source):
         cached = self._sched_cache.get(symbol)
         if cached is not None and cached[0] == cycle:
             return cached[1]
+        assert self._t0 is not None  # set by start(), which advance() requires
         rel = self._trades[symbol]["time"] - self._t_first + cycle * self._cycle_len
         if self.speed == 1.0:
             sched = rel + self._t_first + self._shift
@@ -599,6 +600,7 @@ class Synthetic(Source):
         self._horizon_us = self._t0  # events are generated up to this time
 
     def _generate_block(self) -> None:
+        assert self._t0 is not None  # set by start(), which advance() requires
         rng, n = self._rng, self._block
         dt = rng.exponential(1.0 / self.rate, n)
         t = self._t_rel + np.cumsum(dt)

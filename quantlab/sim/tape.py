@@ -12,7 +12,10 @@ see a consistent prefix because the row count is published after the rows are wr
 
 from __future__ import annotations
 
+from typing import Literal
+
 import numpy as np
+import numpy.typing as npt
 
 from quantlab.sim.sources import TRADE_DTYPE
 
@@ -24,7 +27,7 @@ CHUNK = 1 << 18  # rows per chunk (8.6 MB of trades)
 class _Chunked:
     """An append-only column (or record array) stored in fixed-size chunks."""
 
-    def __init__(self, dtype: np.dtype, chunk: int = CHUNK) -> None:
+    def __init__(self, dtype: npt.DTypeLike, chunk: int = CHUNK) -> None:
         self.dtype = np.dtype(dtype)
         self.chunk = chunk
         self.chunks: list[np.ndarray] = []
@@ -66,7 +69,7 @@ class _Chunked:
         c, o = divmod(i, self.chunk)
         return self.chunks[c][o]
 
-    def searchsorted(self, value: int, field: str | None = None, side: str = "left") -> int:
+    def searchsorted(self, value: int, field: str | None = None, side: Literal["left", "right"] = "left") -> int:
         """Index of ``value`` in a column sorted ascending (over the committed rows)."""
         n = self.n
         if n == 0:
@@ -96,7 +99,7 @@ class Tape:
         self.rows = _Chunked(TRADE_DTYPE, chunk)
         self.agg_start = _Chunked(np.int64, chunk)  # row index of each aggregate's first trade
         self.agg_first_id = int(agg_first_id)
-        self._last: tuple[int, int, int, bool] | None = None  # time, price, side, of the last row
+        self._last: tuple[int, int, bool] | None = None  # time, price, side, of the last row
 
     def __len__(self) -> int:
         return len(self.rows)

@@ -19,7 +19,9 @@ import html
 import logging
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import ipywidgets as widgets
 
@@ -106,7 +108,7 @@ class Dashboard(widgets.VBox):
         # the other panels are built when their tab is first opened: the page loads only the
         # widgets it shows (a faster first chart), and no chart is laid out while hidden
         # (bqplot then keeps a zero size)
-        self._factories: dict[int, object] = {
+        self._factories: dict[int, Callable[[], Any]] = {
             1: lambda: PairPanel(lab, self.controls, poster=p),
             2: lambda: BacktestPanel(lab, self.controls, poster=p, bind_run_button=False),
             4: lambda: ScreenerPanel(lab, self.controls, poster=p),

@@ -809,7 +809,7 @@ class AlertsPanel(Panel):
         self.rules_box.add_class("ql-rules")
         self.fired = widgets.HTML()
         self.fired.add_class("ql-fired")
-        self._fired_sig = None
+        self._fired_sig: tuple[int, Any] | None = None  # (rows, last time) of the drawn table
         super().__init__([
             widgets.HTML("<b>New rule</b> (evaluated by the recorder, even with no page open)"),
             widgets.HBox([self.kind, self.symbol, self.level, self.k, self.add]),
