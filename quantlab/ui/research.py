@@ -199,7 +199,10 @@ def check_inputs(symbols, timeframe: str, formation: str, trading: str, entry: f
     if trade < 2 * bar_length(timeframe):
         raise ValueError(f"Trading: {trading} is shorter than two {timeframe} bars (a decision and "
                          f"a fill); make it longer")
-    entry_f, exit_f, stop_f, _ = _check_rules(entry, exit, stop, None)
+    try:
+        entry_f, exit_f, stop_f, _ = _check_rules(entry, exit, stop, None)
+    except ValueError as exc:  # the panel has no "no stop": drop the API's hint
+        raise ValueError(str(exc).split("; use stop=None")[0]) from None
     if isinstance(n_trials, bool) or not isinstance(n_trials, int | np.integer) or n_trials < 1:
         raise ValueError(f"Configurations tried: the number of settings you tried in all, this one "
                          f"included (a whole number >= 1), got {n_trials!r}")
