@@ -65,6 +65,8 @@ def text_of(html_value: str) -> str:
 
 @pytest.mark.parametrize("span, formation, trading, timeframe, folds", [
     ("2h", "30min", "10min", "1s", 9),        # the demo app's two hours
+    ("2h20s", "30min", "10min", "1s", 10),    # ... 20 s later: 9 full folds and a short one
+    ("2h20min", "1h", "20min", "1s", 4),
     ("40min", "10min", "5min", "1s", 6),
     ("90D", "30D", "7D", "5m", 9),            # the CLI's windows once there is the history
     ("10D", "3D", "1D", "5m", 7),

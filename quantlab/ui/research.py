@@ -108,7 +108,8 @@ def bar_length(timeframe: str) -> pd.Timedelta:
 @dataclass(frozen=True)
 class Windows:
     """Default windows for a history ``span``: formation and trading durations (as typed in
-    the panel), the timeframe, and ``folds`` (full trading windows after the formation)."""
+    the panel), the timeframe, and ``folds``: walk-forward's folds over ``span`` (the last
+    trading window may be shorter), 0 when even the shortest windows do not fit."""
 
     formation: str
     trading: str
@@ -122,20 +123,24 @@ class Windows:
 
 
 def suggest_windows(span: pd.Timedelta) -> Windows:
-    """The largest :data:`LADDER` windows leaving :data:`MIN_FOLDS` trading windows in ``span``
-    (else the largest leaving one; else the shortest, with ``folds`` 0; the last trading
-    window counts even when shorter), on the coarsest of
+    """The largest :data:`LADDER` windows leaving :data:`MIN_FOLDS` full trading windows in
+    ``span`` (else the largest leaving one; else the shortest, with ``folds`` 0), on the
+    coarsest of
     the app's timeframes giving at least :data:`MIN_FORMATION_BARS` formation bars."""
     span = pd.Timedelta(span)
 
-    def folds(f: str, t: str) -> int:  # the last trading window may be shorter
-        left = span - pd.Timedelta(f)
-        return math.ceil(left / pd.Timedelta(t)) if left > pd.Timedelta(0) else 0
+    def left(f: str) -> pd.Timedelta:
+        return max(pd.Timedelta(0), span - pd.Timedelta(f))
 
-    fitting = [w for w in LADDER if folds(*w) >= MIN_FOLDS] or [w for w in LADDER if folds(*w) >= 1]
+    def full(f: str, t: str) -> int:
+        return int(left(f) // pd.Timedelta(t))
+
+    fitting = [w for w in LADDER if full(*w) >= MIN_FOLDS] or [w for w in LADDER if full(*w) >= 1]
     f, t = fitting[-1] if fitting else LADDER[0]
     tf = [x for x in TIMEFRAMES if pd.Timedelta(f) / bar_length(x) >= MIN_FORMATION_BARS]
-    return Windows(f, t, tf[-1] if tf else TIMEFRAMES[0], folds(f, t), span)
+    # walk-forward's folds: the last trading window may be shorter
+    folds = math.ceil(left(f) / pd.Timedelta(t)) if fitting else 0
+    return Windows(f, t, tf[-1] if tf else TIMEFRAMES[0], folds, span)
 
 
 def history_span(store: Any, symbols: list[str]) -> pd.Timedelta:
@@ -224,13 +229,13 @@ def deflated_sharpe_html(value: float, n_trials: int) -> str:
             f"2014, corrected for skewness and kurtosis): {html.escape(verdict)}.</div>")
 
 
-_STATS = (("total_return", "total return", "pct"), ("sharpe", "Sharpe (annualised)", "num"),
+_STATS = (("total_return", "total return", "ret"), ("sharpe", "Sharpe (annualised)", "num"),
           ("max_drawdown", "max drawdown", "pct"), ("exposure", "exposure", "pct"),
           ("n_trades", "trades", "int"), ("fees", "fees paid", "money"),
           ("n_folds", "folds", "int"), ("mean_pairs_per_fold", "pairs traded per fold", "num"),
           ("folds_without_pairs", "folds in cash (no pair)", "int"),
-          ("mean_is_return", "mean in-sample return per pair", "pct"),
-          ("mean_oos_return", "mean out-of-sample return per pair", "pct"),
+          ("mean_is_return", "mean in-sample return per pair", "ret"),
+          ("mean_oos_return", "mean out-of-sample return per pair", "ret"),
           ("final_equity", "final equity", "money"))
 
 
@@ -238,8 +243,10 @@ def stats_html(stats: dict, quote: str) -> str:
     rows = []
     for key, label, kind in _STATS:
         v = stats.get(key)
-        if kind == "pct":
+        if kind == "ret":  # signed
             text = fmt_pct(float(v) * 100 if v is not None else None)
+        elif kind == "pct":
+            text = fmt_num(float(v) * 100 if v is not None else None, 2, "%")
         elif kind == "int":
             text = f"{int(v):,}" if v is not None and math.isfinite(float(v)) else "–"
         elif kind == "money":
@@ -326,7 +333,7 @@ class ResearchPanel(Panel):
                                             layout=widgets.Layout(width="100px"))
         self.cancel_button.add_class("ql-cancel-research")
         self.progress = widgets.IntProgress(value=0, min=0, max=1, bar_style="info",
-                                            layout=widgets.Layout(width="300px", visibility="hidden"))
+                                            layout=widgets.Layout(width="300px", display="none"))
         self.progress.add_class("ql-research-progress")
         self.defaults_note = widgets.HTML(note_html("Looking at the history in the store…" if suggest else ""))
         self.defaults_note.add_class("ql-research-defaults")
@@ -465,7 +472,7 @@ class ResearchPanel(Panel):
         cancel = self._cancel = threading.Event()
         self.run_button.disabled = True
         self.cancel_button.disabled = False
-        self.progress.layout.visibility = "visible"
+        self.progress.layout.display = None
         self.progress.bar_style = "info"
         self.progress.value, self.progress.max = 0, 1
         self.status.value = note_html(f"Reading the {p.timeframe} closes of {', '.join(p.symbols)} from the store…")
@@ -494,8 +501,8 @@ class ResearchPanel(Panel):
             self._running = False
             self.run_button.disabled = False
             self.cancel_button.disabled = True
-            if self.progress.bar_style != "warning":
-                self.progress.layout.visibility = "hidden"
+            if self.progress.bar_style != "warning":  # a cancelled run leaves it where it stopped
+                self.progress.layout.display = "none"
 
         self.in_background("Research", work, done, finish)
 
