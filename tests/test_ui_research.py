@@ -289,3 +289,15 @@ def test_on_fold_on_dask_reports_every_fold_with_identical_results(closes):
     assert calls == [(k, n) for k in range(n + 1)]
     pd.testing.assert_series_equal(res.equity, plain.equity)
     pd.testing.assert_frame_equal(res.folds, plain.folds)
+
+
+def test_the_fold_table_lists_folds_in_cash_too(closes):
+    from quantlab.ui.research import folds_html
+
+    # ETHUSDT and XRPUSDT are independent walks in the demo market: most folds select nothing
+    res = walk_forward(closes[["ETHUSDT", "XRPUSDT"]], "30min", "10min", costs=COSTS, progress=False)
+    in_cash = set(res.schedule["fold"]) - set(res.folds["fold"])
+    assert in_cash  # (with this seed: every fold)
+    table = folds_html(res)
+    assert table.count("no pair selected: in cash") == len(in_cash)
+    assert table.count("<tr>") - 1 == len(res.folds) + len(in_cash)  # one row per fold at least

@@ -419,22 +419,27 @@ class ResearchPanel(Panel):
                             self.trading.value, self.entry.value, self.exit.value, self.stop.value,
                             self.n_trials.value)
 
-    def _costs(self, symbols) -> tuple[Any, str]:
+    def fee_inputs(self) -> tuple[float, float, float]:
+        """The left column's (fee bp, perp fee bp, borrow %/yr), read on the loop."""
+        c = self.controls
+        return float(c.fee.value), float(c.perp_fee.value), float(c.borrow.value)
+
+    def _costs(self, symbols, fees: tuple[float, float, float]) -> tuple[Any, str]:
         """The left column's costs with each perpetual's funding from the store."""
         from quantlab.store import TickStore
         from quantlab.ui.panels import funding_note, is_perp
 
-        c = self.controls
         funding: dict = {}
         if any(map(is_perp, symbols)):
             with TickStore(self.lab.store_path) as st:
                 funding = store_funding(st, symbols)
-        costs = pair_costs(float(c.fee.value), float(c.perp_fee.value), float(c.borrow.value), funding)
-        return costs, funding_note(funding)
+        return pair_costs(*fees, funding), funding_note(funding)
 
-    def compute(self, p: ResearchInputs, on_fold=None) -> tuple[Any, str, list[str], str]:
-        """(WalkForwardResult, HTML report, warnings in words, costs note) for ``p``; runs on
-        the calling thread. Raises InsufficientDataError when the history is too short."""
+    def compute(self, p: ResearchInputs, on_fold=None,
+                fees: tuple[float, float, float] | None = None) -> tuple[Any, str, list[str], str]:
+        """(WalkForwardResult, HTML report, warnings in words, costs note) for ``p`` and
+        ``fees`` (default :meth:`fee_inputs`); runs on the calling thread. Raises
+        InsufficientDataError when the history is too short for the windows."""
         import quantlab
         from quantlab.research import walk_forward
 
@@ -451,7 +456,7 @@ class ResearchPanel(Panel):
                 f"History too short: the store holds {duration_text(span)} of {p.timeframe} bars with "
                 f"every one of {', '.join(p.symbols)}; formation {p.formation} + trading {p.trading} "
                 f"need {duration_text(need)}: {hint}")
-        costs, cost_note = self._costs(p.symbols)
+        costs, cost_note = self._costs(p.symbols, self.fee_inputs() if fees is None else fees)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             res = walk_forward(closes, p.formation, p.trading, entry=p.entry, exit=p.exit, stop=p.stop,
@@ -467,6 +472,7 @@ class ResearchPanel(Panel):
         if self._running:
             return
         p = self.inputs()
+        fees = self.fee_inputs()  # widgets are read here, on the loop, not on the worker
         self.clear_error()
         self._running = True
         cancel = self._cancel = threading.Event()
@@ -485,7 +491,7 @@ class ResearchPanel(Panel):
 
         def work():
             try:
-                return self.compute(p, on_fold)
+                return self.compute(p, on_fold, fees)
             except RunCancelled as stopped:
                 return stopped
 
