@@ -437,7 +437,7 @@ def test_prices_use_each_symbols_tick_size(lab):
 def test_dashboard_builds_panels_on_first_use_and_runs_backtests_from_the_left_column(lab):
     d = Dashboard(lab, autostart=False, window=120)
     assert d.panels[1] is None and d.panels[2] is None  # only what the page shows is sent
-    assert [len(s.children) for s in d._slots] == [1, 0, 0, 0, 0, 0]
+    assert [len(s.children) for s in d._slots] == [1, 0, 0, 0, 0, 0, 0]
     d.controls.run_backtest.click()
     assert d.tabs.selected_index == 2 and d.panels[2] is not None
     wait_until(lambda: d.backtest.jobs == 0)

@@ -51,7 +51,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -307,6 +307,7 @@ def walk_forward(
     client: Any = None,
     connect_timeout: float | None = None,
     progress: bool | None = None,
+    on_fold: Callable[[int, int], None] | None = None,
 ) -> Any:
     """Walk-forward selection and trading of a portfolio of pairs (see the module docstring).
 
@@ -327,6 +328,12 @@ def walk_forward(
     lag, min_overlap : the screen's ADF lag and fewest common bars (its defaults).
     workers / scheduler / client : run the folds on a LocalCluster, a scheduler address or a
         dask Client (default serial); identical results.
+    progress : a tqdm bar over the folds (None: on a terminal or in a notebook).
+    on_fold : optional ``on_fold(done, total)``, called in the caller's thread with
+        ``done = 0`` once the folds are known, then after each fold completes (on Dask, in
+        the order they finish); it replaces the tqdm bar. An exception it raises stops the
+        run and propagates (folds not yet run are not started; on Dask the pending tasks
+        are cancelled): that is how a caller cancels.
 
     Returns
     -------
@@ -362,9 +369,16 @@ def walk_forward(
     min_overlap = DEFAULT_MIN_OVERLAP if min_overlap is None else min_overlap
     args = [(int(r.lo), int(r.mid), int(r.hi), spec, select, rules, costs,
              weights, lag, min_overlap) for r in schedule.itertuples()]
+    if on_fold is not None and not callable(on_fold):
+        raise TypeError(f"on_fold: expected a function on_fold(done, total) or None, got "
+                        f"{type(on_fold).__name__}")
     with executor(client, workers, scheduler,
                   connect_timeout or DEFAULT_CONNECT_TIMEOUT) as c:
-        outputs = run_blocks(_fold_task, closes, args, client=c, progress=progress, desc="folds")
+        if on_fold is None:
+            outputs = run_blocks(_fold_task, closes, args, client=c, progress=progress,
+                                 desc="folds")
+        else:
+            outputs = _run_reporting(closes, args, c, on_fold)
 
     return WalkForwardResult.build(
         _account(closes.index, schedule, outputs, rules, costs, cap, ppy),
@@ -376,6 +390,30 @@ def walk_forward(
                     slippage_bps=costs.slippage_bps, costs=costs, capital=cap, weights=weights, n_trials=int(n_trials),
                     selection=select, lag=lag, min_overlap=min_overlap,
                     symbols=[str(s) for s in closes.columns]))
+
+
+def _run_reporting(closes: pd.DataFrame, args: list[tuple], client: Any,
+                   on_fold: Callable[[int, int], None]) -> list[dict]:
+    """The fold tasks, serially or on ``client``, calling ``on_fold(done, total)`` in this
+    thread before the first and after each one completes; outputs in fold order."""
+    total = len(args)
+    on_fold(0, total)
+    if client is None:
+        outputs = []
+        for a in args:
+            outputs.append(_fold_task(closes, *a))
+            on_fold(len(outputs), total)
+        return outputs
+    from distributed import as_completed
+
+    data = client.scatter(closes, broadcast=True, hash=False)
+    futures = [client.submit(_fold_task, data, *a, pure=False) for a in args]
+    try:
+        for done, _ in enumerate(as_completed(futures), start=1):
+            on_fold(done, total)
+        return client.gather(futures)
+    finally:
+        client.cancel(futures + [data])
 
 
 def _account(index: pd.DatetimeIndex, schedule: pd.DataFrame, outputs: Sequence[dict],

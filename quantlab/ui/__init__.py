@@ -6,7 +6,8 @@
 
 Modules: :mod:`~quantlab.ui.charts` (bqplot time charts with decimation and follow-live,
 heatmaps), :mod:`~quantlab.ui.panels` (status bar, monitor, pair, backtest, alerts, screener,
-export), :mod:`~quantlab.ui.app` (the dashboard), :mod:`~quantlab.ui.downloads` (CSV links),
+export), :mod:`~quantlab.ui.research` (the Research tab: walk-forward in the background),
+:mod:`~quantlab.ui.app` (the dashboard), :mod:`~quantlab.ui.downloads` (CSV links),
 :mod:`~quantlab.ui.compute` (the pure computations behind the panels), :mod:`~quantlab.ui.toast`
 (the alert toast), :mod:`~quantlab.ui.demo`.
 """
@@ -25,10 +26,11 @@ from quantlab.ui.panels import (
     ScreenerPanel,
     StatusBar,
 )
+from quantlab.ui.research import ResearchPanel
 from quantlab.ui.toast import AlertToast, AlertToasts
 
 __all__ = [
     "AlertToast", "AlertToasts", "AlertsPanel", "BacktestPanel", "Controls", "Dashboard", "DownloadLink", "ExportPanel",
-    "HeatMap", "Heartbeat", "MonitorPanel", "PairPanel", "ScreenerPanel", "StatusBar", "TimeChart",
+    "HeatMap", "Heartbeat", "MonitorPanel", "PairPanel", "ResearchPanel", "ScreenerPanel", "StatusBar", "TimeChart",
     "decimate", "demo_store_for", "minmax_indices", "seed_demo_history",
 ]

@@ -1,4 +1,4 @@
-"""The dashboard: status bar on top, controls on the left, six panels in tabs.
+"""The dashboard: status bar on top, controls on the left, seven panels in tabs.
 
     from quantlab import Lab
     from quantlab.ui import Dashboard
@@ -25,21 +25,13 @@ from typing import Any
 
 import ipywidgets as widgets
 
+from quantlab.ui import panels as pn
 from quantlab.ui.base import AMBER, Poster, running_loop
-from quantlab.ui.panels import (
-    AlertsPanel,
-    BacktestPanel,
-    Controls,
-    ExportPanel,
-    MonitorPanel,
-    PairPanel,
-    ScreenerPanel,
-    StatusBar,
-)
+from quantlab.ui.research import ResearchPanel
 
 log = logging.getLogger("quantlab.ui")
 
-TAB_NAMES = ("Monitor", "Pair", "Backtest", "Alerts", "Screener", "Export")
+TAB_NAMES = ("Monitor", "Pair", "Backtest", "Alerts", "Screener", "Research", "Export")
 CSS = """
 <style>
 .ql-dashboard .widget-tab > .p-TabBar .p-TabBar-tab, .ql-dashboard .lm-TabBar-tab { min-width: 90px; }
@@ -101,20 +93,21 @@ class Dashboard(widgets.VBox):
         self.poster = Poster(running_loop())
         self.demo_store = demo_store
         p = self.poster
-        self.controls = Controls(lab.symbols, y=y, x=x, timeframe=timeframe, window=window)
-        self.status = StatusBar(lab, poster=p, on_switch_to_demo=self.switch_to_demo)
-        self.monitor = MonitorPanel(lab, self.controls, poster=p)
-        self.alerts = AlertsPanel(lab, self.controls, poster=p)  # its toast shows on every tab
+        self.controls = pn.Controls(lab.symbols, y=y, x=x, timeframe=timeframe, window=window)
+        self.status = pn.StatusBar(lab, poster=p, on_switch_to_demo=self.switch_to_demo)
+        self.monitor = pn.MonitorPanel(lab, self.controls, poster=p)
+        self.alerts = pn.AlertsPanel(lab, self.controls, poster=p)  # its toast shows on every tab
         # the other panels are built when their tab is first opened: the page loads only the
         # widgets it shows (a faster first chart), and no chart is laid out while hidden
         # (bqplot then keeps a zero size)
         self._factories: dict[int, Callable[[], Any]] = {
-            1: lambda: PairPanel(lab, self.controls, poster=p),
-            2: lambda: BacktestPanel(lab, self.controls, poster=p, bind_run_button=False),
-            4: lambda: ScreenerPanel(lab, self.controls, poster=p),
-            5: lambda: ExportPanel(lab, self.controls, backtest_panel=lambda: self.panels[2], poster=p),
+            1: lambda: pn.PairPanel(lab, self.controls, poster=p),
+            2: lambda: pn.BacktestPanel(lab, self.controls, poster=p, bind_run_button=False),
+            4: lambda: pn.ScreenerPanel(lab, self.controls, poster=p),
+            5: lambda: ResearchPanel(lab, self.controls, poster=p),
+            6: lambda: pn.ExportPanel(lab, self.controls, backtest_panel=lambda: self.panels[2], poster=p),
         }
-        self.panels: list = [self.monitor, None, None, self.alerts, None, None]
+        self.panels: list = [self.monitor, None, None, self.alerts, None, None, None]
         self._slots = [widgets.VBox() for _ in TAB_NAMES]
         self._slots[0].children = [self.monitor]
         self.tabs = widgets.Tab(children=self._slots, titles=TAB_NAMES,
@@ -156,7 +149,8 @@ class Dashboard(widgets.VBox):
     pair = property(lambda self: self.panel(1))
     backtest = property(lambda self: self.panel(2))
     screener = property(lambda self: self.panel(4))
-    export = property(lambda self: self.panel(5))
+    research = property(lambda self: self.panel(5))
+    export = property(lambda self: self.panel(6))
 
     def _on_tab(self) -> None:
         def show() -> None:

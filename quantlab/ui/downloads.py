@@ -49,7 +49,8 @@ _AUTOCLICK = ("<img class='ql-autoclick' data-n='{n}' src='data:,' alt='' style=
 
 
 class DownloadLink(widgets.HTML):
-    """A link that downloads the last CSV given to :meth:`set_csv` or :meth:`save`."""
+    """A link that downloads the last file (a CSV, or any text with its ``mime``) given to
+    :meth:`set_csv` or :meth:`save`."""
 
     def __init__(self) -> None:
         super().__init__(value="")
@@ -59,18 +60,20 @@ class DownloadLink(widgets.HTML):
         self.saves = 0
         self._anchor = ""
 
-    def set_csv(self, filename: str, text: str, rows: int) -> None:
-        """Show a link to the file (the user clicks it to save it)."""
+    def set_csv(self, filename: str, text: str, rows: int | None, *, mime: str = "text/csv") -> None:
+        """Show a link to the file (the user clicks it to save it); ``rows`` None leaves the
+        row count out of the label, ``mime`` the type (e.g. ``text/html`` for a report)."""
         self.size = len(text.encode("utf-8"))
         self.filename = filename
-        label = f"{filename} · {rows:,} rows · {fmt_bytes(self.size)}"
-        self._anchor = anchor_html(filename, text, label)
+        counted = f" · {rows:,} rows" if rows is not None else ""
+        label = f"{filename}{counted} · {fmt_bytes(self.size)}"
+        self._anchor = anchor_html(filename, text, label, mime)
         self.value = self._anchor
 
-    def save(self, filename: str, text: str, rows: int) -> None:
+    def save(self, filename: str, text: str, rows: int | None, *, mime: str = "text/csv") -> None:
         """Have the page save the file now (one click on a button is all the user does), and
         leave the link to save it again. Call :meth:`settle` a moment later."""
-        self.set_csv(filename, text, rows)
+        self.set_csv(filename, text, rows, mime=mime)
         self.saves += 1
         self.value = self._anchor + _AUTOCLICK.format(n=self.saves)
 
