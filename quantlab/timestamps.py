@@ -11,7 +11,7 @@ known" sentinel of the package.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, overload
 
 import numpy as np
 import pandas as pd
@@ -26,6 +26,14 @@ _US_BELOW = 100_000_000_000_000_000  # 1e17: larger ones are already nanoseconds
 #: the same rules, public for the wire parser's fast path (``quantlab.binance.protocol``):
 #: ns per unit of Binance's ``timeUnit`` names, and the bound below which "auto" reads ms
 UNIT_NS, MS_BELOW = _UNITS, _MS_BELOW
+
+
+@overload
+def to_ns(value: None, name: str = ..., *, unit: str | None = ...) -> None: ...
+@overload
+def to_ns(value: int, name: str = ..., *, unit: str | None = ...) -> int: ...
+@overload
+def to_ns(value: Any, name: str = ..., *, unit: str | None = ...) -> int | None: ...
 
 
 def to_ns(value: Any, name: str = "time", *, unit: str | None = None) -> int | None:

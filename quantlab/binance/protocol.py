@@ -38,7 +38,7 @@ event time: theirs is :data:`quantlab.timestamps.NAT_NS`, numpy's NaT value.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
@@ -252,7 +252,7 @@ def _str(d: dict, key: str) -> str:
 # --------------------------------------------------------------------------- payload parsers
 
 
-_FAST_FACTOR = {None: UNIT_NS["MILLISECOND"], **{u: UNIT_NS[u] for u in _TIME_UNITS}}
+_FAST_FACTOR: dict[str | None, int] = {None: UNIT_NS["MILLISECOND"], **{u: UNIT_NS[u] for u in _TIME_UNITS}}
 
 
 def _fast_factor(unit: str | None, tt: Any, e: Any) -> int | None:
@@ -367,7 +367,7 @@ def _shutdown(d: dict, recv_ns: int, unit: str | None) -> ServerShutdown:
     return ServerShutdown(recv_ns if e is None else _ns(d, "E", unit))
 
 
-_BY_EVENT = {
+_BY_EVENT: dict[str, Callable[[dict, int, str | None], Event]] = {
     "trade": _trade,
     "aggTrade": _agg_trade,
     "bookTicker": _book_ticker,
@@ -383,7 +383,7 @@ def parse_payload(obj: Any, recv_ns: int, *, time_unit: str | None = None) -> li
             return [Unknown(obj)]
         raise ProtocolError(f"frame: expected a JSON object, got {type(obj).__name__}")
     data = obj.get("data") if "stream" in obj else obj
-    if "stream" in obj and not isinstance(data, dict):
+    if not isinstance(data, dict):  # only a combined frame's "data" can be anything else
         if isinstance(data, list):
             return [Unknown(obj)]
         raise ProtocolError(f"frame: 'data' of stream {obj.get('stream')!r} is not an object")
@@ -419,7 +419,7 @@ def _error(d: dict, req_id: Any) -> ErrorFrame:
 
 
 def parse_frame(
-    data: str | bytes | bytearray | memoryview, recv_ns: int, *, time_unit: str | None = None
+    data: str | bytes | bytearray, recv_ns: int, *, time_unit: str | None = None
 ) -> list[Event]:
     """One WebSocket message -> a list of events (usually one).
 

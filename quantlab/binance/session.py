@@ -449,15 +449,14 @@ class StreamSession:
             return
         shutdown = False
         for ev in events:
-            t = type(ev)
-            if t is Trade or t is AggTrade:
+            if isinstance(ev, Trade | AggTrade):
                 continue
-            if t is SubscribeReply or t is ErrorFrame:
+            if isinstance(ev, SubscribeReply | ErrorFrame):
                 self._reply(ev)
-            elif t is ServerShutdown:
+            elif isinstance(ev, ServerShutdown):
                 c["server_shutdowns"] += 1
                 shutdown = True
-            elif t is Unknown:
+            elif isinstance(ev, Unknown):
                 c["unknown"] += 1
         state = ln.state
         if state == _ACTIVE:
@@ -470,7 +469,7 @@ class StreamSession:
                 self._rotate_if_due(now)  # at once: the server closes soon
         elif state == _STANDBY:
             for ev in events:
-                if type(ev) is Trade and ev.symbol not in ln.first_ids:
+                if isinstance(ev, Trade) and ev.symbol not in ln.first_ids:
                     ln.first_ids[ev.symbol] = ev.trade_id
             ln.pending.extend(events)
         st = self._standby
@@ -661,14 +660,13 @@ class StreamSession:
 
     def _admit(self, events: list[Event]) -> list[Event]:
         """Drop trades (and agg trades) whose id was already delivered for their symbol."""
-        out = []
+        out: list[Event] = []
         last_ids = self._last_ids
         c = self._counters
         for ev in events:
-            t = type(ev)
-            if t is Trade:
+            if isinstance(ev, Trade):
                 key, tid, kind = ("t", ev.symbol), ev.trade_id, "trades"
-            elif t is AggTrade:
+            elif isinstance(ev, AggTrade):
                 key, tid, kind = ("a", ev.symbol), ev.agg_id, "agg_trades"
             else:
                 out.append(ev)
@@ -703,13 +701,13 @@ class StreamSession:
             self._actions.append(Send(act.id, req.id, control_message(req.method, req.params, req.id)))
 
     def _reply(self, ev: SubscribeReply | ErrorFrame) -> None:
-        if type(ev) is ErrorFrame:
+        if isinstance(ev, ErrorFrame):
             self._counters["error_frames"] += 1
             log.warning("server error frame: code %s %s (id %s)", ev.code, ev.msg, ev.id)
         req = self._awaiting.pop(ev.id, None) if isinstance(ev.id, int) else None
         if req is None:
             return
-        if type(ev) is ErrorFrame:
+        if isinstance(ev, ErrorFrame):
             self._refuse(req, ControlError(f"server refused request {ev.id}: code {ev.code} {ev.msg}"))
             return
         ln = self._links.get(req.link) if req.link is not None else None

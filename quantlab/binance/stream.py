@@ -51,7 +51,7 @@ import logging
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import Any
+from typing import Any, assert_never, cast
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidURI
@@ -379,23 +379,25 @@ class BinanceStream:
             self._out_ready.set()
         actions = s.actions()
         for action in actions:
-            kind = type(action)
-            if kind is Send:
-                self._spawn(self._send(action), "binance-stream-send")
-            elif kind is Reply:
-                fut = self._replies.pop(action.req_id, None)
-                if fut is not None and not fut.done():
-                    if action.error is not None:
-                        fut.set_exception(action.error)
-                    else:
-                        fut.set_result(action.result)
-            elif kind is Open:
-                self._spawn(self._open(action), "binance-stream-open")
-            elif kind is Close:
-                self._close(action)
-            elif kind is Fail:
-                self._failure = action.error
-                self._out_ready.set()
+            match action:
+                case Send():
+                    self._spawn(self._send(action), "binance-stream-send")
+                case Reply():
+                    fut = self._replies.pop(action.req_id, None)
+                    if fut is not None and not fut.done():
+                        if action.error is not None:
+                            fut.set_exception(action.error)
+                        else:
+                            fut.set_result(action.result)
+                case Open():
+                    self._spawn(self._open(action), "binance-stream-open")
+                case Close():
+                    self._close(action)
+                case Fail():
+                    self._failure = action.error
+                    self._out_ready.set()
+                case _:  # a new kind of action must be performed here
+                    assert_never(action)
         if actions or wake:
             self._wake.set()
 
@@ -477,15 +479,18 @@ class BinanceStream:
         s = self._session
         try:
             await self.connect_budget.acquire()
-            ws = await connect(
+            # websockets documents create_connection as a factory of the ClientConnection but
+            # types it as type[ClientConnection]; this factory builds a _Connection
+            factory = functools.partial(self._make_connection, action.link)
+            ws = cast(_Connection, await connect(
                 action.url,
                 open_timeout=self.open_timeout_s,
                 ping_interval=None,  # Binance pings us; our own pings would count against 5/s
                 close_timeout=1.0,
                 compression=None,
                 max_queue=64,
-                create_connection=functools.partial(self._make_connection, action.link),
-            )
+                create_connection=factory,  # type: ignore[arg-type]
+            ))
         except Exception as exc:  # noqa: BLE001 - the session classifies it
             s.connect_failed(action.link, exc, self._now())
             self._pump(wake=True)

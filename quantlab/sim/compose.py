@@ -132,18 +132,15 @@ async def demo_exchanges(store: str | os.PathLike[str], symbols: Sequence[str], 
     async with contextlib.AsyncExitStack() as stack:
         ws_url = rest_url = None
         futures_urls: dict[str, tuple[str, str]] = {}
+        views = market_sources(source) if has_perps else {"spot": source}
         if has_perps:
-            views = market_sources(source)
             fut = await stack.enter_async_context(FuturesExchange(
                 views["um"], funding_interval=funding_interval_s,
                 agg_first_ids={p.partition(":")[2]: n for p, n in tail.next_agg_ids.items()
                                if p in source.symbols}))
             futures_urls["um"] = (fut.ws_url, fut.rest_url)
-            spot_source = views.get("spot")
-        else:
-            spot_source = source
         if has_spot:
-            ex = await stack.enter_async_context(Exchange(spot_source))
+            ex = await stack.enter_async_context(Exchange(views["spot"]))
             ws_url, rest_url = ex.ws_url, ex.rest_url
         description = source.describe()
         log.info("demo: %s on %s", description, ws_url or futures_urls["um"][0])

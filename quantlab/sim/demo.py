@@ -212,7 +212,7 @@ class _Shared:
         return out
 
 
-def market_sources(source) -> dict:
+def market_sources(source: Source) -> dict[str, Source]:
     """Split a source of spot and ``um:`` symbols into one source per market, ``{"spot": ...,
     "um": ...}``, each naming its symbols as that market's exchange does (``BTCUSDT``). Both
     draw the same price paths, so a perp follows its spot as the source defines (the demo

@@ -144,8 +144,8 @@ def write_sealed(folder: Path, schema: TableSchema, batch: Batch | list[Batch], 
     chunk = max(1, min(n, CHUNK_ROWS if compression == "blosc2-zstd" else CHUNK_ROWS * 4))
     with h5py.File(tmp, "w", libver="latest") as f:
         for name, dt in schema.columns:
-            cols = [b.get(name) for b in parts]
-            if any(c is None for c in cols) or (name in schema.optional and all(np.all(c == NAT) for c in cols)):
+            cols = [b[name] for b in parts if name in b]
+            if len(cols) < len(parts) or (name in schema.optional and all(np.all(c == NAT) for c in cols)):
                 continue  # imported rows carry no receipt times: store nothing
             if compression is not None:
                 f.create_dataset(name, data=cols[0].astype(dt, copy=False),
@@ -205,8 +205,9 @@ def read_sealed_many(infos: list[SegmentInfo], schema: TableSchema,
             elif not info.time_sorted:
                 unsorted.append(_read_range(f, schema, info.rows, False, start_ns, end_ns))
             else:
-                if names.get("time") is not None:  # raw: search a map of it (touches ~log n pages)
-                    lo, hi = _search_raw(info, names["time"], start_ns, end_ns)
+                time_offset = names.get("time")
+                if time_offset is not None:  # raw: search a map of it (touches ~log n pages)
+                    lo, hi = _search_raw(info, time_offset, start_ns, end_ns)
                 else:
                     _ensure_filters()
                     lo, hi = _search_chunked(f, info.rows, start_ns, end_ns)
@@ -232,8 +233,9 @@ def read_sealed_many(infos: list[SegmentInfo], schema: TableSchema,
             fd = os.open(info.path, os.O_RDONLY)
             try:
                 for name, col in out.items():
-                    if name in names:
-                        _pread_exact(fd, col[pos:pos + n], names[name] + lo * col.itemsize, info.path)
+                    off = names.get(name)  # None: not in this segment (those in it are all raw)
+                    if off is not None:
+                        _pread_exact(fd, col[pos:pos + n], off + lo * col.itemsize, info.path)
                     else:
                         col[pos:pos + n] = NAT
             finally:
@@ -315,7 +317,7 @@ def _raw_offset(ds: h5py.Dataset, dt: str) -> int | None:
 
 
 def _pread_exact(fd: int, out: np.ndarray, offset: int, path: Path) -> None:
-    view = memoryview(out).cast("B")
+    view = out.data.cast("B")  # the array's own memoryview
     done = 0
     while done < len(view):
         got = os.preadv(fd, [view[done:]], offset + done)
@@ -396,11 +398,16 @@ class ActiveWriter:
             return
         lo, hi = self.rows, self.rows + n
         mspace = h5s.create_simple((n,))
-        nat = np.full(n, NAT, dtype="i8") if any(name not in batch for name, _ in self.schema.columns) else None
+        nat: np.ndarray | None = None  # one column of NaT, shared by the columns batch lacks
         full: Batch = {}
         for name, dt in self.schema.columns:
-            # a copy: the caller may reuse its arrays, and the copy is what sealing writes
-            col = np.array(batch[name], dtype=dt, copy=True) if name in batch else nat
+            if name in batch:
+                # a copy: the caller may reuse its arrays, and the copy is what sealing writes
+                col = np.array(batch[name], dtype=dt, copy=True)
+            else:
+                if nat is None:
+                    nat = np.full(n, NAT, dtype="i8")
+                col = nat
             full[name] = col
             dsid = self._ids[name]
             dsid.set_extent((hi,))

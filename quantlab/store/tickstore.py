@@ -56,6 +56,7 @@ from quantlab.store.writer import (
     StoreWriter,
     check_options,
 )
+from quantlab.timeframes import Timeframe
 from quantlab.timestamps import to_ns
 
 __all__ = [
@@ -184,7 +185,7 @@ class TickStore:
         """
         return self._impl.read_after(symbol, after_id, kind=kind)
 
-    def bars(self, symbol: str, timeframe: str = "1m", start=None, end=None) -> pd.DataFrame:
+    def bars(self, symbol: str, timeframe: str | Timeframe = "1m", start=None, end=None) -> pd.DataFrame:
         """OHLCV bars of ``symbol``: ``open high low close volume vwap trades source``, indexed
         by bar open time (UTC), whole bars only.
 
@@ -192,13 +193,14 @@ class TickStore:
         the stored ticks (by trade time, the bar rule of :mod:`quantlab.store.bars`) where the
         store has its trades, else from imported klines (aggregated up to ``timeframe``, any
         stored interval that nests in it); ``source`` says which (``ticks`` | ``klines``).
-        ``timeframe``: see :func:`quantlab.timeframes.parse_timeframe` (``1M`` is a month).
+        ``timeframe``: a name (see :func:`quantlab.timeframes.parse_timeframe`; ``1M`` is a
+        month) or a :class:`~quantlab.timeframes.Timeframe`.
         Bars are those whose open lies in ``[floor(start), end)``: a ``start`` inside a bar
         gives that whole bar, never a partial one. Bars without trades are omitted.
         """
         return self._impl.bars(symbol, timeframe, start, end)
 
-    def bar_closes(self, symbol: str, timeframe: str = "1m", start=None, end=None) -> pd.Series:
+    def bar_closes(self, symbol: str, timeframe: str | Timeframe = "1m", start=None, end=None) -> pd.Series:
         """``bars(symbol, timeframe, start, end)["close"]``, cheaper where the bars come from one
         kline interval only. What ``quantlab.closes`` reads."""
         return self._impl.bar_closes(symbol, timeframe, start, end)

@@ -35,7 +35,7 @@ from quantlab.store.schema import (
     to_frame,
 )
 from quantlab.symbols import parse_symbol
-from quantlab.timeframes import parse_timeframe
+from quantlab.timeframes import Timeframe, parse_timeframe
 from quantlab.timestamps import in_window, to_ns
 
 
@@ -150,7 +150,7 @@ class StoreView:
         return max(ids) if ids else None
 
     # ------------------------------------------------------------------ bars
-    def bars(self, symbol: str, timeframe: str = "1m", start=None, end=None) -> pd.DataFrame:
+    def bars(self, symbol: str, timeframe: str | Timeframe = "1m", start=None, end=None) -> pd.DataFrame:
         """As :meth:`TickStore.bars <quantlab.store.TickStore.bars>`."""
         tf = parse_timeframe(timeframe)
         start_ns, end_ns = to_ns(start, "start"), to_ns(end, "end")
@@ -192,7 +192,7 @@ class StoreView:
             out = out[out.index.asi8 < end_ns]
         return out
 
-    def bar_closes(self, symbol: str, timeframe: str = "1m", start=None, end=None) -> pd.Series:
+    def bar_closes(self, symbol: str, timeframe: str | Timeframe = "1m", start=None, end=None) -> pd.Series:
         """As :meth:`TickStore.bar_closes <quantlab.store.TickStore.bar_closes>`."""
         tf = parse_timeframe(timeframe)
         if not isinstance(symbol, str) or not symbol:
