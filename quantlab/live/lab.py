@@ -549,11 +549,9 @@ class Lab:
         return price
 
     def _cached_ref_price(self, sym: str) -> float | None:
-        """The 24 h reference the follower looked up last (None until it has, or if stale)."""
+        """The 24 h reference the follower looked up last (None until it has)."""
         cached = self._ref_prices.get(sym)
-        if cached is None or time.monotonic() - cached[0] > 2 * self.REF_PRICE_TTL_S:
-            return None
-        return cached[2]
+        return None if cached is None else cached[2]
 
     def _refresh_ref_prices(self, store: TickStore, per_poll: int = 4) -> None:
         """On the follower thread: look up again the 24 h reference of at most ``per_poll``
