@@ -174,3 +174,25 @@ def test_a_writer_killed_during_a_direct_seal_loses_nothing_and_shows_no_half_se
     assert np.array_equal(frame["trade_id"].to_numpy(), np.arange(1, 1_401))  # each id once, in order
     assert np.array_equal(pd.DatetimeIndex(frame["recv_time"]).asi8, np.arange(1, 1_401))
     assert not list((path / "trades" / "BTCUSDT").glob(".*.tmp"))
+
+
+def test_a_bulk_writers_active_segment_has_large_chunks_a_live_writers_small(tmp_path):
+    import h5py
+
+    from quantlab.store import segments as seg
+
+    rng = np.random.default_rng(1)
+    path = tmp_path / "s"
+    with TickStore(path, mode="a") as st:
+        for sym, n in (("BULKUSDT", 100_000), ("LIVEUSDT", 1_000)):
+            ids = np.arange(1, n + 1)
+            st.append(sym, {"trade_id": ids, "time": ids * 10**6, "price": 1 + rng.random(n),
+                            "qty": rng.random(n) + 0.1, "is_buyer_maker": np.zeros(n, "u1")})
+        chunks = {}
+        for sym in ("BULKUSDT", "LIVEUSDT"):
+            with h5py.File(path / "trades" / sym / seg.ACTIVE, "r", swmr=True) as f:
+                chunks[sym] = f["price"].chunks[0]
+        assert chunks == {"BULKUSDT": seg.CHUNK_ROWS, "LIVEUSDT": seg.ACTIVE_CHUNK_ROWS}
+        with TickStore(path) as reader:  # what a reader sees of the open active segments
+            assert reader.read("BULKUSDT")["trade_id"].tolist() == list(range(1, 100_001))
+            assert reader.read("LIVEUSDT")["trade_id"].tolist() == list(range(1, 1_001))

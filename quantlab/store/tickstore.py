@@ -603,7 +603,7 @@ class TickStore:
                     table.sealed.append(seg.write_sealed(table.folder, table.schema, part, self.compression,
                                                             self._sync_seals))
                 else:
-                    self._active(table).append(part)
+                    self._active(table, batch_len(part)).append(part)
             return
         lo = 0
         while lo < n:
@@ -616,14 +616,14 @@ class TickStore:
                 # with the active rows (never into the active file first)
                 self._seal_active(table, also=part)
                 continue
-            active = self._active(table)
+            active = self._active(table, batch_len(part))
             active.append(part)
             if active.rows >= self.segment_rows:
                 self._seal_active(table)
 
-    def _active(self, table: _Table) -> seg.ActiveWriter:
+    def _active(self, table: _Table, first_rows: int = 0) -> seg.ActiveWriter:
         if table.active is None:
-            table.active = seg.ActiveWriter(table.folder, table.schema)
+            table.active = seg.ActiveWriter(table.folder, table.schema, seg.active_chunk_rows(first_rows))
         return table.active
 
     def _seal_active(self, table: _Table, also: Batch | None = None) -> None:
