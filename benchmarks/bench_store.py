@@ -17,7 +17,10 @@ polars and DuckDB on the same Parquet files, and numpy reading the raw column by
 floor). Ratio = anchor / quantlab for times (>1: quantlab is faster), quantlab / anchor for
 rates, anchor / quantlab for disk. Figures are the best of four runs (two interleaved passes of
 two); the page cache is warm (every file was just written or read), which the table states.
-The fsync policies are timed on the same appends (``TickStore(..., fsync=...)``).
+The fsync policies are timed on the same appends (``TickStore(..., fsync=...)``), and the
+100,000-row appends also through the path before 0.2 (every row into the active segment, then
+again into the sealed one). ``--appends``: only the 100,000-row append rows, three rounds
+interleaved with ArcticDB's.
 """
 
 from __future__ import annotations
@@ -93,7 +96,7 @@ def _size(path: Path) -> int:
 
 
 # ---------------------------------------------------------------- ArcticDB (own process)
-def arctic_worker(folder: str, n_small: int, repeat: int) -> dict:
+def arctic_worker(folder: str, n_small: int, repeat: int, appends_only: bool = False) -> dict:
     """Build an LMDB library from the ticks in ``folder``, time it, return the figures."""
     import arcticdb as adb
 
@@ -119,6 +122,9 @@ def arctic_worker(folder: str, n_small: int, repeat: int) -> dict:
         lib.append(SYMBOL, p)
     out["append_100k"] = n / (time.perf_counter() - t0)
     lib.delete("small")
+    if appends_only:
+        shutil.rmtree(root, ignore_errors=True)
+        return out
     assert len(lib.read(SYMBOL).data) == n
     for fresh in (False, True):
         key = "fresh" if fresh else "b2b"
@@ -131,7 +137,7 @@ def arctic_worker(folder: str, n_small: int, repeat: int) -> dict:
     return out
 
 
-def _run_arctic(folder: Path, n_small: int, repeat: int, single: bool) -> dict | None:
+def _run_arctic(folder: Path, n_small: int, repeat: int, single: bool, appends_only: bool = False) -> dict | None:
     env = dict(os.environ)
     if single:
         env["ARCTICDB_VersionStore_NumCPUThreads_int"] = "1"
@@ -140,7 +146,8 @@ def _run_arctic(folder: Path, n_small: int, repeat: int, single: bool) -> dict |
         import arcticdb  # noqa: F401
     except ImportError:
         return None
-    proc = subprocess.run([sys.executable, __file__, "--arctic", str(folder), str(n_small), str(repeat)],
+    proc = subprocess.run([sys.executable, __file__, "--arctic", str(folder), str(n_small), str(repeat),
+                           *(["appends"] if appends_only else [])],
                           env=env, capture_output=True, text=True, timeout=1800)
     if proc.returncode:
         print(proc.stderr[-2000:], file=sys.stderr)
@@ -149,6 +156,56 @@ def _run_arctic(folder: Path, n_small: int, repeat: int, single: bool) -> dict |
 
 
 # ---------------------------------------------------------------- the run
+def _append_100k(path: Path, ticks: dict, two_step: bool = False) -> float:
+    """Rows/s appending ``ticks`` in 100,000-row batches, each flushed (``fsync="interval"``).
+    ``two_step``: the path before 0.2, every row into the active segment (1,024-row chunks)
+    and written again when it is sealed."""
+    from quantlab.store import TickStore
+    from quantlab.store import segments as seg
+
+    n = len(ticks["trade_id"])
+    chunking = seg.active_chunk_rows
+    if two_step:
+        seg.active_chunk_rows = lambda _rows: seg.ACTIVE_CHUNK_ROWS
+    try:
+        with TickStore(path, mode="a") as st:
+            st.direct_seal = not two_step
+            t0 = time.perf_counter()
+            for i in range(0, n, 100_000):
+                st.append(SYMBOL, {k: v[i:i + 100_000] for k, v in ticks.items()})
+            took = time.perf_counter() - t0
+    finally:
+        seg.active_chunk_rows = chunking
+        shutil.rmtree(path, ignore_errors=True)
+    return n / took
+
+
+def run_appends(n: int = 5_000_000, rounds: int = 3) -> None:
+    """Only the 100,000-row append rows, interleaved: quantlab, its two-step path (before
+    0.2) and ArcticDB (default threads), ``rounds`` times; prints each round and the ranges."""
+    ticks = make_ticks(n)
+    tmp = Path(tempfile.mkdtemp(prefix="qlbench-appends-"))
+    got: dict[str, list[float]] = {}
+    try:
+        raw = tmp / "raw"
+        raw.mkdir()
+        for k in ("time", *COLS):
+            np.save(raw / f"{k}.npy", ticks[k])
+        for r in range(rounds):
+            got.setdefault("quantlab", []).append(_append_100k(tmp / "ql", ticks))
+            got.setdefault("quantlab two-step path (before 0.2)", []).append(
+                _append_100k(tmp / "ql2", ticks, two_step=True))
+            arctic = _run_arctic(raw, 1_000, 1, single=False, appends_only=True)
+            if arctic is not None:
+                got.setdefault("arcticdb lmdb", []).append(arctic["append_100k"])
+            print(f"round {r + 1}: " + ", ".join(f"{k} {v[-1] / 1e6:.2f}" for k, v in got.items())
+                  + f" M rows/s; load {os.getloadavg()[0]:.1f}", flush=True)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    for k, v in got.items():
+        print(f"append, 100,000-row batches ({n:,} rows), {k}: {min(v) / 1e6:.2f}-{max(v) / 1e6:.2f} M rows/s")
+
+
 def run(quick: bool = False) -> list[Row]:
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -181,6 +238,8 @@ def run(quick: bool = False) -> list[Row]:
             a100k = n / (time.perf_counter() - t0)
         shutil.rmtree(ql / "trades" / "ETHUSDT")
         res["quantlab"] = {"append_1k": a1k, "append_100k": a100k}
+        res["quantlab two-step path (before 0.2)"] = {"append_100k": _append_100k(tmp / "ql-two-step", ticks,
+                                                                                  two_step=True)}
         # the same appends under each fsync policy (the default, "interval", is the row above)
         for policy in ("never", "seal", "always"):
             path = tmp / f"ql-fsync-{policy}"
@@ -361,7 +420,10 @@ def _rows(res, disk, closes_s, n, n_small, smoke, quick) -> list[Row]:
 
 if __name__ == "__main__":
     if len(sys.argv) >= 2 and sys.argv[1] == "--arctic":
-        print(json.dumps(arctic_worker(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]))))
+        print(json.dumps(arctic_worker(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), "appends" in sys.argv[5:])))
+    elif "--appends" in sys.argv:
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        run_appends()
     else:
         sys.path.insert(0, str(Path(__file__).resolve().parent))
         for row in run(quick="--quick" in sys.argv):

@@ -68,6 +68,10 @@ class FakeLab:
         f.iloc[-1, f.columns.get_loc("partial")] = True
         return f
 
+    def bar_closes(self, sym, timeframe="1m"):
+        b = self.bars(sym, timeframe)
+        return b.index.tz_localize(None).to_numpy(), b["close"].to_numpy()
+
     def ticks(self, sym, last=None, since=None):
         c = self.close[sym][-(last or len(self.index)):]
         idx = self.index[-len(c):]

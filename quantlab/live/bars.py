@@ -39,6 +39,16 @@ class IncrementalBars:
 
     def update(self, time_ns: np.ndarray, price: np.ndarray, qty: np.ndarray) -> pd.DataFrame:
         """Add ticks (in trade-id order); returns the bars that closed because of them."""
+        closed = self._add(time_ns, price, qty)  # replaces self._p: take from the new one
+        return self._frame(take_partials(self._p, closed), partial=False)
+
+    def add(self, time_ns: np.ndarray, price: np.ndarray, qty: np.ndarray) -> int:
+        """:meth:`update` without building a frame: how many bars closed (what a follower that
+        holds a lock needs; a frame per call and timeframe cost it most of its time)."""
+        return int(np.count_nonzero(self._add(time_ns, price, qty)))
+
+    def _add(self, time_ns: np.ndarray, price: np.ndarray, qty: np.ndarray) -> np.ndarray:
+        """Merge the ticks; a mask of the held bars they closed."""
         before = int(self._p["bucket"][-1]) if len(self._p["bucket"]) else None
         if len(time_ns):
             self._p = merge_partials(self._p, trade_partials(time_ns, price, qty, self.tf))
@@ -47,11 +57,16 @@ class IncrementalBars:
                 self._p = take_partials(self._p, slice(extra, None))
         b = self._p["bucket"]
         if not len(b):
-            return self._frame(self._p, partial=False)
+            return np.zeros(0, bool)
         newest = int(b[-1])
         lo = before if before is not None else int(b[0])
-        closed = (b >= lo) & (b < newest) if before is None or newest > before else np.zeros(len(b), bool)
-        return self._frame(take_partials(self._p, closed), partial=False)
+        return (b >= lo) & (b < newest) if before is None or newest > before else np.zeros(len(b), bool)
+
+    def closes(self, last: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """``(bar open times as int ns UTC, closes)`` of :meth:`frame`, without a frame: what a
+        live chart redrawn a few times a second needs."""
+        p = self._p if last is None else take_partials(self._p, slice(-int(last), None))
+        return self.tf.bucket_open(p["bucket"]).astype(np.int64, copy=True), p["close"].copy()
 
     def _frame(self, p: dict, partial: bool) -> pd.DataFrame:
         frame = partials_to_bars(p, self.tf)

@@ -256,6 +256,7 @@ class Lab:
                 if store is None:
                     store = TickStore(self.store_path)
                 self._poll_once(store)
+                self._refresh_ref_prices(store)
                 if self._callbacks and t0 >= alerts_next:
                     self._poll_alerts()
                     alerts_next = t0 + 0.5
@@ -303,8 +304,10 @@ class Lab:
         with self._lock:
             self._rings[sym].append(batch)
             self._last_id[sym] = int(batch["trade_id"][-1])
-            closed = {tf: b.update(batch["time"], batch["price"], batch["qty"])
-                      for tf, b in self._bars[sym].items()}
+        # outside the lock: only this thread updates bars, and each update replaces a bar set
+        # whole (one attribute), so a reader sees the bars before or after it; the lock held
+        # over five timeframes' merges kept the kernel's loop waiting for it
+        closed = {tf: b.add(batch["time"], batch["price"], batch["qty"]) for tf, b in self._bars[sym].items()}
         if not callbacks:
             return
         recv = batch.get("recv_time")
@@ -313,7 +316,7 @@ class Lab:
         for cb in list(self._callbacks):
             if cb.kind == "tick" and cb.pending is not None:
                 cb.pending.add(sym)
-            elif cb.kind == "bar" and cb.timeframe is not None and len(closed[cb.timeframe]):
+            elif cb.kind == "bar" and cb.timeframe is not None and closed[cb.timeframe]:
                 self._dispatch(cb, sym, self.bars(sym, cb.timeframe))
 
     def _flush_throttled(self) -> None:
@@ -442,22 +445,33 @@ class Lab:
             raise ValueError(f"last: must be a positive int, got {last!r}")
         live = self._live(timeframe, start, end)
         if live is not None:
-            with self._lock:
-                return self._bars[s][live].frame(last)
+            return self._bars[s][live].frame(last)
         frame = self.store.bars(s, timeframe, start, end)
         return frame if last is None else frame.iloc[-last:]
 
+    def bar_closes(self, sym: str, timeframe: str = "1m") -> tuple[np.ndarray, np.ndarray]:
+        """``(bar open times as datetime64[ns] UTC, closes)`` of :meth:`bars` without a frame:
+        what a live chart redrawn a few times a second on the kernel's loop needs (a 20,000-bar
+        frame per chart and refresh held the loop)."""
+        s = self._check_symbol(sym)
+        live = self._live(timeframe, None, None)
+        if live is not None:
+            t, close = self._bars[s][live].closes()
+            return t.view("M8[ns]"), close
+        frame = self.bars(s, timeframe)
+        return frame.index.tz_convert("UTC").tz_localize(None).to_numpy(), frame["close"].to_numpy()
+
     def prices(self) -> pd.DataFrame:
         """Latest price and trade time per symbol."""
-        rows = {}
+        n = len(self._symbols)
+        price, t = np.full(n, np.nan), np.full(n, NAT_NS, dtype=np.int64)
         with self._lock:
-            for s, ring in self._rings.items():
-                t = ring.last("time")
-                rows[s] = {"price": float(ring.last("price")) if len(ring) else np.nan,
-                           "time": pd.Timestamp(int(t), tz="UTC") if t is not None else pd.NaT}
-        frame = pd.DataFrame.from_dict(rows, orient="index")
-        frame.index.name = "symbol"
-        return frame
+            for i, ring in enumerate(self._rings.values()):
+                if len(ring):
+                    price[i], t[i] = ring.last("price"), ring.last("time")
+        # built from arrays: a frame from a dict of rows took most of a Monitor refresh
+        return pd.DataFrame({"price": price, "time": pd.DatetimeIndex(t.view("M8[ns]")).tz_localize("UTC")},
+                            index=pd.Index(list(self._rings), name="symbol"))
 
     def status(self) -> dict:
         """The recorder's published status plus ``alive`` and this Lab's own view."""
@@ -485,10 +499,13 @@ class Lab:
         lat = st.get("latency_ms", {}).get("exchange_to_recv", {})
         rows = {}
         day_ago = time.time_ns() - 86_400 * 10**9
+        # while the follower runs it keeps the reference prices fresh with its own reader:
+        # stats() (the Monitor's 2-s refresh, on the kernel's loop) then reads nothing
+        followed = self.running
         for s in self._symbols:
             ring = self._rings[s]
             last = float(ring.last("price")) if len(ring) else np.nan
-            ref = self._price_at(s, day_ago)
+            ref = self._cached_ref_price(s) if followed else self._price_at(s, day_ago)
             rows[s] = {
                 "last": last,
                 "change_24h_pct": (last / ref - 1) * 100 if ref and np.isfinite(last) else np.nan,
@@ -502,12 +519,13 @@ class Lab:
         frame.index.name = "symbol"
         return frame
 
-    def _price_at(self, sym: str, t_ns: int) -> float | None:
-        """Price of the first stored trade at or after ``t_ns`` (None if nothing stored).
+    def _price_at(self, sym: str, t_ns: int, store: TickStore | None = None) -> float | None:
+        """Price of the first stored trade at or after ``t_ns`` (None if nothing stored),
+        read through ``store`` (default the caller's reader).
 
-        Looked up at most every :attr:`REF_PRICE_TTL_S` per symbol (``stats()`` runs every 2 s
-        for the Monitor, on the kernel's loop), and in a one-minute window first: reading up to
-        an hour of ticks per symbol each time stalled the loop for seconds with many symbols."""
+        Looked up at most every :attr:`REF_PRICE_TTL_S` per symbol, and in a one-minute window
+        first: reading up to an hour of ticks per symbol each time stalled the loop for seconds
+        with many symbols."""
         now = time.monotonic()
         cached = self._ref_prices.get(sym)
         # the same reference for at most a TTL, and only for a time within a TTL of the one it
@@ -515,10 +533,14 @@ class Lab:
         if (cached is not None and now - cached[0] < self.REF_PRICE_TTL_S
                 and abs(t_ns - cached[1]) <= self.REF_PRICE_TTL_S * 10**9):
             return cached[2]
+        return self._lookup_ref_price(sym, t_ns, store)
+
+    def _lookup_ref_price(self, sym: str, t_ns: int, store: TickStore | None = None) -> float | None:
+        now = time.monotonic()
         price = None
         try:
             for span_s in (60, 3_600):
-                first = _read_ticks(self.store, sym, start=t_ns, end=t_ns + span_s * 10**9)
+                first = _read_ticks(store or self.store, sym, start=t_ns, end=t_ns + span_s * 10**9)
                 if len(first):
                     price = float(first["price"].iloc[0])
                     break
@@ -526,6 +548,23 @@ class Lab:
             price = None
         self._ref_prices[sym] = (now, t_ns, price)
         return price
+
+    def _cached_ref_price(self, sym: str) -> float | None:
+        """The 24 h reference the follower looked up last (None until it has)."""
+        cached = self._ref_prices.get(sym)
+        return None if cached is None else cached[2]
+
+    def _refresh_ref_prices(self, store: TickStore, per_poll: int = 4) -> None:
+        """On the follower thread: look up again the 24 h reference of at most ``per_poll``
+        symbols whose lookup is older than half a TTL (the oldest first), so the lookups spread
+        over the polls and no reader on the kernel's loop ever waits for them."""
+        now = time.monotonic()
+        day_ago = time.time_ns() - 86_400 * 10**9
+        due = sorted((self._ref_prices.get(s, (-np.inf,))[0], s) for s in self._symbols)
+        for at, sym in due[:per_poll]:
+            if now - at < self.REF_PRICE_TTL_S / 2 or self._stop.is_set():
+                return
+            self._lookup_ref_price(sym, day_ago, store)
 
     def pair(self, y: str, x: str, timeframe: str = "1m", window: int | None = None,
              max_ffill: int = DEFAULT_MAX_FILL, *, start=None, end=None) -> pd.DataFrame:

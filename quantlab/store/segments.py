@@ -43,6 +43,14 @@ CHUNK_ROWS = 65_536
 #: each column whole: with 65,536-row chunks that was 3.2 MB per table per flush (~1 GB a flush
 #: at 300 recorded symbols); 1,024 rows keep it at 56 kB.
 ACTIVE_CHUNK_ROWS = 1_024
+
+
+def active_chunk_rows(first_rows: int) -> int:
+    """Chunk of a new active segment whose first append has ``first_rows`` rows: a bulk writer
+    (an import, a benchmark: 65,536 rows or more at once) gets :data:`CHUNK_ROWS`-row chunks,
+    each written whole (1,024-row chunks made a 100,000-row append 98 chunk writes per
+    column, most of its cost); a live writer keeps :data:`ACTIVE_CHUNK_ROWS`."""
+    return CHUNK_ROWS if first_rows >= CHUNK_ROWS else ACTIVE_CHUNK_ROWS
 COMPRESSIONS = (None, "lzf", "gzip", "blosc2-zstd")
 FSYNC_POLICIES = ("interval", "seal", "always", "never")
 
@@ -370,13 +378,13 @@ class ActiveWriter:
     append. The rows appended are also kept in memory (within ``SEAL_CACHE_BYTES``) so that
     :meth:`rows_for_seal` need not read the file back."""
 
-    def __init__(self, folder: Path, schema: TableSchema):
+    def __init__(self, folder: Path, schema: TableSchema, chunk_rows: int = ACTIVE_CHUNK_ROWS):
         self.folder, self.schema = folder, schema
         self.path = folder / ACTIVE
         tmp = folder / f".active.{os.getpid()}.tmp"
         f = h5py.File(tmp, "w", libver="latest")
         for name, dt in schema.columns:
-            f.create_dataset(name, shape=(0,), maxshape=(None,), dtype=dt, chunks=(ACTIVE_CHUNK_ROWS,))
+            f.create_dataset(name, shape=(0,), maxshape=(None,), dtype=dt, chunks=(int(chunk_rows),))
         f.create_dataset("committed", shape=(1,), maxshape=(1,), dtype="i8", chunks=(1,))
         f.attrs.update(kind=schema.kind)
         f.swmr_mode = True

@@ -125,6 +125,17 @@ class TickStore:
         if isinstance(self._impl, StoreWriter):
             self._impl.segment_rows = rows
 
+    @property
+    def direct_seal(self) -> bool:
+        """Rows that fill a segment go straight into the sealed segment (the writer's default);
+        False writes them through the active segment first, as before 0.2 (to compare the two)."""
+        return self._impl.direct_seal if isinstance(self._impl, StoreWriter) else StoreWriter.direct_seal
+
+    @direct_seal.setter
+    def direct_seal(self, on: bool) -> None:
+        if isinstance(self._impl, StoreWriter):
+            self._impl.direct_seal = bool(on)
+
     def close(self) -> None:
         """Writer: flush and seal every active segment, release the lock. Reader: close handles."""
         self._impl.close()

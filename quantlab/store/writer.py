@@ -35,7 +35,7 @@ from quantlab.store.layout import (
     schema_of,
 )
 from quantlab.store.lock import WriterLock
-from quantlab.store.schema import Batch, TableSchema, batch_len, clean, concat, take, to_batch
+from quantlab.store.schema import NAT, Batch, TableSchema, batch_len, clean, concat, take, to_batch
 from quantlab.store.view import StoreView
 from quantlab.symbols import parse_symbol
 from quantlab.timeframes import parse_timeframe
@@ -79,6 +79,9 @@ class StoreWriter(StoreView):
     process writes the store."""
 
     segment_rows = SEGMENT_ROWS
+    #: rows that fill a segment go straight into the sealed segment (False: through the active
+    #: segment first, as before 0.2; kept to compare the two paths)
+    direct_seal = True
 
     def __init__(self, path: Path, *, compression: str | None = None, source: str | None = None,
                  fsync: str = DEFAULT_FSYNC):
@@ -193,33 +196,50 @@ class StoreWriter(StoreView):
                     table.sealed.append(seg.write_sealed(table.folder, table.schema, part, self.compression,
                                                             self._sync_seals))
                 else:
-                    self._active(table).append(part)
+                    self._active(table, batch_len(part)).append(part)
             return
         lo = 0
         while lo < n:
-            active = self._active(table)
-            room = self.segment_rows - active.rows
+            held = table.active.rows if table.active is not None else 0
+            room = self.segment_rows - held
             part = take(batch, slice(lo, lo + room))
-            active.append(part)
             lo += batch_len(part)
+            if self.direct_seal and batch_len(part) == room:
+                # these rows fill the segment: written once, straight into the sealed segment
+                # with the active rows (never into the active file first)
+                self._seal_active(table, also=part)
+                continue
+            active = self._active(table, batch_len(part))
+            active.append(part)
             if active.rows >= self.segment_rows:
                 self._seal_active(table)
 
-    def _active(self, table: _Table) -> seg.ActiveWriter:
+    def _active(self, table: _Table, first_rows: int = 0) -> seg.ActiveWriter:
         if table.active is None:
-            table.active = seg.ActiveWriter(table.folder, table.schema)
+            table.active = seg.ActiveWriter(table.folder, table.schema, seg.active_chunk_rows(first_rows))
         return table.active
 
-    def _seal_active(self, table: _Table) -> None:
+    def _seal_active(self, table: _Table, also: Batch | None = None) -> None:
+        """Seal the active segment's rows, and ``also`` (rows after them, not yet written
+        anywhere) in the same sealed segment. Readers see the sealed segment whole or not at
+        all (tmp + rename); until the rename they see the active rows only."""
         active = table.active
-        if active is None:
+        if active is None and also is None:
             return
-        active.flush()
-        rows = active.rows_for_seal()
+        rows: list[Batch] = []
+        if active is not None:
+            active.flush()
+            rows = active.rows_for_seal()
+        if also is not None:  # every column, as the active segment holds them (NaT where absent)
+            n = batch_len(also)
+            rows = [*rows, {name: also[name] if name in also else np.full(n, NAT, dtype=dt)
+                            for name, dt in table.schema.columns}]
         if sum(batch_len(b) for b in rows):
             table.sealed.append(seg.write_sealed(table.folder, table.schema, rows, self.compression,
                                                  self._sync_seals))
             table.sealed.sort(key=lambda s: s.first_id)
+        if active is None:
+            return
         active.close()
         with contextlib.suppress(FileNotFoundError):
             active.path.unlink()

@@ -169,6 +169,13 @@ class Dashboard(widgets.VBox):
 
     def refresh(self) -> None:
         """Update the status bar (at most 1 Hz) and the visible panel; errors go to the panels."""
+        for _ in self.refresh_steps():
+            pass
+
+    def refresh_steps(self):
+        """:meth:`refresh` as a generator: the refresh loop lets the kernel's loop run at each
+        ``yield`` (after the status bar, and between a panel's ``refresh_steps``), so widget
+        messages and other callbacks never wait for a whole refresh."""
         now = time.monotonic()
         force, self._dirty = self._dirty, False
         if force or now - self._status_at >= 1.0:
@@ -178,11 +185,15 @@ class Dashboard(widgets.VBox):
             except Exception as exc:  # noqa: BLE001 - shown in the status bar
                 self.refresh_errors += 1
                 self.status.show_error("Status", exc)
+            yield
         panel = self.visible
         if panel is None or not hasattr(panel, "refresh"):
             return
         try:
-            panel.refresh(force=force)
+            if hasattr(panel, "refresh_steps"):
+                yield from panel.refresh_steps(force=force)
+            else:
+                panel.refresh(force=force)
             self.updates += 1
         except Exception as exc:  # noqa: BLE001 - shown in that panel, the loop goes on
             self.refresh_errors += 1
@@ -200,7 +211,8 @@ class Dashboard(widgets.VBox):
                 log.info("no heartbeat from the page for %.0f s: pausing updates", self.heartbeat.timeout_s)
             self.paused = not alive
             if not self.paused:
-                self.refresh()
+                for _ in self.refresh_steps():
+                    await asyncio.sleep(0)
             await asyncio.sleep(max(0.05, period - (time.monotonic() - t0)))
 
     def start(self) -> Dashboard:

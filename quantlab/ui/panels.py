@@ -14,6 +14,7 @@ pulls the newest data from the ``Lab`` and updates its charts in one batch; long
 
 from __future__ import annotations
 
+import collections
 import html
 import math
 import os
@@ -353,6 +354,7 @@ class MonitorPanel(Panel):
         self._decimals: dict[str, int] = {}
         self._stats_at = 0.0
         self._stats: pd.DataFrame | None = None
+        self._stat_rows: dict[str, dict] = {}
         self._funding: dict[str, tuple[float, pd.Timestamp | None]] = {}
         super().__init__([self.table, *self.charts], poster=poster, css="ql-monitor")
 
@@ -390,21 +392,32 @@ class MonitorPanel(Panel):
         return self._decimals[sym]
 
     def refresh(self, force: bool = False) -> None:
+        for _ in self.refresh_steps(force):
+            pass
+
+    def refresh_steps(self, force: bool = False):
+        """:meth:`refresh` in steps (the stats, the table, each chart): the dashboard lets the
+        kernel's loop run between them, so no step holds it for a whole refresh."""
         now = time.monotonic()
         if self._stats is None or now - self._stats_at > 2.0 or force:
             self._stats = self.lab.stats()
+            # plain dicts: a pandas lookup per cell was most of a refresh on the kernel's loop
+            self._stat_rows = dict(zip(self._stats.index, self._stats.to_dict("records"), strict=True))
             self._funding = self.funding()
             self._stats_at = now
+            yield
+        stats = self._stat_rows
         prices = self.lab.prices()
+        price, traded = prices["price"].to_dict(), prices["time"].to_dict()
         rows = []
         perps = any(map(is_perp, self.lab.symbols))
         for sym in self.lab.symbols:
-            st = self._stats.loc[sym] if sym in self._stats.index else {}
-            last = prices.loc[sym, "price"] if sym in prices.index else float("nan")
+            st = stats.get(sym, {})
+            last = price.get(sym, float("nan"))
             d = self.decimals(sym)
             row = [sym, f"{fmt_price(last, d)} {quote_of(sym)}", fmt_pct(st.get("change_24h_pct")),
                    fmt_num(st.get("ticks_per_s"), 1), f"{int(st.get('ticks', 0) or 0):,}",
-                   fmt_time(prices.loc[sym, "time"] if sym in prices.index else None)]
+                   fmt_time(traded.get(sym))]
             if perps:
                 row += funding_cells(*self._funding[sym]) if sym in self._funding else ["", ""]
             rows.append(row)
@@ -414,11 +427,11 @@ class MonitorPanel(Panel):
             self.table.value = value
         tf = self.controls.timeframe.value
         for chart, sym in zip(self.charts, (self.controls.y.value, self.controls.x.value), strict=True):
+            yield
             if getattr(chart, "shows", None) != sym:  # a read-out of another symbol would mislead
                 chart.shows = sym
                 chart.readout.value = ""
-            bars = self.lab.bars(sym, tf)
-            close = bars["close"].to_numpy()
+            times, close = self.lab.bar_closes(sym, tf)
             d = self.decimals(sym)
             q = quote_of(sym)
             if chart.y_format != f",.{d}f":
@@ -427,7 +440,7 @@ class MonitorPanel(Panel):
             last = fmt_price(close[-1], d) + f" {q}" if len(close) else "no trades yet"
             chart.title = f"{sym} · {tf} close · {last}"
             chart.axis_y.label = f"price ({q})" if q else "price"
-            chart.update(bars.index, [close], force=force)
+            chart.update(times, [close], force=force)
 
 
 # --------------------------------------------------------------------------- pair
@@ -781,10 +794,26 @@ class BacktestPanel(Panel):
 
 # --------------------------------------------------------------------------- alerts
 
+def _tail_cursor(path: Path, nbytes: int = 64_000) -> int:
+    """A byte offset at a line start within the last ``nbytes`` of ``path`` (0 for a short or
+    missing file): the newest alerts without parsing a long history."""
+    try:
+        with open(path, "rb") as f:
+            size = f.seek(0, os.SEEK_END)
+            if size <= nbytes:
+                return 0
+            f.seek(size - nbytes)
+            cut = f.read(nbytes).find(b"\n")
+    except OSError:
+        return 0
+    return 0 if cut < 0 else size - nbytes + cut + 1
+
+
 class AlertsPanel(Panel):
     """Add and remove alert rules (price above/below, z-score beyond ±k), the fired-alert
     history, and a toast (``toast``, placed by the dashboard) for each new alert."""
 
+    SHOWN = 30  # fired alerts listed
     KINDS = (("price above", "above"), ("price below", "below"), ("z-score of the pair beyond ±k", "zscore"))
 
     def __init__(self, lab, controls: Controls, *, poster: Poster | None = None, toast_s: float = 8.0) -> None:
@@ -809,7 +838,9 @@ class AlertsPanel(Panel):
         self.rules_box.add_class("ql-rules")
         self.fired = widgets.HTML()
         self.fired.add_class("ql-fired")
-        self._fired_sig: tuple[int, Any] | None = None  # (rows, last time) of the drawn table
+        self._fired_sig = False  # the fired table is drawn
+        self._fired_cursor = _tail_cursor(self.history.path)
+        self._recent: collections.deque = collections.deque(maxlen=self.SHOWN)
         super().__init__([
             widgets.HTML("<b>New rule</b> (evaluated by the recorder, even with no page open)"),
             widgets.HBox([self.kind, self.symbol, self.level, self.k, self.add]),
@@ -891,24 +922,30 @@ class AlertsPanel(Panel):
             self.refresh_rules()
             if not self.level.value:
                 self._prefill()
-        frame = self.history.read()
-        sig = (len(frame), frame.index[-1] if len(frame) else None)
-        if sig == self._fired_sig and not force:
+        self.refresh_fired(force)
+
+    def refresh_fired(self, force: bool = False) -> None:
+        """The newest alerts first: only the history's lines written since the last look are
+        read (re-reading the whole history at each alert held the kernel's loop)."""
+        new, self._fired_cursor = self.history.new_since(self._fired_cursor)
+        self._recent.extend(new)
+        if not new and self._fired_sig and not force:
             return
-        self._fired_sig = sig
-        if not len(frame):
+        self._fired_sig = True
+        if not self._recent:
             self.fired.value = note_html("No alert has fired yet.")
             return
-        shown = frame.tail(30).iloc[::-1]
-        rows = [[fmt_time(t), r.rule_id, r.message, fmt_num(r.value, 4), fmt_num(r.latency_ms, 1, "ms")]
-                for t, r in zip(shown.index, shown.itertuples(), strict=True)]
+        rows = [[fmt_time(a.time), a.rule_id, a.message, fmt_num(a.value, 4),
+                 fmt_num(None if a.latency_s is None else a.latency_s * 1e3, 1, "ms")]
+                for a in reversed(self._recent)]
         self.fired.value = table_html(rows, ["time", "rule", "message", "value", "latency"],
                                       css="ql-fired-table", align_right_from=3)
 
     def on_alert(self, alert: dict) -> None:
-        """A new alert (on the loop: ``Lab.on_alert`` is wrapped by :meth:`guarded`)."""
+        """A new alert (on the loop: ``Lab.on_alert`` is wrapped by :meth:`guarded`): the toast
+        and the fired list; the rules list is built when the panel is shown."""
         self.toast.show(alert)
-        self.refresh(force=False)
+        self.refresh_fired()
 
     def close_feed(self) -> None:
         self._callback.remove()
