@@ -265,3 +265,33 @@ def test_truncated_segment_is_reported(tmp_path):
     seg.write_bytes(seg.read_bytes()[: seg.stat().st_size - 4000])
     with pytest.raises(StoreCorruptError):
         TickStore(tmp_path / "s").read("A")
+
+
+LEAVE_ACTIVE = textwrap.dedent("""
+    import os, sys, numpy as np
+    from quantlab.store import TickStore
+    st = TickStore(sys.argv[1], mode="a")
+    ids = np.arange(1, 1001, dtype="i8")
+    st.append("BTCUSDT", {"trade_id": ids, "time": 1_723_161_255_000_000_000 + ids * 1000,
+                          "price": 100 + ids * 1e-3, "qty": np.ones(1000), "is_buyer_maker": np.zeros(1000, bool)})
+    os._exit(9)   # killed: the flushed rows are only in the active segment
+""")
+
+CRASH_WHILE_RECOVERING = textwrap.dedent("""
+    import os, sys
+    from quantlab.store import writer
+    # the recovering writer dies after re-appending the salvaged rows, before they are sealed
+    writer.StoreWriter._seal_active = lambda self, table, also=None: os._exit(9)
+    writer.StoreWriter(__import__("pathlib").Path(sys.argv[1]))
+""")
+
+
+def test_a_writer_killed_while_recovering_the_previous_active_segment_loses_nothing(tmp_path):
+    path = tmp_path / "store"
+    for script in (LEAVE_ACTIVE, CRASH_WHILE_RECOVERING):
+        proc = subprocess.run([sys.executable, "-c", script, str(path)], capture_output=True, text=True)
+        assert proc.returncode == 9, proc.stderr
+    with TickStore(path, mode="a") as st:  # the third writer recovers again
+        ids = st.read("BTCUSDT")["trade_id"].to_numpy()
+    assert np.array_equal(ids, np.arange(1, 1001))
+    assert not list(path.rglob("*.h5x"))  # nothing left aside once sealed

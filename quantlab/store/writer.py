@@ -35,7 +35,17 @@ from quantlab.store.layout import (
     schema_of,
 )
 from quantlab.store.lock import WriterLock
-from quantlab.store.schema import NAT, Batch, TableSchema, batch_len, clean, concat, take, to_batch
+from quantlab.store.schema import (
+    NAT,
+    Batch,
+    TableSchema,
+    batch_len,
+    clean,
+    concat,
+    sort_unique,
+    take,
+    to_batch,
+)
 from quantlab.store.view import StoreView
 from quantlab.symbols import parse_symbol
 from quantlab.timeframes import parse_timeframe
@@ -72,6 +82,9 @@ class _Table:
             ids.append(self.active.last_id)
         return max(ids) if ids else None
 
+
+#: an active segment set aside while a new writer re-stores its rows (readers skip ``.h5x``)
+RECOVERING = "active.recovering-"
 
 class StoreWriter(StoreView):
     """The single writer of the store at ``path``; ``compression``, ``source`` and ``fsync`` as
@@ -319,27 +332,40 @@ class StoreWriter(StoreView):
 
     # ------------------------------------------------------------------ recovery
     def _recover(self) -> None:
-        """Salvage every active segment a previous writer left (clean exit or SIGKILL)."""
+        """Salvage every active segment a previous writer left (clean exit or SIGKILL).
+
+        The active file is first renamed aside (``active.recovering-<ns>.h5x``, which readers
+        never open) and deleted only once its rows are sealed, so a writer killed while
+        recovering leaves them for the next one (which re-appends them; ids stored meanwhile
+        are dropped as duplicates).
+        """
         for folder, kind, schema in self.layout.table_folders():
             for tmp in folder.glob(".*.tmp"):
                 tmp.unlink()  # a half-written file of a dead writer; its source still exists
             active = folder / seg.ACTIVE
-            if not active.exists():
+            if active.exists():
+                os.replace(active, folder / f"{RECOVERING}{time.time_ns()}.h5x")
+            aside = sorted(folder.glob(f"{RECOVERING}*.h5x"))
+            if not aside:
                 continue
-            try:
-                rows = seg.read_active(active, schema)
-            except StoreCorruptError as exc:
-                aside = active.with_name(f"active.corrupt-{int(time.time())}.h5x")
-                os.replace(active, aside)
-                log.error("%s: unreadable active segment moved to %s (%s)", folder.name, aside, exc)
-                continue
+            parts = []
+            for path in aside:
+                try:
+                    parts.append(seg.read_active(path, schema))
+                except StoreCorruptError as exc:
+                    corrupt = path.with_name(f"active.corrupt-{int(time.time())}.h5x")
+                    os.replace(path, corrupt)
+                    log.error("%s: unreadable active segment moved to %s (%s)", folder.name, corrupt, exc)
+            rows = sort_unique(concat(parts), schema.id) if parts else {}
             n = batch_len(rows)
             symbol = self.layout.folder_symbol(folder)
             table = self._table(kind, symbol)
-            active.unlink()
             if n:
                 self.append(symbol, rows, kind=kind, flush=False)
                 self._seal_active(table)
+            for path in aside:
+                with contextlib.suppress(FileNotFoundError):
+                    path.unlink()
             log.info("%s/%s: recovered %d row(s) from the previous writer's active segment",
                      kind, symbol, n)
 
