@@ -315,12 +315,20 @@ def _screen_part(aligned: Aligned, c0, c1, lag, min_overlap, block_size, client,
         "ret_corr": r["ret_corr"],
         "spread_vol": pick("spread_vol"),
         "n_obs": n_obs.astype(np.int64),
-        "start": pd.Series(index[np.minimum(lo, len(index) - 1)]).where(has).to_numpy(),
-        "end": pd.Series(index[np.maximum(hi - 1, 0)]).where(has).to_numpy(),
+        "start": _bar_times(index, np.minimum(lo, len(index) - 1), has),
+        "end": _bar_times(index, np.maximum(hi - 1, 0), has),
         "_i": np.where(use_b, jj, ii),
         "_j": np.where(use_b, ii, jj),
     })
     return table
+
+
+def _bar_times(index: pd.Index, columns: np.ndarray, has: np.ndarray) -> Any:
+    """``index[columns]``, missing where not ``has``, in the index's own dtype (a
+    DatetimeIndex keeps its unit and zone without a trip through Timestamp objects)."""
+    if isinstance(index, pd.DatetimeIndex):
+        return index[columns].where(has)
+    return pd.Series(index[columns]).where(has).to_numpy()
 
 
 def _out_of_sample(table, aligned, c0, c1, lag, min_overlap, alpha, block_size, client, progress):

@@ -57,18 +57,18 @@ class Aligned:
                 ) -> tuple[np.ndarray, np.ndarray]:
         """Column range ``[lo, hi)``: the longest stretch inside ``[c0, c1)`` where both
         symbols of each pair have a close (``hi <= lo``: none; the first of equally long
-        ones). Each symbol's stretches are found once (numpy), then each pair walks the two
-        sorted lists (numba): 4,950 pairs in ~1 ms, where a Python loop took ~15 ms."""
+        ones). Each symbol's stretches are found once, then each pair walks the two sorted
+        lists (numba: ~2 ms for 100 symbols x 10k bars, 4,950 pairs; the Python loop it
+        replaces took ~15 ms)."""
         c1 = self.logp.shape[1] if c1 is None else c1
         i = np.ascontiguousarray(i, dtype=np.int64)
         j = np.ascontiguousarray(j, dtype=np.int64)
-        has = ~np.isnan(self.logp[:, c0:c1])
-        edges = np.diff(has.view(np.int8), axis=1, prepend=0, append=0)
-        rise_row, rise_col = np.nonzero(edges == 1)  # row-major: by symbol, then by column
-        starts = rise_col.astype(np.int64) + c0
-        ends = np.nonzero(edges == -1)[1].astype(np.int64) + c0
-        offsets = np.zeros(len(self.symbols) + 1, dtype=np.int64)
-        np.cumsum(np.bincount(rise_row, minlength=len(self.symbols)), out=offsets[1:])
+        k = self.logp.shape[0]
+        most = k * ((max(c1 - c0, 0) + 1) // 2)  # a stretch, a hole, a stretch ...
+        starts = np.empty(most, dtype=np.int64)
+        ends = np.empty(most, dtype=np.int64)
+        offsets = np.empty(k + 1, dtype=np.int64)
+        _stretches(self.logp, int(c0), int(c1), starts, ends, offsets)
         lo = np.empty(len(i), dtype=np.int64)
         hi = np.empty(len(i), dtype=np.int64)
         _longest_overlap(starts, ends, offsets, i, j, lo, hi)
@@ -77,15 +77,42 @@ class Aligned:
     def real_overlap(self, i: np.ndarray, j: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
         """Bars in ``[lo, hi)`` where both symbols of each pair really traded.
 
-        One pair at a time over its own range (numba, ~5 ms for 4,950 pairs x 10k bars): a
-        (pairs x bars) cumulative-sum matrix was 1.7 GB for 4,950 pairs x 43,200 bars."""
+        The real-bar flags packed 64 to a word, then per pair the AND of the two rows'
+        words in its range, counted (numba; 0.4 ms for 4,950 pairs x 10k bars, a byte loop
+        took 7 ms; a (pairs x bars) cumulative-sum matrix was 1.7 GB at 43,200 bars)."""
         if self.real is None:
             return np.maximum(hi - lo, 0)
+        k, n = self.real.shape
+        packed = np.zeros((k, 8 * ((n + 63) // 64)), dtype=np.uint8)
+        packed[:, : (n + 7) // 8] = np.packbits(self.real, axis=1, bitorder="little")
+        words = packed.view("<u8").astype(np.uint64, copy=False)  # bar t: bit t % 64 of word t // 64
         out = np.empty(len(i), dtype=np.int64)
-        _count_both(self.real.view(np.uint8), np.ascontiguousarray(i, dtype=np.int64),
+        _count_both(words, np.ascontiguousarray(i, dtype=np.int64),
                     np.ascontiguousarray(j, dtype=np.int64), np.ascontiguousarray(lo, dtype=np.int64),
                     np.ascontiguousarray(hi, dtype=np.int64), out)
         return out
+
+
+def _stretches_py(logp, c0, c1, starts, ends, offsets):
+    """The stretches ``[starts[r], ends[r])`` of columns in ``[c0, c1)`` where row ``s`` of
+    ``logp`` is not NaN, for r in ``offsets[s]:offsets[s+1]``, in column order."""
+    m = 0
+    for s in range(logp.shape[0]):
+        offsets[s] = m
+        inside = False
+        for t in range(c0, c1):
+            if logp[s, t] == logp[s, t]:
+                if not inside:
+                    starts[m] = t
+                    inside = True
+            elif inside:
+                ends[m] = t
+                m += 1
+                inside = False
+        if inside:
+            ends[m] = c1
+            m += 1
+    offsets[logp.shape[0]] = m
 
 
 def _longest_overlap_py(starts, ends, offsets, ii, jj, lo, hi):
@@ -117,20 +144,43 @@ def _longest_overlap_py(starts, ends, offsets, ii, jj, lo, hi):
         hi[p] = best1
 
 
-def _count_both_py(real, ii, jj, lo, hi, out):
-    """``out[p]``: columns in ``[lo[p], hi[p])`` where rows ``ii[p]`` and ``jj[p]`` of the
-    0/1 matrix ``real`` are both 1."""
+_ALL = np.uint64(0xFFFFFFFFFFFFFFFF)
+_M1, _M2 = np.uint64(0x5555555555555555), np.uint64(0x3333333333333333)
+_M4, _H01 = np.uint64(0x0F0F0F0F0F0F0F0F), np.uint64(0x0101010101010101)
+
+
+def _bits_py(x):
+    """Number of set bits of a uint64 (the classic SWAR count; LLVM emits popcnt)."""
+    x = x - ((x >> np.uint64(1)) & _M1)
+    x = (x & _M2) + ((x >> np.uint64(2)) & _M2)
+    x = (x + (x >> np.uint64(4))) & _M4
+    return (x * _H01) >> np.uint64(56)
+
+
+def _count_both_py(words, ii, jj, lo, hi, out):
+    """``out[p]``: bars in ``[lo[p], hi[p])`` whose bit is set in both rows ``ii[p]`` and
+    ``jj[p]`` of ``words`` (bar t is bit t % 64 of word t // 64)."""
     for p in range(ii.shape[0]):
-        # slices and a loop from 0: numba then needs no negative-index check and vectorises
-        # (4x faster than indexing the rows from lo[p])
-        a = real[ii[p], lo[p]:hi[p]]
-        b = real[jj[p], lo[p]:hi[p]]
-        c = 0
-        for t in range(a.shape[0]):
-            c += a[t] & b[t]
+        a = words[ii[p]]
+        b = words[jj[p]]
+        s0 = lo[p]
+        s1 = hi[p]
+        c = np.uint64(0)
+        if s1 > s0:
+            w0 = s0 >> 6
+            w1 = (s1 - 1) >> 6
+            for w in range(w0, w1 + 1):
+                x = a[w] & b[w]
+                if w == w0:  # drop the bars before lo
+                    x &= _ALL << np.uint64(s0 & 63)
+                if w == w1:  # and from hi on
+                    x &= _ALL >> np.uint64(63 - ((s1 - 1) & 63))
+                c += _bits(x)
         out[p] = c
 
 
+_bits = _jit(_bits_py)
+_stretches = _jit(_stretches_py)
 _longest_overlap = _jit(_longest_overlap_py)
 _count_both = _jit(_count_both_py)
 
