@@ -68,8 +68,8 @@ def bounded_fill_rows(rows: np.ndarray, bars: np.ndarray, max_fill: int) -> np.n
     ``rows`` (k, n) float64, NaN = no bar; ``bars`` (n,) int64 increasing bar numbers of the
     columns (:func:`grid_bars`). Returns a new C-contiguous (k, n) array: each value where
     the row has one, else its previous value while it is at most ``max_fill`` bars old,
-    else NaN. One pass per row (numba; a vectorised numpy form without it): the
-    screener aligns 100 symbols x 10k bars in ~3 ms, the numpy form took ~40 ms."""
+    else NaN. One pass per row (numba; a vectorised numpy form without it): 0.6 ms of
+    CPU for 100 symbols x 10k bars, where the numpy form takes 23 ms."""
     max_fill = _check_max_fill(max_fill)
     rows = np.asarray(rows, dtype=np.float64)
     bars = np.ascontiguousarray(bars, dtype=np.int64)
