@@ -88,9 +88,10 @@ def screen(
     client / workers / scheduler : default serial. ``workers=N``: N threads of this
         process; the kernel is compiled numba that releases the GIL, so the threads run
         blocks in parallel on the caller's matrix with nothing to copy or start, and a
-        script needs no ``if __name__ == "__main__":`` guard (measured on 2 cores, 100
-        symbols x 10k bars: 2 threads ~1.8x serial, a LocalCluster of 2 processes 1.3x:
-        it pickles the matrix to each worker and runs the serial part the same). To use
+        script needs no ``if __name__ == "__main__":`` guard. At 100 symbols x 10k bars
+        the serial part is ~2 % of the CPU, so 2 threads on 2 idle cores take ~1.9x less
+        time (from CPU time; a LocalCluster of 2 processes measured 1.3x, as it ships the
+        matrix to each worker; ``benchmarks/bench_screen.py``). To use
         worker processes or other machines, pass ``client=`` (a ``distributed.Client``,
         e.g. of ``LocalCluster(n_workers=N, threads_per_worker=1)``) or ``scheduler=``
         (``tcp://HOST:PORT`` of a running ``dask scheduler``). Results are identical
