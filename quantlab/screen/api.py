@@ -89,8 +89,8 @@ def screen(
         process; the kernel is compiled numba that releases the GIL, so the threads run
         blocks in parallel on the caller's matrix with nothing to copy or start, and a
         script needs no ``if __name__ == "__main__":`` guard. At 100 symbols x 10k bars
-        the serial part is ~2 % of the CPU, so 2 threads on 2 idle cores take ~1.9x less
-        time (from CPU time; a LocalCluster of 2 processes measured 1.3x, as it ships the
+        the serial part is ~3 % of the CPU: 2 threads ran 1.7x faster than serial on 2
+        cores (1.9x from CPU time), a LocalCluster of 2 processes 1.35x (it pickles the
         matrix to each worker; ``benchmarks/bench_screen.py``). To use
         worker processes or other machines, pass ``client=`` (a ``distributed.Client``,
         e.g. of ``LocalCluster(n_workers=N, threads_per_worker=1)``) or ``scheduler=``
