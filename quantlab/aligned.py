@@ -33,7 +33,8 @@ from quantlab.timeframes import Timeframe, parse_timeframe
 
 DEFAULT_MAX_FILL = 5
 
-__all__ = ["DEFAULT_MAX_FILL", "align_closes", "closes", "bounded_fill"]
+__all__ = ["DEFAULT_MAX_FILL", "align_closes", "closes", "bounded_fill", "bounded_fill_rows",
+           "grid_bars"]
 
 
 def _check_max_fill(max_fill: Any) -> int:
@@ -46,23 +47,88 @@ def bounded_fill(raw: pd.DataFrame, max_fill: int, tf: Timeframe | None = None) 
     """Forward-fill each column of ``raw`` (NaN = no bar) by at most ``max_fill`` bars:
     bars of ``tf``'s grid when given (the index holds bar opens), else rows."""
     max_fill = _check_max_fill(max_fill)
-    values = raw.to_numpy(dtype=np.float64, copy=True)
-    n = len(values)
-    if n == 0 or values.shape[1] == 0:
+    if len(raw) == 0 or raw.shape[1] == 0:
         return raw.astype(np.float64)
-    if tf is not None and isinstance(raw.index, pd.DatetimeIndex):
-        bar = tf.bucket(pd.DatetimeIndex(raw.index).as_unit("ns").asi8)
-    else:
-        bar = np.arange(n, dtype=np.int64)
-    valid = ~np.isnan(values)
-    pos = np.where(valid, np.arange(n)[:, None], -1)
-    np.maximum.accumulate(pos, axis=0, out=pos)
+    rows = raw.to_numpy(dtype=np.float64).T  # (symbols, bars): a frame's own block, no copy
+    filled = bounded_fill_rows(rows, grid_bars(raw.index, tf), max_fill)
+    return pd.DataFrame(filled.T, index=raw.index, columns=raw.columns, copy=False)
+
+
+def grid_bars(index: pd.Index, tf: Timeframe | None = None) -> np.ndarray:
+    """(n,) int64 bar number of each row: its bar on ``tf``'s grid when ``tf`` is given and
+    ``index`` holds times, else the row number (what :func:`bounded_fill` counts in)."""
+    if tf is not None and isinstance(index, pd.DatetimeIndex):
+        return np.ascontiguousarray(tf.bucket(pd.DatetimeIndex(index).as_unit("ns").asi8), dtype=np.int64)
+    return np.arange(len(index), dtype=np.int64)
+
+
+def bounded_fill_rows(rows: np.ndarray, bars: np.ndarray, max_fill: int) -> np.ndarray:
+    """The fill of :func:`bounded_fill` on arrays, one symbol per ROW.
+
+    ``rows`` (k, n) float64, NaN = no bar; ``bars`` (n,) int64 increasing bar numbers of the
+    columns (:func:`grid_bars`). Returns a new C-contiguous (k, n) array: each value where
+    the row has one, else its previous value while it is at most ``max_fill`` bars old,
+    else NaN. One pass per row (numba; a vectorised numpy form without it): 0.6 ms of
+    CPU for 100 symbols x 10k bars, where the numpy form takes 23 ms."""
+    max_fill = _check_max_fill(max_fill)
+    rows = np.asarray(rows, dtype=np.float64)
+    bars = np.ascontiguousarray(bars, dtype=np.int64)
+    if rows.ndim != 2 or bars.shape != (rows.shape[1],):
+        raise ValueError(f"rows: expected (symbols, bars) with {bars.shape[0]} bars, got {rows.shape}")
+    kernel = _fill_kernel()
+    if kernel is None:
+        return _bounded_fill_rows_numpy(rows, bars, max_fill)
+    out = np.empty(rows.shape, dtype=np.float64)
+    kernel(rows, bars, max_fill, out)
+    return out
+
+
+def _bounded_fill_rows_py(rows, bars, max_fill, out):
+    """Loop form of :func:`bounded_fill_rows` (compiled by numba): ``out[s, t]`` is the
+    last value of row ``s`` at or before column ``t`` if it is at most ``max_fill`` bars
+    old, else NaN."""
+    k, n = rows.shape
+    for s in range(k):
+        have = False
+        last = np.nan
+        last_bar = 0
+        for t in range(n):
+            v = rows[s, t]
+            if v == v:  # not NaN (an infinite value is a value, as in the numpy form)
+                have = True
+                last = v
+                last_bar = bars[t]
+                out[s, t] = v
+            elif have and bars[t] - last_bar <= max_fill:
+                out[s, t] = last
+            else:
+                out[s, t] = np.nan
+
+
+def _bounded_fill_rows_numpy(rows: np.ndarray, bars: np.ndarray, max_fill: int) -> np.ndarray:
+    """Vectorised form of :func:`bounded_fill_rows` (without numba), tested equal to it."""
+    n = rows.shape[1]
+    pos = np.where(~np.isnan(rows), np.arange(n)[None, :], -1)
+    np.maximum.accumulate(pos, axis=1, out=pos)
     seen = pos >= 0
     src = np.maximum(pos, 0)
-    filled = np.take_along_axis(values, src, axis=0)
-    age = bar[:, None] - bar[src]
-    filled[~seen | (age > max_fill)] = np.nan
-    return pd.DataFrame(filled, index=raw.index, columns=raw.columns)
+    filled = np.ascontiguousarray(np.take_along_axis(rows, src, axis=1))
+    filled[~seen | (bars[None, :] - bars[src] > max_fill)] = np.nan
+    return filled
+
+
+_FILL_KERNEL: Any = False  # False: not looked up yet; None: no numba
+
+
+def _fill_kernel() -> Any:
+    """The compiled fill, or None without numba (imported on first use: ``import quantlab``
+    and ``import quantlab.aligned`` stay free of numba)."""
+    global _FILL_KERNEL
+    if _FILL_KERNEL is False:
+        from quantlab.analytics.kernels import HAVE_NUMBA, _jit
+
+        _FILL_KERNEL = _jit(_bounded_fill_rows_py) if HAVE_NUMBA else None
+    return _FILL_KERNEL
 
 
 def align_closes(series: Mapping[str, pd.Series], timeframe: Any = None, *,

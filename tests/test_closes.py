@@ -128,3 +128,46 @@ def test_lab_over_history_serves_ticks_and_klines_at_any_timeframe(real_data, tm
     # a Lab that was never started reads the store too
     plain = ql.Lab(["SOLUSDT"], store=path, source="binance")
     assert plain.bars("SOLUSDT", "1d")["trades"].iloc[0] == hours["trades"].sum()
+
+
+@pytest.mark.parametrize("max_fill", [0, 1, 5, 40])
+def test_bounded_fill_equals_pandas_limited_ffill(max_fill):
+    """The compiled fill (and its numpy form) equal pandas' ``ffill(limit=max_fill)``: by
+    rows, and on a timeframe's grid with rows missing (counted in bars, not rows)."""
+    from quantlab.aligned import (
+        _bounded_fill_rows_numpy,
+        bounded_fill,
+        bounded_fill_rows,
+        grid_bars,
+    )
+    from quantlab.timeframes import parse_timeframe
+
+    rng = np.random.default_rng(max_fill)
+    n, k = 800, 7
+    grid = pd.date_range("2025-07-01", periods=n, freq="1min", tz="UTC", name="time")
+    v = 100 * np.exp(np.cumsum(rng.normal(0, 0.01, (n, k)), axis=0))
+    for s in range(k):
+        for _ in range(6):
+            a = int(rng.integers(0, n))
+            v[a:a + int(rng.integers(1, 60)), s] = np.nan
+    v[:30, 2] = np.nan  # listed late
+    v[rng.random(v.shape) < 0.05] = np.nan
+    v[100, 4] = np.inf  # a value, even if a bad one: carried like any other
+    raw = pd.DataFrame(v, index=grid, columns=[f"S{i}" for i in range(k)])
+    thin = raw.iloc[np.sort(rng.choice(n, 600, replace=False))]
+
+    def pandas_fill(frame):
+        return frame if max_fill == 0 else frame.ffill(limit=max_fill)
+
+    pd.testing.assert_frame_equal(bounded_fill(raw, max_fill), pandas_fill(raw), check_exact=True)
+    pd.testing.assert_frame_equal(bounded_fill(thin, max_fill), pandas_fill(thin), check_exact=True)
+    on_grid = pandas_fill(thin.reindex(grid)).reindex(thin.index)
+    got = bounded_fill(thin, max_fill, parse_timeframe("1m"))
+    pd.testing.assert_frame_equal(got, on_grid, check_exact=True)
+    rows = thin.to_numpy().T
+    bars = grid_bars(thin.index, parse_timeframe("1m"))
+    np.testing.assert_array_equal(bounded_fill_rows(rows, bars, max_fill),
+                                  _bounded_fill_rows_numpy(rows, bars, max_fill))
+    assert not np.shares_memory(bounded_fill_rows(rows, bars, max_fill), rows)
+    with pytest.raises(ValueError, match="max_fill"):
+        bounded_fill_rows(rows, bars, -1)

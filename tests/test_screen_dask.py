@@ -152,20 +152,23 @@ def test_unreachable_scheduler_fails_fast(closes_csv):
 
 _UNGUARDED = """\
 import quantlab as ql
-from quantlab.screen.synthetic import planted_universe
+from quantlab.research import walk_forward
+from quantlab.screen.synthetic import planted_universe, regime_universe
 
 closes, _ = planted_universe(n_symbols=6, n_bars=600, n_pairs=1, seed=1)
+walks = regime_universe(n_symbols=6, n_bars=720, n_throughout=1, n_first_half=1, seed=1)[0]
 {body}
 """
 
 
 @pytest.mark.parametrize("body", [
-    "print(ql.screen(closes, workers=2, progress=False))",
-    "def main():\n    ql.screen(closes, workers=2, progress=False)\n\nmain()",
+    "print(walk_forward(walks, formation='4h', trading='2h', workers=2, progress=False))",
+    "def main():\n    walk_forward(walks, formation='4h', trading='2h', workers=2)\n\nmain()",
 ], ids=["top-level call", "function called at top level"])
 def test_script_without_main_guard_gets_one_line(tmp_path, body):
-    """Spawned workers re-import the script; without the guard distributed used to print
-    ~40 lines of 'Nanny failed to start'. Now: one line saying what to add, no worker."""
+    """Worker processes (the walk-forward's LocalCluster) re-import the script; without the
+    guard distributed used to print ~40 lines of 'Nanny failed to start'. Now: one line
+    saying what to add, no worker."""
     script = tmp_path / "unguarded.py"
     script.write_text(_UNGUARDED.format(body=body))
     t0 = time.monotonic()
@@ -177,6 +180,20 @@ def test_script_without_main_guard_gets_one_line(tmp_path, body):
     assert 'if __name__ == "__main__":' in lines[0] and "unguarded.py line" in lines[0]
     assert "Nanny" not in r.stderr and "Traceback" not in r.stderr
     assert time.monotonic() - t0 < 60
+
+
+def test_unguarded_script_screens_on_threads(tmp_path):
+    """``screen(workers=2)`` runs on threads of the script's own process: nothing is
+    re-imported, so a script needs no guard, and the result equals the serial one."""
+    script = tmp_path / "unguarded.py"
+    script.write_text(_UNGUARDED.format(body=(
+        "a = ql.screen(closes, workers=2, progress=False)\n"
+        "b = ql.screen(closes, progress=False)\n"
+        "print(a.equals(b), len(a))")))
+    r = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                       timeout=120, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["True", "15"] and "Nanny" not in r.stderr
 
 
 def test_guarded_script_passes_the_check(tmp_path):

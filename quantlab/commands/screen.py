@@ -35,7 +35,7 @@ def add_closes_source(p) -> None:
 def add_arguments(p) -> None:
     add_closes_source(p)
     run = p.add_mutually_exclusive_group()
-    run.add_argument("--workers", type=int, help="start a local Dask cluster of N worker processes")
+    run.add_argument("--workers", type=int, help="run the screen on N threads in this process (its kernel releases the GIL)")
     run.add_argument("--scheduler", metavar="ADDR",
                      help="run on an existing Dask cluster, e.g. tcp://10.0.0.5:8786")
     p.add_argument("--connect-timeout", type=float, default=10.0,

@@ -2,14 +2,14 @@
 
     import quantlab as ql
     pairs = ql.screen(closes)                         # DataFrame of closes, serial
-    pairs = ql.screen("data/store", timeframe="1m", workers=2)          # LocalCluster
+    pairs = ql.screen("data/store", timeframe="1m", workers=2)          # 2 threads
     pairs = ql.screen(store, scheduler="tcp://10.0.0.5:8786")           # a running cluster
     from quantlab.screen import panel_data
     table, heat = panel_data(pairs)     # top pairs + symbols x symbols p-values
 
 Modules: :mod:`~quantlab.screen.core` (per-block numpy statistics), :mod:`~.fdr`
 (Benjamini-Hochberg), :mod:`~.data` (closes -> aligned log prices), :mod:`~.executors`
-(serial / Client / LocalCluster / scheduler address), :mod:`~.api` (``screen``).
+(serial / threads / Client / LocalCluster / scheduler address), :mod:`~.api` (``screen``).
 """
 
 from quantlab.screen.api import COLUMNS, OOS_COLUMNS, panel_data, pvalue_matrix, screen

@@ -26,7 +26,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from quantlab.aligned import DEFAULT_MAX_FILL, bar_closes, bounded_fill
+from quantlab.aligned import DEFAULT_MAX_FILL, bar_closes, bounded_fill_rows, grid_bars
+from quantlab.analytics.kernels import _jit
 from quantlab.errors import InsufficientDataError, UnknownSymbolError
 from quantlab.symbols import parse_symbol, symbol_names
 from quantlab.timeframes import parse_timeframe
@@ -52,52 +53,136 @@ class Aligned:
     last: np.ndarray
     real: np.ndarray | None = None
 
-    def _runs(self, s: int, c0: int, c1: int) -> np.ndarray:
-        """(m, 2) column ranges [a, b) inside [c0, c1) where symbol ``s`` has a close."""
-        v = ~np.isnan(self.logp[s, c0:c1])
-        edges = np.diff(np.r_[0, v.astype(np.int8), 0])
-        return np.column_stack([np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)]) + c0
-
     def overlap(self, i: np.ndarray, j: np.ndarray, c0: int = 0, c1: int | None = None,
                 ) -> tuple[np.ndarray, np.ndarray]:
         """Column range ``[lo, hi)``: the longest stretch inside ``[c0, c1)`` where both
-        symbols of each pair have a close (``hi <= lo``: none)."""
+        symbols of each pair have a close (``hi <= lo``: none; the first of equally long
+        ones). Each symbol's stretches are found once, then each pair walks the two sorted
+        lists (numba: ~1 ms of CPU for 100 symbols x 10k bars, 4,950 pairs; the Python loop it
+        replaces took ~15 ms)."""
         c1 = self.logp.shape[1] if c1 is None else c1
-        i, j = np.asarray(i, dtype=np.intp), np.asarray(j, dtype=np.intp)
-        runs = [self._runs(s, c0, c1) for s in range(len(self.symbols))]
-        lo = np.zeros(len(i), dtype=np.int64)
-        hi = np.zeros(len(i), dtype=np.int64)
-        for p, (a, b) in enumerate(zip(i.tolist(), j.tolist(), strict=True)):
-            ra, rb = runs[a], runs[b]
-            if len(ra) == 1 and len(rb) == 1:  # no holes: the common life
-                lo[p], hi[p] = max(ra[0, 0], rb[0, 0]), min(ra[0, 1], rb[0, 1])
-                continue
-            best = (0, 0)
-            for x0, x1 in ra:
-                k = np.flatnonzero((rb[:, 0] < x1) & (rb[:, 1] > x0))
-                for y0, y1 in rb[k]:
-                    s0, s1 = max(x0, y0), min(x1, y1)
-                    if s1 - s0 > best[1] - best[0]:
-                        best = (s0, s1)
-            lo[p], hi[p] = best
-        return lo, np.maximum(hi, lo)
+        i = np.ascontiguousarray(i, dtype=np.int64)
+        j = np.ascontiguousarray(j, dtype=np.int64)
+        k = self.logp.shape[0]
+        most = k * ((max(c1 - c0, 0) + 1) // 2)  # a stretch, a hole, a stretch ...
+        starts = np.empty(most, dtype=np.int64)
+        ends = np.empty(most, dtype=np.int64)
+        offsets = np.empty(k + 1, dtype=np.int64)
+        _stretches(self.logp, int(c0), int(c1), starts, ends, offsets)
+        lo = np.empty(len(i), dtype=np.int64)
+        hi = np.empty(len(i), dtype=np.int64)
+        _longest_overlap(starts, ends, offsets, i, j, lo, hi)
+        return lo, hi
 
     def real_overlap(self, i: np.ndarray, j: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
         """Bars in ``[lo, hi)`` where both symbols of each pair really traded.
 
-        One pair at a time over its own range: a (pairs x bars) cumulative-sum matrix was
-        1.7 GB for 4,950 pairs x 43,200 bars and took most of a screen's time (4.5 of 5.9 s
-        at 10k bars); this loop takes a few percent of it."""
+        The real-bar flags packed 64 to a word, then per pair the AND of the two rows'
+        words in its range, counted (numba; 0.4 ms for 4,950 pairs x 10k bars, a byte loop
+        took 7 ms; a (pairs x bars) cumulative-sum matrix was 1.7 GB at 43,200 bars)."""
         if self.real is None:
             return np.maximum(hi - lo, 0)
-        real = self.real
-        out = np.zeros(len(i), dtype=np.int64)
-        for p, (a, b, s0, s1) in enumerate(zip(np.asarray(i).tolist(), np.asarray(j).tolist(),
-                                               np.asarray(lo).tolist(), np.asarray(hi).tolist(),
-                                               strict=True)):
-            if s1 > s0:
-                out[p] = np.count_nonzero(real[a, s0:s1] & real[b, s0:s1])
+        k, n = self.real.shape
+        packed = np.zeros((k, 8 * ((n + 63) // 64)), dtype=np.uint8)
+        packed[:, : (n + 7) // 8] = np.packbits(self.real, axis=1, bitorder="little")
+        words = packed.view("<u8").astype(np.uint64, copy=False)  # bar t: bit t % 64 of word t // 64
+        out = np.empty(len(i), dtype=np.int64)
+        _count_both(words, np.ascontiguousarray(i, dtype=np.int64),
+                    np.ascontiguousarray(j, dtype=np.int64), np.ascontiguousarray(lo, dtype=np.int64),
+                    np.ascontiguousarray(hi, dtype=np.int64), out)
         return out
+
+
+def _stretches_py(logp, c0, c1, starts, ends, offsets):
+    """The stretches ``[starts[r], ends[r])`` of columns in ``[c0, c1)`` where row ``s`` of
+    ``logp`` is not NaN, for r in ``offsets[s]:offsets[s+1]``, in column order."""
+    m = 0
+    for s in range(logp.shape[0]):
+        offsets[s] = m
+        inside = False
+        for t in range(c0, c1):
+            if logp[s, t] == logp[s, t]:
+                if not inside:
+                    starts[m] = t
+                    inside = True
+            elif inside:
+                ends[m] = t
+                m += 1
+                inside = False
+        if inside:
+            ends[m] = c1
+            m += 1
+    offsets[logp.shape[0]] = m
+
+
+def _longest_overlap_py(starts, ends, offsets, ii, jj, lo, hi):
+    """For each pair ``(ii[p], jj[p])``: ``[lo[p], hi[p])`` the longest intersection of
+    the two symbols' stretches (``starts``/``ends`` of symbol ``s`` at
+    ``offsets[s]:offsets[s+1]``, sorted, disjoint); ``(0, 0)`` when they never meet. A
+    symbol with one stretch each: their common life, ``hi = lo`` if it is empty."""
+    for p in range(ii.shape[0]):
+        x, x_end = offsets[ii[p]], offsets[ii[p] + 1]
+        y, y_end = offsets[jj[p]], offsets[jj[p] + 1]
+        if x_end - x == 1 and y_end - y == 1:
+            s0 = max(starts[x], starts[y])
+            lo[p] = s0
+            hi[p] = max(min(ends[x], ends[y]), s0)
+            continue
+        best0 = 0
+        best1 = 0
+        while x < x_end and y < y_end:  # the intersections in order, leftmost first
+            s0 = max(starts[x], starts[y])
+            s1 = min(ends[x], ends[y])
+            if s1 - s0 > best1 - best0:
+                best0 = s0
+                best1 = s1
+            if ends[x] < ends[y]:
+                x += 1
+            else:
+                y += 1
+        lo[p] = best0
+        hi[p] = best1
+
+
+_ALL = np.uint64(0xFFFFFFFFFFFFFFFF)
+_M1, _M2 = np.uint64(0x5555555555555555), np.uint64(0x3333333333333333)
+_M4, _H01 = np.uint64(0x0F0F0F0F0F0F0F0F), np.uint64(0x0101010101010101)
+
+
+def _bits_py(x):
+    """Number of set bits of a uint64 (the classic SWAR count; LLVM emits popcnt)."""
+    x = x - ((x >> np.uint64(1)) & _M1)
+    x = (x & _M2) + ((x >> np.uint64(2)) & _M2)
+    x = (x + (x >> np.uint64(4))) & _M4
+    return (x * _H01) >> np.uint64(56)
+
+
+def _count_both_py(words, ii, jj, lo, hi, out):
+    """``out[p]``: bars in ``[lo[p], hi[p])`` whose bit is set in both rows ``ii[p]`` and
+    ``jj[p]`` of ``words`` (bar t is bit t % 64 of word t // 64)."""
+    for p in range(ii.shape[0]):
+        a = words[ii[p]]
+        b = words[jj[p]]
+        s0 = lo[p]
+        s1 = hi[p]
+        c = np.uint64(0)
+        if s1 > s0:
+            w0 = s0 >> 6
+            w1 = (s1 - 1) >> 6
+            for w in range(w0, w1 + 1):
+                x = a[w] & b[w]
+                if w == w0:  # drop the bars before lo
+                    x &= _ALL << np.uint64(s0 & 63)
+                if w == w1:  # and from hi on
+                    x &= _ALL >> np.uint64(63 - ((s1 - 1) & 63))
+                c += _bits(x)
+        out[p] = c
+
+
+_bits = _jit(_bits_py)
+_stretches = _jit(_stretches_py)
+_longest_overlap = _jit(_longest_overlap_py)
+_count_both = _jit(_count_both_py)
 
 
 def _symbol_list(symbols: str | Sequence[str] | None) -> list[str] | None:
@@ -121,7 +206,7 @@ def closes_from_frame(
             f"closes: expected a DataFrame of closing prices (one column per symbol), "
             f"got {type(closes).__name__}"
         )
-    frame = closes.copy()
+    frame = closes.copy(deep=False)  # new labels on the caller's data, never changed in place
     frame.columns = [str(c) for c in frame.columns]
     dup = frame.columns[frame.columns.duplicated()].unique().tolist()
     if dup:
@@ -142,11 +227,13 @@ def closes_from_frame(
     if start is not None or end is not None:
         frame = frame.loc[_bound(start, frame.index, "start"):_bound(end, frame.index, "end")]
     try:
-        frame = frame.apply(pd.to_numeric).astype(np.float64)
+        if not all(pd.api.types.is_numeric_dtype(t) for t in frame.dtypes):
+            frame = frame.apply(pd.to_numeric)  # prices as text (a CSV read without dtypes)
+        frame = frame.astype(np.float64)
     except (TypeError, ValueError) as exc:
         raise TypeError(f"closes: every column must hold numeric prices ({exc})") from None
     values = frame.to_numpy()
-    bad = ~np.isnan(values) & ~(np.isfinite(values) & (values > 0))
+    bad = (values <= 0.0) | (values == np.inf)  # NaN (no bar) is neither
     if bad.any():
         cols = sorted({frame.columns[c] for c in np.nonzero(bad)[1]})
         raise ValueError(f"closes: prices must be positive and finite; bad values in {cols}")
@@ -211,21 +298,23 @@ def align(closes: pd.DataFrame, timeframe: Any = None, max_fill: int = DEFAULT_M
     """Aligned log closes of a validated frame (NaN = no bar), filled forward by at most
     ``max_fill`` bars of ``timeframe`` (rows when None); symbols with < 2 bars are dropped
     (warned)."""
-    real = ~np.isnan(closes.to_numpy(dtype=np.float64)).T  # (k, n)
+    rows = closes.to_numpy(dtype=np.float64).T  # (k, n); a frame's own block, no copy
+    real = ~np.isnan(rows)
     tf = parse_timeframe(timeframe) if timeframe is not None and isinstance(closes.index, pd.DatetimeIndex) else None
-    values = bounded_fill(closes, max_fill, tf).to_numpy(dtype=np.float64, copy=True).T
+    values = bounded_fill_rows(rows, grid_bars(closes.index, tf), max_fill)  # (k, n) C-contiguous
     counts = real.sum(axis=1)
     keep = counts >= 2
     if not keep.all():
         dropped = [closes.columns[i] for i in np.nonzero(~keep)[0]]
         warnings.warn(f"dropping symbols with fewer than 2 bars in range: {dropped}",
                       ScreenWarning, stacklevel=3)
+        values, real = values[keep], real[keep]
     symbols = tuple(str(c) for c, k in zip(closes.columns, keep, strict=True) if k)
     _need_two(symbols, "with at least 2 bars in the requested range")
-    values, real = values[keep], real[keep]
     n = values.shape[1]
+    real = np.ascontiguousarray(real)
     first = real.argmax(axis=1)
     last = n - 1 - real[:, ::-1].argmax(axis=1)
     with np.errstate(invalid="ignore"):
         logp = np.log(values)
-    return Aligned(closes.index, symbols, np.ascontiguousarray(logp), first, last, np.ascontiguousarray(real))
+    return Aligned(closes.index, symbols, logp, first, last, real)

@@ -1,9 +1,16 @@
-"""Run blocks of pairs serially or on Dask (an embedded LocalCluster or a cluster address).
+"""Run blocks of pairs serially, on threads, or on Dask (a LocalCluster or a cluster address).
 
 The block function is called as ``fn(logp, *args)`` for each ``args`` of ``blocks``.
-On Dask the matrix ``logp`` is scattered to every worker once (``broadcast=True``) and each
-task receives a block of pairs, never a single pair. Results come back in block order, so
-the caller's output does not depend on which worker finished first.
+On a thread pool every thread reads the caller's matrix in place; on Dask the matrix
+``logp`` is scattered to every worker once (``broadcast=True``). Each task receives a
+block of pairs, never a single pair. Results come back in block order, so the caller's
+output does not depend on which worker finished first.
+
+``workers=N`` means threads or processes depending on the work (:func:`executor`'s
+``threads``): the screen's kernel is compiled numba that releases the GIL, so N threads of
+one process run N blocks at once with nothing to copy, pickle or start (and no script is
+re-imported); the walk-forward's folds are mostly pandas, which holds the GIL, so they get
+a ``LocalCluster`` of N single-threaded worker processes.
 """
 
 from __future__ import annotations
@@ -14,6 +21,8 @@ import logging
 import re
 import sys
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Executor, ThreadPoolExecutor
+from concurrent.futures import as_completed as _threads_completed
 from typing import Any
 
 import numpy as np
@@ -35,7 +44,8 @@ def run_blocks(
     fn: Callable[..., Any], logp: np.ndarray, blocks: Sequence[tuple], *, client: Any = None,
     progress: bool | None = None, desc: str = "pairs", weights: Sequence[int] | None = None,
 ) -> list:
-    """``[fn(logp, *b) for b in blocks]``, serially or on ``client`` (a dask Client).
+    """``[fn(logp, *b) for b in blocks]``, serially, on ``client`` (a dask Client) or on a
+    ``concurrent.futures`` thread pool (what :func:`executor` yields for ``threads=True``).
 
     ``progress`` shows a tqdm bar counting ``weights`` (pairs per block); None shows it
     only on a terminal or in a notebook.
@@ -49,6 +59,8 @@ def run_blocks(
                 out.append(fn(logp, *b))
                 bar.update(w)
             return out
+        if isinstance(client, Executor):
+            return _run_on_pool(client, fn, logp, blocks, weights, bar)
         from distributed import as_completed
 
         matrix = client.scatter(logp, broadcast=True, hash=False)
@@ -61,6 +73,21 @@ def run_blocks(
             return client.gather(futures)
         finally:
             client.cancel(futures + [matrix])
+
+
+def _run_on_pool(pool: Executor, fn, logp, blocks, weights, bar) -> list:
+    """The blocks on a thread pool, results in block order; the first error cancels the
+    blocks not started yet and is raised as it was."""
+    futures = [pool.submit(fn, logp, *b) for b in blocks]
+    weight_of = dict(zip(futures, weights, strict=True))
+    try:
+        for fut in _threads_completed(futures):
+            fut.result()  # raise the first failure now, not after every block has run
+            bar.update(weight_of[fut])
+        return [f.result() for f in futures]
+    finally:
+        for f in futures:
+            f.cancel()
 
 
 def _disable(progress: bool | None) -> bool | None:
@@ -80,14 +107,16 @@ def check_address(address: str) -> str:
 @contextlib.contextmanager
 def executor(
     client: Any = None, workers: int | None = None, scheduler: str | None = None,
-    connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
+    connect_timeout: float = DEFAULT_CONNECT_TIMEOUT, *, threads: bool = False,
 ) -> Iterator[Any]:
-    """Yield the dask Client to use (None: serial), closing whatever it started itself.
+    """Yield what :func:`run_blocks` runs on (None: serial), closing whatever it started.
 
-    At most one of ``client`` (an existing ``distributed.Client``), ``workers`` (start a
-    ``LocalCluster`` of that many single-threaded worker processes) and ``scheduler``
-    (connect to ``tcp://HOST:PORT``) may be given. A scheduler that does not answer, or that
-    has no worker, within ``connect_timeout`` seconds raises :class:`SchedulerError`.
+    At most one of ``client`` (an existing ``distributed.Client``), ``workers`` and
+    ``scheduler`` (connect to ``tcp://HOST:PORT``) may be given. ``workers=N`` starts N
+    threads of this process when ``threads`` (for work that releases the GIL: no worker
+    process, no copy of the data, no ``__main__`` guard needed), else a ``LocalCluster``
+    of N single-threaded worker processes. A scheduler that does not answer, or that has
+    no worker, within ``connect_timeout`` seconds raises :class:`SchedulerError`.
     """
     given = [n for n, v in (("client", client), ("workers", workers), ("scheduler", scheduler))
              if v is not None]
@@ -103,13 +132,19 @@ def executor(
         return
     if workers is not None:
         if isinstance(workers, bool) or not isinstance(workers, (int, np.integer)) or workers < 1:
-            raise ValueError(f"workers: expected a number of worker processes >= 1, got {workers!r}")
+            kind = "threads" if threads else "worker processes"
+            raise ValueError(f"workers: expected a number of {kind} >= 1, got {workers!r}")
+        if threads:
+            with ThreadPoolExecutor(max_workers=int(workers), thread_name_prefix="quantlab") as pool:
+                log.info("%d threads", workers)
+                yield pool
+            return
         check_main_guard()
         from distributed import Client, LocalCluster
 
         with LocalCluster(n_workers=int(workers), threads_per_worker=1, processes=True,
                           dashboard_address=None) as cluster, Client(cluster) as c:
-            log.info("screen: LocalCluster with %d workers at %s", workers, cluster.scheduler_address)
+            log.info("LocalCluster with %d workers at %s", workers, cluster.scheduler_address)
             yield c
         return
     if scheduler is not None:
@@ -126,7 +161,7 @@ def executor(
             ) from None
         try:
             _wait_for_workers(c, connect_timeout, address)
-            log.info("screen: scheduler %s with %d workers", address,
+            log.info("scheduler %s with %d workers", address,
                      len(c.scheduler_info().get("workers", {})))
             yield c
         finally:

@@ -19,25 +19,12 @@ def planted_universe(
     """Independent log random walks (``step`` per bar); in ``n_pairs`` disjoint pairs the
     ``y`` is replaced by ``a + b x + s`` with ``s`` an AR(1) (coefficient ``phi``, shocks
     ``spread_step``): ``phi = 0.95`` is a half-life of ~13.5 bars."""
-    if n_symbols < 2 * n_pairs:
-        raise ValueError(f"n_symbols: {n_symbols} is too few for {n_pairs} disjoint pairs")
-    rng = np.random.default_rng(seed)
-    logp = np.cumsum(rng.normal(0.0, step, (n_symbols, n_bars)), axis=1)
-    logp += rng.normal(3.0, 1.0, (n_symbols, 1))
-    chosen = rng.permutation(n_symbols)[: 2 * n_pairs].reshape(n_pairs, 2)
-    names = [f"S{i:02d}" for i in range(n_symbols)] if n_symbols <= 100 else [
-        f"S{i:04d}" for i in range(n_symbols)]
+    rng, logp, chosen, names = _walks(n_symbols, n_bars, n_pairs, seed, step)
     planted = []
     for y, x in chosen:
-        shocks = rng.normal(0.0, spread_step, n_bars)
-        s = np.empty(n_bars)
-        s[0] = shocks[0]
-        for t in range(1, n_bars):
-            s[t] = phi * s[t - 1] + shocks[t]
-        logp[y] = rng.normal(0.0, 0.5) + rng.uniform(0.5, 1.5) * logp[x] + s
+        logp[y] = _linked(rng, logp[x], phi, spread_step)
         planted.append((names[y], names[x]))
-    index = pd.date_range("2025-01-01", periods=n_bars, freq="1min", tz="UTC", name="time")
-    return pd.DataFrame(np.exp(logp.T), index=index, columns=names), planted
+    return _frame(logp, names), planted
 
 
 def regime_universe(
@@ -54,23 +41,11 @@ def regime_universe(
     Returns ``(closes, throughout, first_half)``: 1-minute UTC closes (columns S00..), and
     the two lists of ``(y, x)`` names.
     """
-    n_pairs = n_throughout + n_first_half
-    if n_symbols < 2 * n_pairs:
-        raise ValueError(f"n_symbols: {n_symbols} is too few for {n_pairs} disjoint pairs")
-    rng = np.random.default_rng(seed)
-    logp = np.cumsum(rng.normal(0.0, step, (n_symbols, n_bars)), axis=1)
-    logp += rng.normal(3.0, 1.0, (n_symbols, 1))
-    chosen = rng.permutation(n_symbols)[: 2 * n_pairs].reshape(n_pairs, 2)
-    names = [f"S{i:02d}" for i in range(n_symbols)]
+    rng, logp, chosen, names = _walks(n_symbols, n_bars, n_throughout + n_first_half, seed, step)
     half = n_bars // 2
     throughout, first_half = [], []
     for k, (y, x) in enumerate(chosen):
-        shocks = rng.normal(0.0, spread_step, n_bars)
-        s = np.empty(n_bars)
-        s[0] = shocks[0]
-        for t in range(1, n_bars):
-            s[t] = phi * s[t - 1] + shocks[t]
-        linked = rng.normal(0.0, 0.5) + rng.uniform(0.5, 1.5) * logp[x] + s
+        linked = _linked(rng, logp[x], phi, spread_step)
         if k < n_throughout:
             logp[y] = linked
             throughout.append((names[y], names[x]))
@@ -79,5 +54,33 @@ def regime_universe(
             logp[y, :half] = linked[:half]
             logp[y, half:] = linked[half - 1] + walk
             first_half.append((names[y], names[x]))
-    index = pd.date_range("2025-01-01", periods=n_bars, freq="1min", tz="UTC", name="time")
-    return pd.DataFrame(np.exp(logp.T), index=index, columns=names), throughout, first_half
+    return _frame(logp, names), throughout, first_half
+
+
+def _walks(n_symbols: int, n_bars: int, n_pairs: int, seed: int, step: float):
+    """``(rng, logp, chosen, names)``: independent log random walks (n_symbols, n_bars)
+    around e^3, ``n_pairs`` disjoint (y, x) row pairs drawn for planting, and the names."""
+    if n_symbols < 2 * n_pairs:
+        raise ValueError(f"n_symbols: {n_symbols} is too few for {n_pairs} disjoint pairs")
+    rng = np.random.default_rng(seed)
+    logp = np.cumsum(rng.normal(0.0, step, (n_symbols, n_bars)), axis=1)
+    logp += rng.normal(3.0, 1.0, (n_symbols, 1))
+    chosen = rng.permutation(n_symbols)[: 2 * n_pairs].reshape(n_pairs, 2)
+    width = 2 if n_symbols <= 100 else 4
+    return rng, logp, chosen, [f"S{i:0{width}d}" for i in range(n_symbols)]
+
+
+def _linked(rng: np.random.Generator, x: np.ndarray, phi: float, spread_step: float) -> np.ndarray:
+    """``a + b x + s``: random ``a`` and ``b``, ``s`` an AR(1) spread (``phi``, shocks
+    ``spread_step``)."""
+    shocks = rng.normal(0.0, spread_step, x.shape[0])
+    s = np.empty(x.shape[0])
+    s[0] = shocks[0]
+    for t in range(1, x.shape[0]):
+        s[t] = phi * s[t - 1] + shocks[t]
+    return rng.normal(0.0, 0.5) + rng.uniform(0.5, 1.5) * x + s
+
+
+def _frame(logp: np.ndarray, names: list[str]) -> pd.DataFrame:
+    index = pd.date_range("2025-01-01", periods=logp.shape[1], freq="1min", tz="UTC", name="time")
+    return pd.DataFrame(np.exp(logp.T), index=index, columns=names)
