@@ -12,6 +12,8 @@ Modules: :mod:`~quantlab.screen.core` (per-block numpy statistics), :mod:`~.fdr`
 (serial / threads / Client / LocalCluster / scheduler address), :mod:`~.api` (``screen``).
 """
 
+import types
+
 from quantlab.screen.api import COLUMNS, OOS_COLUMNS, panel_data, pvalue_matrix, screen
 from quantlab.screen.core import DEFAULT_LAG
 from quantlab.screen.data import ScreenWarning
@@ -24,7 +26,7 @@ __all__ = [
 ]
 
 
-class _CallableModule(__import__("types").ModuleType):
+class _CallableModule(types.ModuleType):
     """``quantlab.screen`` is both this package and the function: importing the package sets
     the attribute ``quantlab.screen`` to the module, so the module forwards calls to
     :func:`screen` and ``ql.screen(closes)`` works in either case."""

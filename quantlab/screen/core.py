@@ -277,54 +277,25 @@ def pair_stats_reference(y: np.ndarray, x: np.ndarray, lag: int = DEFAULT_LAG) -
     """Direction-``a`` statistics of one pair by the slow, per-pair reference path.
 
     ``y``, ``x``: 1-D log prices of equal length. Uses ``quantlab.analytics`` (the
-    project's Engle-Granger, equal to statsmodels ``coint``) when it is available and
-    statsmodels otherwise; :func:`eg_block` is tested equal to this to 1e-8.
+    project's Engle-Granger, equal to statsmodels ``coint``); :func:`eg_block` is tested
+    equal to this to 1e-8.
     """
+    from quantlab.analytics import engle_granger, half_life
+
     y = np.asarray(y, dtype=np.float64)
     x = np.asarray(x, dtype=np.float64)
-    eg = _engle_granger()
-    stat, pvalue, beta, alpha = eg(y, x, lag)
+    res = engle_granger(y, x, trend="c", maxlag=lag, autolag=None)
+    beta, alpha = float(res.beta), float(res.alpha)
     spread = y - alpha - beta * x
     return {
-        "stat_a": stat,
-        "pvalue_a": pvalue,
+        "stat_a": float(res.stat),
+        "pvalue_a": float(res.pvalue),
         "beta_a": beta,
         "alpha_a": alpha,
-        "half_life_a": _half_life(spread),
+        "half_life_a": float(half_life(spread)),
         "spread_vol_a": float(np.std(spread, ddof=1)),
         "ret_corr": float(np.corrcoef(np.diff(y), np.diff(x))[0, 1]),
     }
-
-
-def _half_life(spread: np.ndarray) -> float:
-    try:
-        from quantlab.analytics import half_life
-    except ImportError:
-        return float(half_life_rows(spread[None, :])[0])
-    return float(half_life(spread))
-
-
-def _engle_granger():
-    """``(y, x, lag) -> (stat, pvalue, beta, alpha)`` from analytics, else statsmodels."""
-    try:
-        from quantlab.analytics import engle_granger
-    except ImportError:  # analytics not installed: the same numbers from statsmodels
-        engle_granger = None
-
-    if engle_granger is not None:
-        def eg(y, x, lag):
-            res = engle_granger(y, x, trend="c", maxlag=lag, autolag=None)
-            return float(res.stat), float(res.pvalue), float(res.beta), float(res.alpha)
-        return eg
-
-    import statsmodels.api as sm
-    from statsmodels.tsa.stattools import coint
-
-    def eg(y, x, lag):
-        stat, pvalue, _ = coint(y, x, trend="c", maxlag=lag, autolag=None)
-        params = sm.OLS(y, sm.add_constant(x, prepend=False)).fit().params
-        return float(stat), float(pvalue), float(params[0]), float(params[1])
-    return eg
 
 
 # --------------------------------------------------------------------------------------

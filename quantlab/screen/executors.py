@@ -23,6 +23,7 @@ import sys
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor
 from concurrent.futures import as_completed as _threads_completed
+from types import FrameType
 from typing import Any
 
 import numpy as np
@@ -201,7 +202,7 @@ def check_main_guard() -> None:
             return
     except ImportError:  # pragma: no cover - distributed needs dask
         return
-    frame = sys._getframe(1)
+    frame: FrameType | None = sys._getframe(1)
     while frame is not None and not (frame.f_globals is vars(main)
                                      and frame.f_code.co_name == "<module>"):
         frame = frame.f_back

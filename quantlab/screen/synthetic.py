@@ -73,12 +73,13 @@ def _walks(n_symbols: int, n_bars: int, n_pairs: int, seed: int, step: float):
 def _linked(rng: np.random.Generator, x: np.ndarray, phi: float, spread_step: float) -> np.ndarray:
     """``a + b x + s``: random ``a`` and ``b``, ``s`` an AR(1) spread (``phi``, shocks
     ``spread_step``)."""
-    shocks = rng.normal(0.0, spread_step, x.shape[0])
+    shocks = np.asarray(rng.normal(0.0, spread_step, x.shape[0]))
     s = np.empty(x.shape[0])
     s[0] = shocks[0]
     for t in range(1, x.shape[0]):
         s[t] = phi * s[t - 1] + shocks[t]
-    return rng.normal(0.0, 0.5) + rng.uniform(0.5, 1.5) * x + s
+    a, b = float(rng.normal(0.0, 0.5)), float(rng.uniform(0.5, 1.5))
+    return a + b * x + s
 
 
 def _frame(logp: np.ndarray, names: list[str]) -> pd.DataFrame:
