@@ -702,8 +702,14 @@ class TickStore:
         self._require_writer()
         for table in self._tables.values():
             if table.active is not None:
-                table.active.flush(fsync=True)
+                table.active.flush()
+                table.active.sync()  # journaled ones too
         self._last_sync = time.monotonic()
+
+    def active_segment(self, symbol: str, *, kind: str = "trades") -> seg.ActiveWriter | None:
+        """Writer: the open active segment of ``symbol`` (None when it has none)."""
+        table = self._tables.get(self._folder(kind, symbol))
+        return None if table is None else table.active
 
     def last_trade_id(self, symbol: str, *, kind: str = "trades") -> int | None:
         """The highest stored id of ``symbol`` (None when it has no rows)."""
@@ -748,6 +754,9 @@ class TickStore:
                     self._seal_active(table)
                 log.info("%s/%s: recovered %d row(s) from the previous writer's active segment",
                          kind, symbol, n)
+        from quantlab.store.journal import replay
+
+        replay(self)  # rows a journaling writer acknowledged but had not put in its tables
 
     # ------------------------------------------------------------------ klines
     def append_klines(self, symbol: str, interval: str, klines: dict[str, np.ndarray]) -> int:
