@@ -142,7 +142,7 @@ class RecorderConfig:
     #: journal: a symbol's rows reach its table (and readers) once they waited this long ...
     visible_interval_s: float = 1.0
     #: ... within this much writer time per flush cycle, oldest first
-    apply_budget_s: float = 0.1
+    apply_budget_s: float = 0.2
 
 
 class Recorder:
@@ -191,6 +191,11 @@ class Recorder:
         #: the one thread that touches the store (and the alert service) while recording
         self._writer = ThreadPoolExecutor(1, thread_name_prefix="quantlab-writer")
         self._inflight: tuple[_FlushJob, Future] | None = None
+        #: journal mode: the thread that makes spot trades durable (journal writes only), and
+        #: the flush jobs handed to the writer thread that it has not finished yet
+        self._journaler = ThreadPoolExecutor(1, thread_name_prefix="quantlab-journal")
+        self._queued: list[tuple[_FlushJob, Future]] = []
+        self._journaling: _FlushJob | None = None
 
     # ------------------------------------------------------------------ control
     def stop(self) -> None:
@@ -262,7 +267,8 @@ class Recorder:
         self.store = TickStore(cfg.store, mode="a", source=self.store_source)
         try:
             if cfg.journal and self.symbols:
-                self.journal = JournaledTables(self.store, visible_after_s=cfg.visible_interval_s)
+                self.journal = JournaledTables(self.store, visible_after_s=cfg.visible_interval_s,
+                                               last_ids={s: q.last_id for s, q in self.seqs.items()})
             for s in self.symbols:
                 last = self.store.last_trade_id(s)
                 if last is None and s in cfg.start_ids:
@@ -602,6 +608,8 @@ class Recorder:
 
     # ------------------------------------------------------------------ storage
     async def _flush_loop(self) -> None:
+        if self.journal is not None:
+            return await self._journal_loop()
         loop = asyncio.get_running_loop()
         took = 0.0
         while True:
@@ -617,8 +625,49 @@ class Recorder:
             self._account_flush(job, result)
             took = loop.time() - t0
 
+    async def _journal_loop(self) -> None:
+        """Journal mode: every ``flush_interval_s`` the spot trades ready go to the journal on
+        their own thread (durable and counted when it returns), then the rest of the flush
+        (time-unit notes, futures rows, alerts, table writes) is queued for the writer thread
+        without waiting for it: a slow table write or disk never delays durability."""
+        loop = asyncio.get_running_loop()
+        took = 0.0
+        while True:
+            await asyncio.sleep(max(0.01, self.cfg.flush_interval_s - took))
+            t0 = loop.time()
+            job = self._prepare_flush()
+            if job.batches:
+                # shielded: a stop while the journal writes must not drop the drained trades
+                self._journaling = job
+                await asyncio.shield(asyncio.wrap_future(self._journaler.submit(job.make_durable)))
+                self._journaling = None
+                self._account_durable(job)
+            if self.feeds or len(self._queued) < 2 or job.batches:
+                fut = self._writer.submit(job.write)
+                self._queued.append((job, fut))
+                fut.add_done_callback(lambda _f: loop.call_soon_threadsafe(self._account_written))
+            took = loop.time() - t0
+
+    def _account_written(self, wait: bool = False) -> None:
+        """On the loop: count the queued writer jobs that finished, in order (``wait``: all)."""
+        while self._queued and (wait or self._queued[0][1].done()):
+            job, fut = self._queued.pop(0)
+            try:
+                result = fut.result()
+            except Exception:  # noqa: BLE001 - logged by the writer; the journal still holds the rows
+                log.exception("a flush job failed on the writer thread")
+                continue
+            self._account_flush(job, result)
+
     def _finish_inflight(self) -> None:
         """At stop: wait for the flush the writer thread is doing and count what it stored."""
+        if self.journal is not None:
+            self._journaler.shutdown(wait=True)  # the journal write in progress, if any, ends
+            job, self._journaling = self._journaling, None
+            if job is not None:  # journaled, but the stop came before it was counted
+                self._account_durable(job)
+                self._queued.append((job, self._writer.submit(job.write)))
+            self._account_written(wait=True)
         if self._inflight is None:
             return
         job, fut = self._inflight
@@ -631,6 +680,9 @@ class Recorder:
     def _flush(self) -> None:
         """Flush synchronously on the calling thread (at stop, once the writer thread is done)."""
         job = self._prepare_flush()
+        if self.journal is not None and job.batches:
+            job.make_durable()
+            self._account_durable(job)
         self._account_flush(job, job.write())
 
     def _prepare_flush(self) -> _FlushJob:
@@ -648,17 +700,23 @@ class Recorder:
             feed.account_flush(prepared, added)
         if result.applied is not None and len(result.applied.visible_ns):
             self.lat_visible.add(result.applied.visible_ns)
-        if not job.batches:
+        self.c["alerts_fired"] += result.alerts_fired
+        self.c["alert_errors"] += result.alert_errors
+        if not job.batches or job.added is not None:  # journaled: counted when durable
             return
+        self._account_durable(job, result.added, result.durable_ns)
+
+    def _account_durable(self, job: _FlushJob, added: list[int] | None = None, durable_ns: int | None = None) -> None:
+        """On the loop: counters, rates and receipt-to-durable latency of spot trades stored."""
+        added = job.added if added is None else added
+        durable_ns = job.durable_ns if durable_ns is None else durable_ns
         recv = np.concatenate([cols["recv_time"] for _, cols in job.batches])
-        self.lat_durable.add(result.durable_ns - recv)
+        self.lat_durable.add(durable_ns - recv)
         ev = np.concatenate([cols["event_time"] for _, cols in job.batches])
         live = ev != np.iinfo(np.int64).min
         self.lat_exchange.add(recv[live] - ev[live])
-        self.c["alerts_fired"] += result.alerts_fired
-        self.c["alert_errors"] += result.alert_errors
-        for (symbol, cols), added in zip(job.batches, result.added, strict=True):
-            self._account(symbol, cols, added)
+        for (symbol, cols), n in zip(job.batches, added, strict=True):
+            self._account(symbol, cols, n)
 
     def _account(self, symbol: str, cols: dict[str, np.ndarray], added: int) -> None:
         self.c["stored"] += added
@@ -735,8 +793,7 @@ class Recorder:
                            # journaled: durable first, visible to readers when the table is written
                            "recv_to_visible": (self.lat_visible if self.journal is not None
                                                else self.lat_durable).percentiles_ms()},
-            "journal_pending_rows": (sum(len(b["trade_id"]) for p in self.journal.pending.values()
-                                         for b in p.parts) if self.journal is not None else 0),
+            "journal_pending_rows": self.journal.pending_rows() if self.journal is not None else 0,
             "alerts_fired": self.c["alerts_fired"],
             "alert_errors": self.c["alert_errors"],
         }
@@ -776,6 +833,13 @@ class _FlushJob:
     rec: Recorder
     batches: list[tuple[str, dict[str, np.ndarray]]]
     feeds: list
+    added: list[int] | None = None  # journal mode: new rows per batch, once journaled
+    durable_ns: int = 0
+
+    def make_durable(self) -> None:
+        """Journal mode, on the journal thread: the spot batches to the journal (durable)."""
+        self.added = self.rec.journal.journal(self.batches)
+        self.durable_ns = time.time_ns()
 
     def write(self) -> _FlushResult:
         rec, store = self.rec, self.rec.store
@@ -784,13 +848,14 @@ class _FlushJob:
             if symbol not in rec._unit_noted:
                 store.note_time_unit(symbol, rec.cfg.time_unit or "MILLISECOND", int(cols["trade_id"][0]))
                 rec._unit_noted.add(symbol)
-        if rec.journal is not None:
-            res.added = rec.journal.journal(self.batches)  # durable on return: one write for all
+        if self.added is not None:  # journaled already (durable); their tables are written below
+            res.added, res.durable_ns = self.added, self.durable_ns
         else:
             res.added = [store.append(symbol, cols, flush=False) for symbol, cols in self.batches]
-        if self.batches or any(res.feeds):
-            store.flush()  # durable and visible on return (journaled rows: when applied below)
-        res.durable_ns = time.time_ns()
+        if (self.batches and self.added is None) or any(res.feeds):
+            store.flush()  # durable and visible on return
+        if self.added is None:
+            res.durable_ns = time.time_ns()
         if rec.alerts is not None:
             for (symbol, cols), added in zip(self.batches, res.added, strict=True):
                 if not added or not rec.alerts.engine.watches(symbol):
@@ -806,7 +871,9 @@ class _FlushJob:
                 res.alert_errors += 1
                 log.exception("alert rules could not be reloaded")
         if rec.journal is not None:
-            res.applied = rec.journal.apply(rec.cfg.apply_budget_s)
+            # behind (jobs queued): catch up on the queue first, tables get a short slice
+            budget = rec.cfg.apply_budget_s if len(rec._queued) <= 1 else rec.cfg.apply_budget_s / 10
+            res.applied = rec.journal.apply(budget)
         return res
 
 

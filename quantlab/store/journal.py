@@ -40,6 +40,7 @@ import os
 import struct
 import time
 import zlib
+from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -177,8 +178,9 @@ def replay(store) -> int:
 # ---------------------------------------------------------------------- writing
 class JournalWriter:
     """The append side: records go to the newest file; ``fsync`` as the store's policy says
-    (``'always'``: every write; ``'interval'``: when the last fsync is a second old; ``'seal'``
-    and ``'never'``: none, the OS writes back)."""
+    (``'always'``: every write, before it returns; ``'interval'``: once a second, on a helper
+    thread, so a slow disk never holds up the writer; ``'seal'`` and ``'never'``: none, the OS
+    writes back). A written record survives a crash of the process under every policy."""
 
     def __init__(self, store_path: Path, fsync: str):
         self.folder = Path(store_path) / FOLDER
@@ -190,6 +192,8 @@ class JournalWriter:
         self._opened = 0.0
         self.size = 0
         self._last_sync = 0.0
+        self._sync_job: Future | None = None
+        self._syncer = ThreadPoolExecutor(1, thread_name_prefix="quantlab-journal-sync")
         self._open()
 
     @property
@@ -212,9 +216,12 @@ class JournalWriter:
             view = view[done:]
         self.size += len(data)
         now = time.monotonic()
-        if self.fsync == "always" or (self.fsync == "interval" and now - self._last_sync >= FSYNC_INTERVAL_S):
+        if self.fsync == "always":
             os.fsync(self._fd)
+        elif self.fsync == "interval" and now - self._last_sync >= FSYNC_INTERVAL_S \
+                and (self._sync_job is None or self._sync_job.done()):
             self._last_sync = now
+            self._sync_job = self._syncer.submit(_fsync_fd, os.dup(self._fd))  # closed there
 
     def due_to_rotate(self) -> bool:
         return self.size >= ROTATE_BYTES or (self.size and time.monotonic() - self._opened >= ROTATE_S)
@@ -227,12 +234,14 @@ class JournalWriter:
         self._open()
         return closed
 
-    def close(self) -> None:
+    def close(self, *, final: bool = False) -> None:
         if self._fd is not None:
             if self.fsync != "never":
                 os.fsync(self._fd)
             os.close(self._fd)
             self._fd = None
+        if final:
+            self._syncer.shutdown(wait=True)
 
 
 @dataclass
@@ -261,63 +270,69 @@ class Applied:
 class JournaledTables:
     """A writer's journaled appends: durable at :meth:`journal`, visible at :meth:`apply`.
 
-    Use on the store's one writer thread::
+    ::
 
-        jt = JournaledTables(store)
+        jt = JournaledTables(store, last_ids={"BTCUSDT": 123})
         added = jt.journal([("BTCUSDT", cols), ...])   # durable now (one write for all)
         jt.apply(budget_s=0.1)                          # tables whose rows waited >= visible_after_s
         ...
         jt.close()                                      # every row in its table, journal gone
 
-    A table's rows reach it in journal order; before any other write to a table (a gap
-    repair merging older ids), call :meth:`apply_table` so that order holds. Rows whose ids
-    are not above everything journaled or stored for their table (never the case for a
-    sequencer's output) are written to the table at once, as ``TickStore.append`` would.
+    Two threads may share it: :meth:`journal` touches only the journal file (give
+    ``last_ids`` for every symbol it will see, else it reads the store once per symbol),
+    everything else runs on the store's writer thread. So a slow table write or a slow disk
+    never holds up durability. A table's rows reach it in journal order; before another write
+    to a table (a gap repair merging older ids), call :meth:`apply_table` so that order holds.
+    Rows at or below the last id journaled for their table (never the case for a sequencer's
+    output) are journaled too and merged by ``TickStore.append`` when applied (ids already
+    stored are skipped there); they do not count as added.
     """
 
-    def __init__(self, store, kind: str = "trades", *, visible_after_s: float = 1.0):
+    def __init__(self, store, kind: str = "trades", *, visible_after_s: float = 1.0,
+                 last_ids: dict[str, int | None] | None = None):
         self.store, self.kind, self.schema = store, kind, SCHEMAS[kind]
         self.visible_after_s = visible_after_s
         self.writer = JournalWriter(store.path, store.fsync)
         self.pending: dict[str, _Pending] = {}
-        self._last: dict[str, int | None] = {}
+        self._last: dict[str, int | None] = dict(last_ids or {})
+        # journal thread -> writer thread (deque appends and pops are atomic)
+        self._inbox: deque[tuple[str, Batch, float, int]] = deque()
+        self._rejected: deque[tuple[str, int]] = deque()
+        self._rotated: deque[int] = deque()
         self._closed: list[int] = []  # journal files closed by rotation, not yet deleted
         self._checkpoint: tuple[Future, int] | None = None
         self._syncer = ThreadPoolExecutor(1, thread_name_prefix="quantlab-checkpoint")
         self._written: set[str] = set()  # tables written since the last checkpoint started
+        self.rows_journaled = 0  # written by the journal thread only
+        self.rows_applied = 0  # written by the writer thread only
 
     # ---------------------------------------------------------------- durable
     def journal(self, batches: list[tuple[str, Batch]]) -> list[int]:
-        """Journal each ``(symbol, column batch)``: the rows that are new for their table
-        survive a crash when this returns. Returns the rows added per batch (bad rows are
-        rejected and counted as ``TickStore.append`` does)."""
+        """Journal each ``(symbol, column batch)``: the rows survive a crash of the process
+        when this returns. Returns the new rows per batch (ids above the last journaled or
+        stored; bad rows are rejected and counted as ``TickStore.append`` does)."""
         records, added = [], []
         now = time.monotonic()
+        staged = []
         for symbol, cols in batches:
             batch, rejected = clean({k: np.asarray(v) for k, v in cols.items()}, self.schema, symbol)
             if rejected:
-                self.store._count(symbol, "rejected", rejected)
+                self._rejected.append((symbol, rejected))
             ids = batch.get(self.schema.id)
             if ids is None or not len(ids):
                 added.append(0)
                 continue
             last = self._last_id(symbol)
-            if last is not None and ids[0] <= last:
-                # ids at or below what the table holds: no journal, the store merges them now
-                self.apply_table(symbol)
-                n = self.store.append(symbol, batch, kind=self.kind, flush=True)
-                self._last[symbol] = self.store.last_trade_id(symbol, kind=self.kind)
-                added.append(n)
-                continue
+            added.append(len(ids) if last is None else int(np.count_nonzero(ids > last)))
             records.append(encode(self.kind, symbol, batch))
-            p = self.pending.get(symbol)
-            if p is None:
-                p = self.pending[symbol] = _Pending(self.kind, symbol, since=now, seq=self.writer.seq)
-            p.parts.append(batch)
-            p.last_id = self._last[symbol] = int(ids[-1])
-            added.append(len(ids))
+            staged.append((symbol, batch, now, self.writer.seq))
+            self._last[symbol] = int(ids[-1]) if last is None else max(last, int(ids[-1]))
         if records:
             self.writer.write(records)
+            self._inbox.extend(staged)  # after the write: applied only once durable
+            self.rows_journaled += sum(batch_len(b) for _, b, _, _ in staged)
+        if self.writer.due_to_rotate():
+            self._rotated.append(self.writer.rotate())
         return added
 
     def _last_id(self, symbol: str) -> int | None:
@@ -325,11 +340,32 @@ class JournaledTables:
             self._last[symbol] = self.store.last_trade_id(symbol, kind=self.kind)
         return self._last[symbol]
 
-    # ---------------------------------------------------------------- visible
+    # ---------------------------------------------------------------- visible (writer thread)
+    def _take_inbox(self) -> None:
+        closed = []
+        while self._rotated:
+            closed.append(self._rotated.popleft())
+        # records of a rotated file were queued before its rotation: take them after it
+        while self._inbox:
+            symbol, batch, since, seq = self._inbox.popleft()
+            p = self.pending.get(symbol)
+            if p is None:
+                p = self.pending[symbol] = _Pending(self.kind, symbol, since=since, seq=seq)
+            p.parts.append(batch)
+        self._closed += closed
+        while self._rejected:
+            symbol, n = self._rejected.popleft()
+            self.store._count(symbol, "rejected", n)
+
+    def pending_rows(self) -> int:
+        """Rows journaled and not yet written to their tables (any thread)."""
+        return self.rows_journaled - self.rows_applied
+
     def apply(self, budget_s: float) -> Applied:
         """Write the tables whose oldest journaled rows waited at least ``visible_after_s``,
         oldest first, until ``budget_s`` seconds (wall clock) are spent; then one flush makes
-        them visible. Also rotates the journal and deletes files a checkpoint made redundant."""
+        them visible. Also deletes journal files a checkpoint made redundant."""
+        self._take_inbox()
         now = time.monotonic()
         due = sorted((p for p in self.pending.values() if now - p.since >= self.visible_after_s),
                      key=lambda p: p.since)
@@ -339,10 +375,12 @@ class JournaledTables:
 
     def apply_table(self, symbol: str) -> Applied:
         """Write ``symbol``'s journaled rows to its table now (before another write to it)."""
+        self._take_inbox()
         p = self.pending.get(symbol)
         return self._apply([p] if p is not None else [], None)
 
     def apply_all(self) -> Applied:
+        self._take_inbox()
         return self._apply(sorted(self.pending.values(), key=lambda p: p.since), None)
 
     def _apply(self, todo: list[_Pending], budget_s: float | None) -> Applied:
@@ -361,6 +399,7 @@ class JournaledTables:
             self._written.add(p.symbol)
             out.tables += 1
             out.rows += batch_len(batch)
+            self.rows_applied += batch_len(batch)
             if "recv_time" in batch:
                 visible.append(batch["recv_time"])
             if budget_s is not None and time.perf_counter() - t0 >= budget_s:
@@ -373,8 +412,6 @@ class JournaledTables:
 
     # ---------------------------------------------------------------- checkpoints
     def _housekeep(self) -> None:
-        if self.writer.due_to_rotate():
-            self._closed.append(self.writer.rotate())
         if self._checkpoint is not None:
             fut, upto = self._checkpoint
             if not fut.done():
@@ -417,12 +454,19 @@ class JournaledTables:
             self._checkpoint[0].exception()  # wait; its files are deleted below anyway
             self._checkpoint = None
         self._syncer.shutdown(wait=True)
-        self.writer.close()
+        self.writer.close(final=True)
         self.store.sync()
         for path in journal_files(self.store.path):
             path.unlink()
         if self.store.fsync != "never":
             _fsync(self.writer.folder)
+
+
+def _fsync_fd(fd: int) -> None:
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _sync_all(fds: list[int], folders: list[Path], sync: bool) -> None:
