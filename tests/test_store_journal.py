@@ -141,3 +141,18 @@ def test_recorder_killed_with_rows_only_in_its_journal_loses_none(tmp_path):
             assert np.array_equal(m.loc[ids, "price"].to_numpy(), got["price"].to_numpy()), s
             total += len(ids)
     assert total >= counted  # the status is written after the journal: it never over-counts
+
+
+def test_a_clean_close_seals_every_journaled_row_and_drops_the_journal(tmp_path):
+    from quantlab.store.journal import JournaledTables
+
+    st = TickStore(tmp_path / "s", "a")
+    jt = JournaledTables(st, visible_after_s=3600)
+    assert jt.journal([("BTCUSDT", _trades(1, 40))]) == [40]
+    jt.apply(budget_s=1.0)  # not due: still only in the journal
+    assert jt.pending_rows() == 40 and len(journal_files(st.path)) == 1
+    st.close()
+    assert journal_files(tmp_path / "s") == []
+    assert not list((tmp_path / "s").rglob("active.h5"))
+    with TickStore(tmp_path / "s") as r:
+        assert np.array_equal(r.read("BTCUSDT")["trade_id"].to_numpy(), np.arange(1, 41))

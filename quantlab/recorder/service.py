@@ -362,12 +362,7 @@ class Recorder:
                 write_status(self.store.path, self.status())
             except OSError as exc:  # a full disk or a removed folder: the store must still close
                 log.warning("could not write the final status to %s: %s", self.store.path, exc)
-            if self.journal is not None:
-                try:
-                    self.journal.close()  # every journaled row into its table, then no journal
-                except Exception:  # noqa: BLE001 - the journal stays; the next writer replays it
-                    log.exception("the journal could not be emptied into the tables; the next run replays it")
-            self.store.close()
+            self.store.close()  # journaled rows into their tables, sealed; then the journal goes
 
     async def _validate_symbols(self, rest: BinanceRest) -> bool:
         """exchangeInfo before connecting: unknown symbols are fatal; an unreachable

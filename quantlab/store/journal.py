@@ -293,6 +293,7 @@ class JournaledTables:
         self.store, self.kind, self.schema = store, kind, SCHEMAS[kind]
         self.visible_after_s = visible_after_s
         self.writer = JournalWriter(store.path, store.fsync)
+        store.journal = self  # TickStore.close applies and seals every row before it drops the journal
         self.pending: dict[str, _Pending] = {}
         self._last: dict[str, int | None] = dict(last_ids or {})
         # journal thread -> writer thread (deque appends and pops are atomic)
@@ -448,18 +449,26 @@ class JournaledTables:
             self._closed.remove(s)
 
     def close(self) -> None:
-        """Every journaled row into its table and on disk; then the journal is deleted."""
+        """Every journaled row into its table and on disk; then the journal is deleted (the
+        store stays open). ``TickStore.close`` does the same without the extra fsyncs: it
+        seals the tables, then calls :meth:`discard`."""
         self.apply_all()
+        self.store.sync()
+        self.discard()
+
+    def discard(self) -> None:
+        """Delete the journal: call only once every row it holds is in a table on disk."""
         if self._checkpoint is not None:
             self._checkpoint[0].exception()  # wait; its files are deleted below anyway
             self._checkpoint = None
         self._syncer.shutdown(wait=True)
         self.writer.close(final=True)
-        self.store.sync()
         for path in journal_files(self.store.path):
             path.unlink()
         if self.store.fsync != "never":
             _fsync(self.writer.folder)
+        if self.store.journal is self:
+            self.store.journal = None
 
 
 def _fsync_fd(fd: int) -> None:

@@ -197,6 +197,7 @@ class TickStore:
         self._active_handles: dict[Path, tuple[int, h5py.File]] = {}
         self.compression: str | None = compression
         self._cursors: dict[Path, tuple[int, int, int | None]] = {}  # follower position per active file
+        self.journal = None  # the write-ahead journal of a writer that uses one (store/journal.py)
         marker = self.path / "store.json"
         if source is not None and marker.exists():
             check_source(self.path, source)  # before taking the lock or touching any file
@@ -243,8 +244,14 @@ class TickStore:
     def close(self) -> None:
         """Writer: flush and seal every active segment, release the lock. Reader: close handles."""
         if self._lock is not None and self._lock.held:
+            journal = self.journal  # a JournaledTables writing through this store, if any
+            if journal is not None:
+                journal.apply_all()  # every journaled row into its table before the seals
             for table in self._tables.values():
                 self._seal_active(table)
+            if journal is not None:
+                journal.discard()  # each of its rows is in a sealed segment now (fsynced as the policy says)
+                self.journal = None
             self._lock.release()
         for _, f in self._active_handles.values():
             _close_quietly(f)
