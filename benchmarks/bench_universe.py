@@ -138,6 +138,7 @@ def measure(duration: float, rate: float, warmup: float = 10.0) -> dict:
             last = (cpu, read_status(store).get("ticks_total", 0), time.monotonic())
         cpu1, ticks1, t1 = last
         busy = (cpu1.user + cpu1.system) - (cpu0.user + cpu0.system)
+        final = read_status(store)
         rows, n_stored, bad = _check_exactly_once(store, symbols)
         return {
             "pace": (ticks1 - ticks0) / (t1 - t_warm),
@@ -148,7 +149,8 @@ def measure(duration: float, rate: float, warmup: float = 10.0) -> dict:
             "visible_p99_median": float(np.median(vis99s)) if vis99s else float("nan"),
             "load": os.getloadavg()[0],
             "rows": rows, "stored": n_stored, "bad": bad, "lab_s": lab_s[0] if lab_s else None,
-            "reconnects": read_status(store).get("reconnects"),
+            "reconnects": final.get("reconnects"),
+            "journal": final.get("journal") or {},
             "first_durable_s": t_first,
         }
     finally:
@@ -172,6 +174,10 @@ def run(quick: bool = False) -> list[Row]:
         Row("universe", "start -> first durable trade (300 tables created)", m["first_durable_s"], "s"),
         Row("universe", "Lab start on that store (history of all symbols loaded)",
             m["lab_s"] if m["lab_s"] is not None else float("nan"), "s"),
+        Row("universe", "writer CPU of one journal write (all symbols, one flush)",
+            m["journal"].get("journal_write_cpu_ms", float("nan")), "ms"),
+        Row("universe", "writer CPU of one table write (one symbol, ~1 s of its trades)",
+            m["journal"].get("table_write_cpu_ms", float("nan")), "ms"),
         Row("universe", "machine load average (1 min) at the end", m["load"], ""),
     ]
 

@@ -178,7 +178,8 @@ class Recorder:
         self.last: dict[str, dict] = {}
         self.c = dict.fromkeys(
             ("gaps_repaired", "gaps_unrepaired", "gaps_deferred", "gaps_repaired_later", "backfill_retries",
-             "backfilled", "stored", "rejected", "reconnects", "alerts_fired", "alert_errors"), 0)
+             "backfilled", "stored", "rejected", "reconnects", "alerts_fired", "alert_errors",
+             "journal_writes", "journal_cpu_us", "table_writes", "table_write_cpu_us"), 0)
         self._open: list[_OpenGap] = []  # open gaps the repair task re-attempts
         self._repair_wake = asyncio.Event()
         self._failure: BaseException | None = None
@@ -695,6 +696,9 @@ class Recorder:
             feed.account_flush(prepared, added)
         if result.applied is not None and len(result.applied.visible_ns):
             self.lat_visible.add(result.applied.visible_ns)
+        if result.applied is not None:
+            self.c["table_writes"] += result.applied.tables
+            self.c["table_write_cpu_us"] += int(result.applied.cpu_s * 1e6)
         self.c["alerts_fired"] += result.alerts_fired
         self.c["alert_errors"] += result.alert_errors
         if not job.batches or job.added is not None:  # journaled: counted when durable
@@ -705,6 +709,9 @@ class Recorder:
         """On the loop: counters, rates and receipt-to-durable latency of spot trades stored."""
         added = job.added if added is None else added
         durable_ns = job.durable_ns if durable_ns is None else durable_ns
+        if job.added is not None:
+            self.c["journal_writes"] += 1
+            self.c["journal_cpu_us"] += int(job.journal_cpu_s * 1e6)
         recv = np.concatenate([cols["recv_time"] for _, cols in job.batches])
         self.lat_durable.add(durable_ns - recv)
         ev = np.concatenate([cols["event_time"] for _, cols in job.batches])
@@ -788,11 +795,23 @@ class Recorder:
                            # journaled: durable first, visible to readers when the table is written
                            "recv_to_visible": (self.lat_visible if self.journal is not None
                                                else self.lat_durable).percentiles_ms()},
-            "journal_pending_rows": self.journal.pending_rows() if self.journal is not None else 0,
+            "journal": self._journal_status(),
             "alerts_fired": self.c["alerts_fired"],
             "alert_errors": self.c["alert_errors"],
         }
 
+
+    def _journal_status(self) -> dict:
+        """Rows waiting for their tables, and the CPU (of its own thread) that one journal
+        write (every symbol, one flush cycle) and one table write (one symbol) cost on average:
+        figures a busy machine does not inflate the way it does wall times."""
+        if self.journal is None:
+            return {}
+        c = self.c
+        return {"pending_rows": self.journal.pending_rows(),
+                "journal_write_cpu_ms": round(c["journal_cpu_us"] / max(c["journal_writes"], 1) / 1e3, 3),
+                "table_write_cpu_ms": round(c["table_write_cpu_us"] / max(c["table_writes"], 1) / 1e3, 3),
+                "table_writes": c["table_writes"], "journal_writes": c["journal_writes"]}
 
     def _overall_state(self) -> str:
         """The spot state, or the worst futures state when one failed or no spot is recorded."""
@@ -830,11 +849,14 @@ class _FlushJob:
     feeds: list
     added: list[int] | None = None  # journal mode: new rows per batch, once journaled
     durable_ns: int = 0
+    journal_cpu_s: float = 0.0
 
     def make_durable(self) -> None:
         """Journal mode, on the journal thread: the spot batches to the journal (durable)."""
+        c0 = time.thread_time()
         self.added = self.rec.journal.journal(self.batches)
         self.durable_ns = time.time_ns()
+        self.journal_cpu_s = time.thread_time() - c0
 
     def write(self) -> _FlushResult:
         rec, store = self.rec, self.rec.store

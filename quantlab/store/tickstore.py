@@ -12,6 +12,8 @@ Layout of a store directory::
     cm/trades/<SYMBOL>/...           COIN-M futures (``cm:SYMBOL``), volumes in base asset
     gaps.json                        trade-id ranges that could not be backfilled
     counters.json                    rows rejected per symbol (zero/negative price or qty)
+    journal/journal-<seq>.qlj        a journaling writer's write-ahead journal (only while it
+                                     writes, or after it crashed; see store/journal.py)
 
 Spot symbols stay where release 0.1 put them, so a 0.1 store (whose ``store.json`` has no
 ``source``) opens unchanged as a store of real spot data. A store's ``source`` is set when it
@@ -21,7 +23,11 @@ writer (recorder, importer) refuses a demo store (:func:`check_source`).
 Guarantees: per symbol, rows are sorted by trade id and each id is stored at most once
 (appending ids already stored is a no-op). A reader never sees a row that is not durable.
 After the writer is killed, the next writer salvages its active segment with no manual
-step; every batch that ``flush()`` acknowledged is kept.
+step; every batch that ``flush()`` acknowledged is kept. A writer may also make rows durable
+through the store's write-ahead journal (:mod:`quantlab.store.journal`, what the recorder
+does) and write them to their tables later: the next writer replays the journal after a crash
+(ids already stored are skipped), and ``close()`` seals every journaled row before it deletes
+the journal. Readers never read the journal: they see a row once it is in its table.
 """
 
 from __future__ import annotations
