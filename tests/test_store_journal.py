@@ -156,3 +156,43 @@ def test_a_clean_close_seals_every_journaled_row_and_drops_the_journal(tmp_path)
     assert not list((tmp_path / "s").rglob("active.h5"))
     with TickStore(tmp_path / "s") as r:
         assert np.array_equal(r.read("BTCUSDT")["trade_id"].to_numpy(), np.arange(1, 41))
+
+
+_CRASH_HELD = textwrap.dedent("""
+    import os, sys
+    sys.path.insert(0, {tests!r})
+    from test_store_journal import _trades
+    from quantlab.store import TickStore
+    from quantlab.store.journal import JournaledTables
+
+    st = TickStore({store!r}, "a")
+    jt = JournaledTables(st, visible_after_s=0)
+    jt.journal([("BTCUSDT", _trades(1, 100)), ("ETHUSDT", _trades(1, 10))])
+    jt.apply(budget_s=10)
+    st.add_gap("ETHUSDT", 11, 14, "being repaired", permanent=False)   # already on record
+    # ids 101..110 (BTC) and 11..14 (ETH) are being backfilled: the trades after them are held
+    jt.journal([], held=[("BTCUSDT", _trades(111, 10)), ("ETHUSDT", _trades(15, 5))])
+    os._exit(0)
+""")
+
+
+def test_held_trades_survive_a_crash_and_the_gap_before_them_stays_open(tmp_path):
+    """Trades held behind a gap are journaled (durable) but kept out of their table; after a
+    crash the replay stores them and records the ids before them as an open gap (once)."""
+    store = tmp_path / "s"
+    code = _CRASH_HELD.format(tests=str(__import__("pathlib").Path(__file__).parent), store=str(store))
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    with TickStore(store) as r:  # held rows never reached the table
+        assert r.read("BTCUSDT")["trade_id"].max() == 100
+    with TickStore(store, "a"):
+        pass
+    with TickStore(store) as r:
+        btc = r.read("BTCUSDT")["trade_id"].to_numpy()
+        eth = r.read("ETHUSDT")["trade_id"].to_numpy()
+        gaps = r.gaps()
+    assert np.array_equal(btc, np.r_[1:101, 111:121])
+    assert np.array_equal(eth, np.r_[1:11, 15:20])
+    open_gaps = gaps[~gaps["permanent"]]
+    assert sorted(zip(open_gaps["symbol"], open_gaps["first_id"], open_gaps["last_id"], strict=True)) == \
+        [("BTCUSDT", 101, 110), ("ETHUSDT", 11, 14)]

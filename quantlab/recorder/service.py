@@ -197,6 +197,10 @@ class Recorder:
         self._journaler = ThreadPoolExecutor(1, thread_name_prefix="quantlab-journal")
         self._queued: list[tuple[_FlushJob, Future]] = []
         self._journaling: _FlushJob | None = None
+        #: journal mode: per symbol, the highest held trade id journaled, and the held ids
+        #: journaled whose receipt-to-durable latency is counted already
+        self._held_mark: dict[str, int] = {}
+        self._held_counted: dict[str, set[int]] = {}
 
     # ------------------------------------------------------------------ control
     def stop(self) -> None:
@@ -632,7 +636,7 @@ class Recorder:
             await asyncio.sleep(max(0.01, self.cfg.flush_interval_s - took))
             t0 = loop.time()
             job = self._prepare_flush()
-            if job.batches:
+            if job.batches or job.held:
                 # shielded: a stop while the journal writes must not drop the drained trades
                 self._journaling = job
                 await asyncio.shield(asyncio.wrap_future(self._journaler.submit(job.make_durable)))
@@ -676,19 +680,28 @@ class Recorder:
     def _flush(self) -> None:
         """Flush synchronously on the calling thread (at stop, once the writer thread is done)."""
         job = self._prepare_flush()
-        if self.journal is not None and job.batches:
+        if self.journal is not None and (job.batches or job.held):
             job.make_durable()
             self._account_durable(job)
         self._account_flush(job, job.write())
 
     def _prepare_flush(self) -> _FlushJob:
-        """On the loop: drain what every sequencer has ready (cheap; no I/O)."""
-        batches = []
+        """On the loop: drain what every sequencer has ready (cheap; no I/O). Journal mode:
+        also the trades held behind a gap that were not journaled yet (durable now, stored
+        in their table once the gap is settled)."""
+        batches, held = [], []
         for symbol, seq in self.seqs.items():
             ready = seq.drain()
             if ready:
                 batches.append((symbol, trades_to_columns(ready)))
-        return _FlushJob(self, batches, [feed.prepare_flush() for feed in self.feeds])
+            if self.journal is not None and seq.held:
+                new = seq.held_after(self._held_mark.get(symbol))
+                if new:
+                    held.append((symbol, trades_to_columns(new)))
+                    self._held_mark[symbol] = max(t.trade_id for t in new)
+        job = _FlushJob(self, batches, [feed.prepare_flush() for feed in self.feeds])
+        job.held = held
+        return job
 
     def _account_flush(self, job: _FlushJob, result: _FlushResult) -> None:
         """On the loop: counters, rates and latencies of a flush the writer finished."""
@@ -712,8 +725,23 @@ class Recorder:
         if job.added is not None:
             self.c["journal_writes"] += 1
             self.c["journal_cpu_us"] += int(job.journal_cpu_s * 1e6)
+        for symbol, cols in job.held:  # durable from now on: their latency ends here
+            self.lat_durable.add(durable_ns - cols["recv_time"])
+            self._held_counted.setdefault(symbol, set()).update(cols["trade_id"].tolist())
+        if not job.batches:
+            return
+        recv = []
+        for symbol, cols in job.batches:
+            counted = self._held_counted.get(symbol)
+            if counted:  # journaled while held: counted then, not again
+                ids = cols["trade_id"]
+                done = np.isin(ids, np.fromiter(counted, dtype=np.int64, count=len(counted)))
+                counted.difference_update(ids[done].tolist())
+                recv.append(cols["recv_time"][~done])
+            else:
+                recv.append(cols["recv_time"])
+        self.lat_durable.add(durable_ns - np.concatenate(recv))
         recv = np.concatenate([cols["recv_time"] for _, cols in job.batches])
-        self.lat_durable.add(durable_ns - recv)
         ev = np.concatenate([cols["event_time"] for _, cols in job.batches])
         live = ev != np.iinfo(np.int64).min
         self.lat_exchange.add(recv[live] - ev[live])
@@ -850,11 +878,12 @@ class _FlushJob:
     added: list[int] | None = None  # journal mode: new rows per batch, once journaled
     durable_ns: int = 0
     journal_cpu_s: float = 0.0
+    held: list = field(default_factory=list)  # journal mode: held trades journaled, not stored
 
     def make_durable(self) -> None:
         """Journal mode, on the journal thread: the spot batches to the journal (durable)."""
         c0 = time.thread_time()
-        self.added = self.rec.journal.journal(self.batches)
+        self.added = self.rec.journal.journal(self.batches, self.held)
         self.durable_ns = time.time_ns()
         self.journal_cpu_s = time.thread_time() - c0
 

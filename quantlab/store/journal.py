@@ -53,6 +53,7 @@ log = logging.getLogger(__name__)
 
 FOLDER = "journal"
 MAGIC = b"QLJ1"
+HELD = "+held"  # kind suffix of records held behind a gap (see JournaledTables.journal)
 _HEADER = struct.Struct("<4sII")
 ROTATE_S = 30.0
 ROTATE_BYTES = 64 * 2**20
@@ -154,15 +155,23 @@ def replay(store) -> int:
     if not files:
         return 0
     per_table: dict[tuple[str, str], list[Batch]] = {}
+    held: dict[tuple[str, str], list[Batch]] = {}
     torn = 0
     for path in files:
         records, tail = read_records(path)
         torn += tail
         for kind, symbol, batch in records:
-            per_table.setdefault((kind, symbol), []).append(batch)
+            if kind.endswith(HELD):
+                held.setdefault((kind[:-len(HELD)], symbol), []).append(batch)
+            else:
+                per_table.setdefault((kind, symbol), []).append(batch)
     added = 0
     for (kind, symbol), batches in per_table.items():
         rows = sort_unique(concat(batches), SCHEMAS[kind].id)
+        added += store.append(symbol, rows, kind=kind, flush=False)
+    for (kind, symbol), batches in held.items():
+        rows = sort_unique(concat(batches), SCHEMAS[kind].id)
+        _record_held_gaps(store, kind, symbol, rows[SCHEMAS[kind].id])
         added += store.append(symbol, rows, kind=kind, flush=False)
     store.flush()
     store.sync()  # on disk before the journal that held them goes
@@ -173,6 +182,26 @@ def replay(store) -> int:
         log.info("journal: %d row(s) replayed into the tables%s", added,
                  f"; {torn} byte(s) of a torn last record ignored (never acknowledged)" if torn else "")
     return added
+
+
+def _record_held_gaps(store, kind: str, symbol: str, ids: np.ndarray) -> None:
+    """Before held rows go in: the ids missing below and between them (the gap that was
+    being backfilled) become open gaps, unless ``gaps.json`` already covers them."""
+    last = store.last_trade_id(symbol, kind=kind)
+    if last is None:
+        return
+    ids = ids[ids > last]
+    if not len(ids):
+        return
+    edges = np.concatenate([[last], ids])
+    jump = np.flatnonzero(np.diff(edges) > 1)
+    known = store.gaps(symbol)
+    for k in jump:
+        a, b = int(edges[k]) + 1, int(edges[k + 1]) - 1
+        covered = ((known["first_id"] <= a) & (known["last_id"] >= b)).any() if len(known) else False
+        if not covered:
+            store.add_gap(symbol, a, b, "trades after these ids were journaled while they were being "
+                          "backfilled when the writer stopped; re-attempted", permanent=False)
 
 
 # ---------------------------------------------------------------------- writing
@@ -308,11 +337,20 @@ class JournaledTables:
         self.rows_applied = 0  # written by the writer thread only
 
     # ---------------------------------------------------------------- durable
-    def journal(self, batches: list[tuple[str, Batch]]) -> list[int]:
+    def journal(self, batches: list[tuple[str, Batch]], held: list[tuple[str, Batch]] = ()) -> list[int]:
         """Journal each ``(symbol, column batch)``: the rows survive a crash of the process
         when this returns. Returns the new rows per batch (ids above the last journaled or
-        stored; bad rows are rejected and counted as ``TickStore.append`` does)."""
+        stored; bad rows are rejected and counted as ``TickStore.append`` does).
+
+        ``held``: rows behind a gap still being backfilled, made durable now but not written
+        to their tables (a table takes its ids in order): the caller journals them again
+        once the gap is settled. Replay after a crash stores them and records the ids before
+        them as an open gap, re-attempted by the next recorder or ``quantlab repair``."""
         records, added = [], []
+        for symbol, cols in held:
+            batch, _ = clean({k: np.asarray(v) for k, v in cols.items()}, self.schema, symbol)
+            if batch_len(batch):
+                records.append(encode(self.kind + HELD, symbol, batch))
         now = time.monotonic()
         staged = []
         for symbol, cols in batches:
