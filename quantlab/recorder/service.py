@@ -22,10 +22,11 @@ each); every connection attempt of every connection goes through one
 come in the unit of ``time_unit`` (µs by default) over both the stream and REST, and the store
 notes it per symbol (``TickStore.time_units``).
 
-One writer thread: every store write (appends, the flush that makes them durable, segment
-seals, gap records, repair merges) and alert evaluation run in order on one thread fed by the
-loop (:meth:`Recorder._submit`), so the loop keeps reading the sockets while HDF5 works. The
-loop only drains the sequencers and hands the batches over; the store keeps one writer.
+One writer thread: every table write (appends, flushes, segment seals, gap records, repair
+merges) and alert evaluation run in order on one thread fed by the loop
+(:meth:`Recorder._submit`), so the loop keeps reading the sockets while HDF5 works. The loop
+only drains the sequencers and hands the batches over; the store keeps one writer. Journal
+appends run on a thread of their own (below), touching only the journal file.
 
 Durable before visible: each flush cycle writes every symbol's new trades to the store's
 write-ahead journal in one write (:mod:`quantlab.store.journal`; fsynced as the store's policy
@@ -33,6 +34,9 @@ says) -- from then on they survive a crash and count as stored -- and the HDF5 t
 readers see, are written later, each once its rows waited ``visible_interval_s`` (one table
 write per symbol per second instead of one per flush: at 300 symbols the per-table HDF5 cost,
 not the rows, dominated). A crash loses nothing the journal holds: the next writer replays it.
+Trades held behind a gap being backfilled are journaled when they arrive too (the tables take
+them once the gap is settled), so a cut whose backfills wait for the REST weight minute does
+not delay their durability.
 
 Overflow policy: the stream's queue is bounded and applies back-pressure to the socket
 (nothing is dropped in the process); if the exchange cuts a slow reader, the ids it skipped
