@@ -109,7 +109,7 @@ def measure(duration: float, rate: float, warmup: float = 10.0) -> dict:
                 break
             st = read_status(store)
             elapsed = time.monotonic() - t0
-            if t_first is None and st.get("ticks_total"):
+            if t_first is None and st.get("ticks_durable", st.get("ticks_total")):
                 t_first = elapsed  # the warm-up counts from the first durable trade
             if t_first is not None and elapsed >= t_first + warmup and cpu0 is None:
                 cpu0, ticks0, t_warm = cpu, st["ticks_total"], time.monotonic()

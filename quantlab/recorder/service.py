@@ -183,7 +183,7 @@ class Recorder:
         self.c = dict.fromkeys(
             ("gaps_repaired", "gaps_unrepaired", "gaps_deferred", "gaps_repaired_later", "backfill_retries",
              "backfilled", "stored", "rejected", "reconnects", "alerts_fired", "alert_errors",
-             "journal_writes", "journal_cpu_us", "table_writes", "table_write_cpu_us"), 0)
+             "journal_writes", "journal_cpu_us", "table_writes", "table_write_cpu_us", "durable"), 0)
         self._open: list[_OpenGap] = []  # open gaps the repair task re-attempts
         self._repair_wake = asyncio.Event()
         self._failure: BaseException | None = None
@@ -362,6 +362,11 @@ class Recorder:
                 return 0
         finally:
             self._writer.shutdown(wait=True)
+            if self.journal is not None:
+                try:  # every journaled row into its table now: the final status counts them
+                    self.journal.apply_all()
+                except Exception:  # noqa: BLE001 - the journal keeps them; the next writer replays it
+                    log.exception("journaled trades could not be written to their tables; the next run replays them")
             if self.alerts is not None:
                 try:
                     self.alerts.close()
@@ -713,6 +718,8 @@ class Recorder:
             feed.account_flush(prepared, added)
         if result.applied is not None and len(result.applied.visible_ns):
             self.lat_visible.add(result.applied.visible_ns)
+        if self.journal is not None:
+            self.c["stored"] = self.journal.rows_applied
         if result.applied is not None:
             self.c["table_writes"] += result.applied.tables
             self.c["table_write_cpu_us"] += int(result.applied.cpu_s * 1e6)
@@ -753,7 +760,8 @@ class Recorder:
             self._account(symbol, cols, n)
 
     def _account(self, symbol: str, cols: dict[str, np.ndarray], added: int) -> None:
-        self.c["stored"] += added
+        # journal mode: durable now, "stored" (what readers see) once written to the table
+        self.c["stored" if self.journal is None else "durable"] += added
         self.c["rejected"] += len(cols["trade_id"]) - added
         self.rates[symbol].add(added)
         self.rate_all.add(added)
@@ -788,6 +796,8 @@ class Recorder:
     def status(self) -> dict:
         sc = self.stream_counters()
         now = pd.Timestamp.now(tz="UTC")
+        if self.journal is not None:
+            self.c["stored"] = self.journal.rows_applied
         return {
             "pid": os.getpid(),
             "source": self.cfg.label,
@@ -799,7 +809,9 @@ class Recorder:
             "started_at": self.started_at.isoformat(),
             "updated_at": now.isoformat(),
             "updated_ns": now.value,
-            "ticks_total": self.c["stored"],
+            "ticks_total": self.c["stored"],  # in the tables: what readers see
+            # journal mode: durable (journaled), some not in their tables yet
+            "ticks_durable": self.c["durable"] if self.journal is not None else self.c["stored"],
             "ticks_per_s": self.rate_all.rate(),
             "per_symbol": {
                 **{s: {"ticks": self.rates[s].total, "ticks_per_s": self.rates[s].rate(),

@@ -334,7 +334,7 @@ class JournaledTables:
         self._syncer = ThreadPoolExecutor(1, thread_name_prefix="quantlab-checkpoint")
         self._written: set[str] = set()  # tables written since the last checkpoint started
         self.rows_journaled = 0  # written by the journal thread only
-        self.rows_applied = 0  # written by the writer thread only
+        self.rows_applied = 0  # new rows written to tables; by the writer thread only
 
     # ---------------------------------------------------------------- durable
     def journal(self, batches: list[tuple[str, Batch]], held: list[tuple[str, Batch]] = ()) -> list[int]:
@@ -369,7 +369,7 @@ class JournaledTables:
         if records:
             self.writer.write(records)
             self._inbox.extend(staged)  # after the write: applied only once durable
-            self.rows_journaled += sum(batch_len(b) for _, b, _, _ in staged)
+            self.rows_journaled += sum(added)
         if self.writer.due_to_rotate():
             self._rotated.append(self.writer.rotate())
         return added
@@ -430,7 +430,7 @@ class JournaledTables:
         visible = []
         for p in todo:
             batch = concat(p.parts)
-            self.store.append(p.symbol, batch, kind=self.kind, flush=False)
+            n = self.store.append(p.symbol, batch, kind=self.kind, flush=False)
             active = self.store.active_segment(p.symbol, kind=self.kind)
             if active is not None:
                 active.journaled = True  # the journal covers it: no fsync per interval
@@ -438,7 +438,7 @@ class JournaledTables:
             self._written.add(p.symbol)
             out.tables += 1
             out.rows += batch_len(batch)
-            self.rows_applied += batch_len(batch)
+            self.rows_applied += n
             if "recv_time" in batch:
                 visible.append(batch["recv_time"])
             if budget_s is not None and time.perf_counter() - t0 >= budget_s:
