@@ -96,6 +96,7 @@ def measure(duration: float, rate: float, warmup: float = 10.0) -> dict:
         t0 = time.monotonic()
         rss_max, cpu0, ticks0, t_warm, t_first = 0, None, None, None, None
         p99s: list[float] = []
+        vis99s: list[float] = []
         lab_s: list[float] = []
         lab_thread = None
         cpu = last = None
@@ -108,7 +109,7 @@ def measure(duration: float, rate: float, warmup: float = 10.0) -> dict:
                 break
             st = read_status(store)
             elapsed = time.monotonic() - t0
-            if t_first is None and st.get("ticks_total"):
+            if t_first is None and st.get("ticks_durable", st.get("ticks_total")):
                 t_first = elapsed  # the warm-up counts from the first durable trade
             if t_first is not None and elapsed >= t_first + warmup and cpu0 is None:
                 cpu0, ticks0, t_warm = cpu, st["ticks_total"], time.monotonic()
@@ -117,6 +118,9 @@ def measure(duration: float, rate: float, warmup: float = 10.0) -> dict:
                 p99 = (st.get("latency_ms") or {}).get("recv_to_durable", {}).get("p99")
                 if p99 is not None:
                     p99s.append(p99)
+                vis = (st.get("latency_ms") or {}).get("recv_to_visible", {}).get("p99")
+                if vis is not None:
+                    vis99s.append(vis)
             if lab_thread is None and cpu0 is not None:
                 # on its own thread: sampling goes on while the Lab loads
                 lab_thread = threading.Thread(target=lambda: lab_s.append(_lab_start(store, symbols)))
@@ -124,6 +128,7 @@ def measure(duration: float, rate: float, warmup: float = 10.0) -> dict:
             if int(elapsed) % 5 == 0:
                 log(f"{elapsed:5.1f}s ticks={st.get('ticks_total')} state={st.get('state')} "
                 f"p99={(st.get('latency_ms') or {}).get('recv_to_durable', {}).get('p99')} "
+                f"visible p99={(st.get('latency_ms') or {}).get('recv_to_visible', {}).get('p99')} "
                 f"cpu={sum(cpu[:2]) if cpu else 0:.1f}s rss={rss_max / 2**20:.0f}MB")
         rec.wait(120)
         if lab_thread is not None:
@@ -133,6 +138,7 @@ def measure(duration: float, rate: float, warmup: float = 10.0) -> dict:
             last = (cpu, read_status(store).get("ticks_total", 0), time.monotonic())
         cpu1, ticks1, t1 = last
         busy = (cpu1.user + cpu1.system) - (cpu0.user + cpu0.system)
+        final = read_status(store)
         rows, n_stored, bad = _check_exactly_once(store, symbols)
         return {
             "pace": (ticks1 - ticks0) / (t1 - t_warm),
@@ -140,8 +146,11 @@ def measure(duration: float, rate: float, warmup: float = 10.0) -> dict:
             "rss_mb": rss_max / 2**20,
             "p99_median": float(np.median(p99s)) if p99s else float("nan"),
             "p99_worst": max(p99s) if p99s else float("nan"),
+            "visible_p99_median": float(np.median(vis99s)) if vis99s else float("nan"),
+            "load": os.getloadavg()[0],
             "rows": rows, "stored": n_stored, "bad": bad, "lab_s": lab_s[0] if lab_s else None,
-            "reconnects": read_status(store).get("reconnects"),
+            "reconnects": final.get("reconnects"),
+            "journal": final.get("journal") or {},
             "first_durable_s": t_first,
         }
     finally:
@@ -159,11 +168,17 @@ def run(quick: bool = False) -> list[Row]:
         Row("universe", "recorder RSS (max)", m["rss_mb"], "MB"),
         Row("universe", "receipt -> durable p99 (median of 1-s samples)", m["p99_median"], "ms", goal="< 1000 ms"),
         Row("universe", "receipt -> durable p99 (worst 1-s sample)", m["p99_worst"], "ms"),
+        Row("universe", "receipt -> visible to readers p99 (median of 1-s samples)", m["visible_p99_median"], "ms"),
         Row("universe", f"symbols stored (of {N_SYMBOLS})", m["stored"], "symbols"),
         Row("universe", "symbols with a missing or doubled id", m["bad"], "symbols", goal="0"),
         Row("universe", "start -> first durable trade (300 tables created)", m["first_durable_s"], "s"),
         Row("universe", "Lab start on that store (history of all symbols loaded)",
             m["lab_s"] if m["lab_s"] is not None else float("nan"), "s"),
+        Row("universe", "writer CPU of one journal write (all symbols, one flush)",
+            m["journal"].get("journal_write_cpu_ms", float("nan")), "ms"),
+        Row("universe", "writer CPU of one table write (one symbol, ~1 s of its trades)",
+            m["journal"].get("table_write_cpu_ms", float("nan")), "ms"),
+        Row("universe", "machine load average (1 min) at the end", m["load"], ""),
     ]
 
 

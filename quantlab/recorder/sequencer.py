@@ -48,6 +48,12 @@ class Sequencer:
         """Highest trade id held behind the open gap (the exchange has reached at least it)."""
         return max(t.trade_id for t in self._held) if self._held else None
 
+    def held_after(self, trade_id: int | None) -> list:
+        """The held trades with an id above ``trade_id`` (all of them for None), in arrival order."""
+        if trade_id is None:
+            return list(self._held)
+        return [t for t in self._held if self._id(t) > trade_id]
+
     def push(self, trade) -> Gap | None:
         """Take one trade; returns a newly opened gap to backfill, else None."""
         tid = self._id(trade)

@@ -22,10 +22,21 @@ each); every connection attempt of every connection goes through one
 come in the unit of ``time_unit`` (µs by default) over both the stream and REST, and the store
 notes it per symbol (``TickStore.time_units``).
 
-One writer thread: every store write (appends, the flush that makes them durable, segment
-seals, gap records, repair merges) and alert evaluation run in order on one thread fed by the
-loop (:meth:`Recorder._submit`), so the loop keeps reading the sockets while HDF5 works. The
-loop only drains the sequencers and hands the batches over; the store keeps one writer.
+One writer thread: every table write (appends, flushes, segment seals, gap records, repair
+merges) and alert evaluation run in order on one thread fed by the loop
+(:meth:`Recorder._submit`), so the loop keeps reading the sockets while HDF5 works. The loop
+only drains the sequencers and hands the batches over; the store keeps one writer. Journal
+appends run on a thread of their own (below), touching only the journal file.
+
+Durable before visible: each flush cycle writes every symbol's new trades to the store's
+write-ahead journal in one write (:mod:`quantlab.store.journal`; fsynced as the store's policy
+says) -- from then on they survive a crash and count as stored -- and the HDF5 tables, which
+readers see, are written later, each once its rows waited ``visible_interval_s`` (one table
+write per symbol per second instead of one per flush: at 300 symbols the per-table HDF5 cost,
+not the rows, dominated). A crash loses nothing the journal holds: the next writer replays it.
+Trades held behind a gap being backfilled are journaled when they arrive too (the tables take
+them once the gap is settled), so a cut whose backfills wait for the REST weight minute does
+not delay their durability.
 
 Overflow policy: the stream's queue is bounded and applies back-pressure to the socket
 (nothing is dropped in the process); if the exchange cuts a slow reader, the ids it skipped
@@ -73,6 +84,7 @@ from quantlab.recorder.metrics import LatencyWindow, RateMeter
 from quantlab.recorder.sequencer import Sequencer
 from quantlab.status import write_status
 from quantlab.store import TickStore
+from quantlab.store.journal import Applied, JournaledTables
 
 log = logging.getLogger("quantlab.recorder")
 
@@ -122,6 +134,13 @@ class RecorderConfig:
     futures_silent_s: float = 5.0
     #: seconds after a funding time before its realised rate is fetched
     funding_delay_s: float = 1.0
+    #: spot trades go through the store's write-ahead journal (:mod:`quantlab.store.journal`):
+    #: durable after one write per flush for all symbols; False writes each table every flush
+    journal: bool = True
+    #: journal: a symbol's rows reach its table (and readers) once they waited this long ...
+    visible_interval_s: float = 1.0
+    #: ... within this much writer time per flush cycle, oldest first
+    apply_budget_s: float = 0.2
 
 
 class Recorder:
@@ -152,10 +171,13 @@ class Recorder:
         self.rate_all = RateMeter()
         self.lat_exchange = LatencyWindow()
         self.lat_durable = LatencyWindow()
+        self.lat_visible = LatencyWindow()
+        self.journal: JournaledTables | None = None
         self.last: dict[str, dict] = {}
         self.c = dict.fromkeys(
             ("gaps_repaired", "gaps_unrepaired", "gaps_deferred", "gaps_repaired_later", "backfill_retries",
-             "backfilled", "stored", "rejected", "reconnects", "alerts_fired", "alert_errors"), 0)
+             "backfilled", "stored", "rejected", "reconnects", "alerts_fired", "alert_errors",
+             "journal_writes", "journal_cpu_us", "table_writes", "table_write_cpu_us", "durable"), 0)
         self._open: list[_OpenGap] = []  # open gaps the repair task re-attempts
         self._repair_wake = asyncio.Event()
         self._failure: BaseException | None = None
@@ -168,6 +190,15 @@ class Recorder:
         #: the one thread that touches the store (and the alert service) while recording
         self._writer = ThreadPoolExecutor(1, thread_name_prefix="quantlab-writer")
         self._inflight: tuple[_FlushJob, Future] | None = None
+        #: journal mode: the thread that makes spot trades durable (journal writes only), and
+        #: the flush jobs handed to the writer thread that it has not finished yet
+        self._journaler = ThreadPoolExecutor(1, thread_name_prefix="quantlab-journal")
+        self._queued: list[tuple[_FlushJob, Future]] = []
+        self._journaling: _FlushJob | None = None
+        #: journal mode: per symbol, the highest held trade id journaled, and the held ids
+        #: journaled whose receipt-to-durable latency is counted already
+        self._held_mark: dict[str, int] = {}
+        self._held_counted: dict[str, set[int]] = {}
 
     # ------------------------------------------------------------------ control
     def stop(self) -> None:
@@ -181,6 +212,9 @@ class Recorder:
         cfg = self.cfg
         self.store = TickStore(cfg.store, mode="a", source=self.store_source)
         try:
+            if cfg.journal and self.symbols:
+                self.journal = JournaledTables(self.store, visible_after_s=cfg.visible_interval_s,
+                                               last_ids={s: q.last_id for s, q in self.seqs.items()})
             for s in self.symbols:
                 last = self.store.last_trade_id(s)
                 if last is None and s in cfg.start_ids:
@@ -265,6 +299,11 @@ class Recorder:
                 return 0
         finally:
             self._writer.shutdown(wait=True)
+            if self.journal is not None:
+                try:  # every journaled row into its table now: the final status counts them
+                    self.journal.apply_all()
+                except Exception:  # noqa: BLE001 - the journal keeps them; the next writer replays it
+                    log.exception("journaled trades could not be written to their tables; the next run replays them")
             if self.alerts is not None:
                 try:
                     self.alerts.close()
@@ -274,7 +313,7 @@ class Recorder:
                 write_status(self.store.path, self.status())
             except OSError as exc:  # a full disk or a removed folder: the store must still close
                 log.warning("could not write the final status to %s: %s", self.store.path, exc)
-            self.store.close()
+            self.store.close()  # journaled rows into their tables, sealed; then the journal goes
 
     async def _validate_symbols(self, rest: BinanceRest) -> bool:
         """exchangeInfo before connecting: unknown symbols are fatal; an unreachable
@@ -470,7 +509,7 @@ class Recorder:
                 continue
             self._open.remove(og)
             added = await asyncio.shield(asyncio.wrap_future(self._submit(
-                settle, self.store, fill, pending_reason="not served yet (Binance's trade history lags)")))
+                self._settle, fill, pending_reason="not served yet (Binance's trade history lags)")))
             self.c["backfilled"] += added
             for a, b in fill.gone:
                 self.c["gaps_unrepaired"] += 1
@@ -498,6 +537,13 @@ class Recorder:
                   self._store_symbol(symbol), first, last, reason)
         self._submit(self.store.add_gap, self._store_symbol(symbol), first, last, reason, permanent=True)
 
+    def _settle(self, fill, **kwargs) -> int:
+        """Writer thread: merge a repaired gap, after the symbol's journaled rows reached its
+        table (a table takes its rows in order)."""
+        if getattr(self, "owner", self) is self and self.journal is not None:
+            self.journal.apply_table(fill.symbol)
+        return settle(self.store, fill, **kwargs)
+
     def _submit(self, fn, *args, **kwargs) -> Future:
         """Run ``fn`` on the writer thread, after every store write submitted before it (a gap
         is recorded before the trades it releases are appended); a failure is logged."""
@@ -508,6 +554,8 @@ class Recorder:
 
     # ------------------------------------------------------------------ storage
     async def _flush_loop(self) -> None:
+        if self.journal is not None:
+            return await self._journal_loop()
         loop = asyncio.get_running_loop()
         took = 0.0
         while True:
@@ -523,8 +571,49 @@ class Recorder:
             self._account_flush(job, result)
             took = loop.time() - t0
 
+    async def _journal_loop(self) -> None:
+        """Journal mode: every ``flush_interval_s`` the spot trades ready go to the journal on
+        their own thread (durable and counted when it returns), then the rest of the flush
+        (time-unit notes, futures rows, alerts, table writes) is queued for the writer thread
+        without waiting for it: a slow table write or disk never delays durability."""
+        loop = asyncio.get_running_loop()
+        took = 0.0
+        while True:
+            await asyncio.sleep(max(0.01, self.cfg.flush_interval_s - took))
+            t0 = loop.time()
+            job = self._prepare_flush()
+            if job.batches or job.held:
+                # shielded: a stop while the journal writes must not drop the drained trades
+                self._journaling = job
+                await asyncio.shield(asyncio.wrap_future(self._journaler.submit(job.make_durable)))
+                self._journaling = None
+                self._account_durable(job)
+            if self.feeds or len(self._queued) < 2 or job.batches:
+                fut = self._writer.submit(job.write)
+                self._queued.append((job, fut))
+                fut.add_done_callback(lambda _f: loop.call_soon_threadsafe(self._account_written))
+            took = loop.time() - t0
+
+    def _account_written(self, wait: bool = False) -> None:
+        """On the loop: count the queued writer jobs that finished, in order (``wait``: all)."""
+        while self._queued and (wait or self._queued[0][1].done()):
+            job, fut = self._queued.pop(0)
+            try:
+                result = fut.result()
+            except Exception:  # noqa: BLE001 - logged by the writer; the journal still holds the rows
+                log.exception("a flush job failed on the writer thread")
+                continue
+            self._account_flush(job, result)
+
     def _finish_inflight(self) -> None:
         """At stop: wait for the flush the writer thread is doing and count what it stored."""
+        if self.journal is not None:
+            self._journaler.shutdown(wait=True)  # the journal write in progress, if any, ends
+            job, self._journaling = self._journaling, None
+            if job is not None:  # journaled, but the stop came before it was counted
+                self._account_durable(job)
+                self._queued.append((job, self._writer.submit(job.write)))
+            self._account_written(wait=True)
         if self._inflight is None:
             return
         job, fut = self._inflight
@@ -537,35 +626,79 @@ class Recorder:
     def _flush(self) -> None:
         """Flush synchronously on the calling thread (at stop, once the writer thread is done)."""
         job = self._prepare_flush()
+        if self.journal is not None and (job.batches or job.held):
+            job.make_durable()
+            self._account_durable(job)
         self._account_flush(job, job.write())
 
     def _prepare_flush(self) -> _FlushJob:
-        """On the loop: drain what every sequencer has ready (cheap; no I/O)."""
-        batches = []
+        """On the loop: drain what every sequencer has ready (cheap; no I/O). Journal mode:
+        also the trades held behind a gap that were not journaled yet (durable now, stored
+        in their table once the gap is settled)."""
+        batches, held = [], []
         for symbol, seq in self.seqs.items():
             ready = seq.drain()
             if ready:
                 batches.append((symbol, trades_to_columns(ready)))
-        return _FlushJob(self, batches, [feed.prepare_flush() for feed in self.feeds])
+            if self.journal is not None and seq.held:
+                new = seq.held_after(self._held_mark.get(symbol))
+                if new:
+                    held.append((symbol, trades_to_columns(new)))
+                    self._held_mark[symbol] = max(t.trade_id for t in new)
+        job = _FlushJob(self, batches, [feed.prepare_flush() for feed in self.feeds])
+        job.held = held
+        return job
 
     def _account_flush(self, job: _FlushJob, result: _FlushResult) -> None:
         """On the loop: counters, rates and latencies of a flush the writer finished."""
         for feed, prepared, added in zip(self.feeds, job.feeds, result.feeds, strict=True):
             feed.account_flush(prepared, added)
+        if result.applied is not None and len(result.applied.visible_ns):
+            self.lat_visible.add(result.applied.visible_ns)
+        if self.journal is not None:
+            self.c["stored"] = self.journal.rows_applied
+        if result.applied is not None:
+            self.c["table_writes"] += result.applied.tables
+            self.c["table_write_cpu_us"] += int(result.applied.cpu_s * 1e6)
+        self.c["alerts_fired"] += result.alerts_fired
+        self.c["alert_errors"] += result.alert_errors
+        if not job.batches or job.added is not None:  # journaled: counted when durable
+            return
+        self._account_durable(job, result.added, result.durable_ns)
+
+    def _account_durable(self, job: _FlushJob, added: list[int] | None = None, durable_ns: int | None = None) -> None:
+        """On the loop: counters, rates and receipt-to-durable latency of spot trades stored."""
+        added = job.added if added is None else added
+        durable_ns = job.durable_ns if durable_ns is None else durable_ns
+        if job.added is not None:
+            self.c["journal_writes"] += 1
+            self.c["journal_cpu_us"] += int(job.journal_cpu_s * 1e6)
+        for symbol, cols in job.held:  # durable from now on: their latency ends here
+            self.lat_durable.add(durable_ns - cols["recv_time"])
+            self._held_counted.setdefault(symbol, set()).update(cols["trade_id"].tolist())
         if not job.batches:
             return
+        recv = []
+        for symbol, cols in job.batches:
+            counted = self._held_counted.get(symbol)
+            if counted:  # journaled while held: counted then, not again
+                ids = cols["trade_id"]
+                done = np.isin(ids, np.fromiter(counted, dtype=np.int64, count=len(counted)))
+                counted.difference_update(ids[done].tolist())
+                recv.append(cols["recv_time"][~done])
+            else:
+                recv.append(cols["recv_time"])
+        self.lat_durable.add(durable_ns - np.concatenate(recv))
         recv = np.concatenate([cols["recv_time"] for _, cols in job.batches])
-        self.lat_durable.add(result.durable_ns - recv)
         ev = np.concatenate([cols["event_time"] for _, cols in job.batches])
         live = ev != np.iinfo(np.int64).min
         self.lat_exchange.add(recv[live] - ev[live])
-        self.c["alerts_fired"] += result.alerts_fired
-        self.c["alert_errors"] += result.alert_errors
-        for (symbol, cols), added in zip(job.batches, result.added, strict=True):
-            self._account(symbol, cols, added)
+        for (symbol, cols), n in zip(job.batches, added, strict=True):
+            self._account(symbol, cols, n)
 
     def _account(self, symbol: str, cols: dict[str, np.ndarray], added: int) -> None:
-        self.c["stored"] += added
+        # journal mode: durable now, "stored" (what readers see) once written to the table
+        self.c["stored" if self.journal is None else "durable"] += added
         self.c["rejected"] += len(cols["trade_id"]) - added
         self.rates[symbol].add(added)
         self.rate_all.add(added)
@@ -600,6 +733,8 @@ class Recorder:
     def status(self) -> dict:
         sc = self.stream_counters()
         now = pd.Timestamp.now(tz="UTC")
+        if self.journal is not None:
+            self.c["stored"] = self.journal.rows_applied
         return {
             "pid": os.getpid(),
             "source": self.cfg.label,
@@ -611,7 +746,9 @@ class Recorder:
             "started_at": self.started_at.isoformat(),
             "updated_at": now.isoformat(),
             "updated_ns": now.value,
-            "ticks_total": self.c["stored"],
+            "ticks_total": self.c["stored"],  # in the tables: what readers see
+            # journal mode: durable (journaled), some not in their tables yet
+            "ticks_durable": self.c["durable"] if self.journal is not None else self.c["stored"],
             "ticks_per_s": self.rate_all.rate(),
             "per_symbol": {
                 **{s: {"ticks": self.rates[s].total, "ticks_per_s": self.rates[s].rate(),
@@ -635,11 +772,27 @@ class Recorder:
             "malformed": sc.get("malformed", 0) + sum(f.status()["malformed"] for f in self.feeds),
             "messages": sc.get("messages", 0) + sum(f.status()["messages"] for f in self.feeds),
             "latency_ms": {"exchange_to_recv": self.lat_exchange.percentiles_ms(),
-                           "recv_to_durable": self.lat_durable.percentiles_ms()},
+                           "recv_to_durable": self.lat_durable.percentiles_ms(),
+                           # journaled: durable first, visible to readers when the table is written
+                           "recv_to_visible": (self.lat_visible if self.journal is not None
+                                               else self.lat_durable).percentiles_ms()},
+            "journal": self._journal_status(),
             "alerts_fired": self.c["alerts_fired"],
             "alert_errors": self.c["alert_errors"],
         }
 
+
+    def _journal_status(self) -> dict:
+        """Rows waiting for their tables, and the CPU (of its own thread) that one journal
+        write (every symbol, one flush cycle) and one table write (one symbol) cost on average:
+        figures a busy machine does not inflate the way it does wall times."""
+        if self.journal is None:
+            return {}
+        c = self.c
+        return {"pending_rows": self.journal.pending_rows(),
+                "journal_write_cpu_ms": round(c["journal_cpu_us"] / max(c["journal_writes"], 1) / 1e3, 3),
+                "table_write_cpu_ms": round(c["table_write_cpu_us"] / max(c["table_writes"], 1) / 1e3, 3),
+                "table_writes": c["table_writes"], "journal_writes": c["journal_writes"]}
 
     def _overall_state(self) -> str:
         """The spot state, or the worst futures state when one failed or no spot is recorded."""
@@ -657,20 +810,35 @@ class _FlushResult:
     feeds: list = field(default_factory=list)  # per futures feed: what it stored
     alerts_fired: int = 0
     alert_errors: int = 0
+    applied: Applied | None = None  # journaled rows this cycle wrote to their tables
 
 
 @dataclass
 class _FlushJob:
     """What one flush writes: drained on the loop, written by :meth:`write` on the writer thread.
 
-    All of it is appended, then one store flush makes it durable and visible (a flush per
-    append re-flushed every open table, O(symbols^2) per cycle); only tables that received
-    rows are flushed. Then the durable rows go to the alert rules, which never stop ingestion.
+    Spot trades go to the store's journal with one write for every symbol: durable (and
+    counted) on return. Futures rows are appended, then one store flush makes them durable and
+    visible (only tables that received rows are flushed). Then the durable rows go to the alert
+    rules, which never stop ingestion; last, the journal writes the tables whose rows waited
+    ``visible_interval_s``, within ``apply_budget_s`` (what readers see). Without the journal
+    (``RecorderConfig.journal=False``) spot trades are appended and flushed like futures rows.
     """
 
     rec: Recorder
     batches: list[tuple[str, dict[str, np.ndarray]]]
     feeds: list
+    added: list[int] | None = None  # journal mode: new rows per batch, once journaled
+    durable_ns: int = 0
+    journal_cpu_s: float = 0.0
+    held: list = field(default_factory=list)  # journal mode: held trades journaled, not stored
+
+    def make_durable(self) -> None:
+        """Journal mode, on the journal thread: the spot batches to the journal (durable)."""
+        c0 = time.thread_time()
+        self.added = self.rec.journal.journal(self.batches, self.held)
+        self.durable_ns = time.time_ns()
+        self.journal_cpu_s = time.thread_time() - c0
 
     def write(self) -> _FlushResult:
         rec, store = self.rec, self.rec.store
@@ -679,10 +847,14 @@ class _FlushJob:
             if symbol not in rec._unit_noted:
                 store.note_time_unit(symbol, rec.cfg.time_unit or "MILLISECOND", int(cols["trade_id"][0]))
                 rec._unit_noted.add(symbol)
-            res.added.append(store.append(symbol, cols, flush=False))
-        if self.batches or any(res.feeds):
+        if self.added is not None:  # journaled already (durable); their tables are written below
+            res.added, res.durable_ns = self.added, self.durable_ns
+        else:
+            res.added = [store.append(symbol, cols, flush=False) for symbol, cols in self.batches]
+        if (self.batches and self.added is None) or any(res.feeds):
             store.flush()  # durable and visible on return
-        res.durable_ns = time.time_ns()
+        if self.added is None:
+            res.durable_ns = time.time_ns()
         if rec.alerts is not None:
             for (symbol, cols), added in zip(self.batches, res.added, strict=True):
                 if not added or not rec.alerts.engine.watches(symbol):
@@ -697,6 +869,10 @@ class _FlushJob:
             except Exception:  # noqa: BLE001 - alerts never stop ingestion
                 res.alert_errors += 1
                 log.exception("alert rules could not be reloaded")
+        if rec.journal is not None:
+            # behind (jobs queued): catch up on the queue first, tables get a short slice
+            budget = rec.cfg.apply_budget_s if len(rec._queued) <= 1 else rec.cfg.apply_budget_s / 10
+            res.applied = rec.journal.apply(budget)
         return res
 
 

@@ -398,6 +398,9 @@ class ActiveWriter:
         self._cache: list[Batch] | None = []  # every row written, while within the budget
         self._cached_bytes = 0
         self._name_synced = False
+        #: a write-ahead journal holds these rows (:mod:`quantlab.store.journal`): a flush
+        #: never fsyncs the file; the journal's checkpoints and :meth:`sync` do
+        self.journaled = False
 
     def append(self, batch: Batch) -> None:
         global _seal_cache_used
@@ -448,6 +451,7 @@ class ActiveWriter:
 
     def flush(self, fsync: bool = False) -> None:
         """Make the written rows visible to readers (and, with ``fsync``, on disk)."""
+        fsync = fsync and not self.journaled
         if self.committed == self.rows:
             if fsync:
                 self.sync()

@@ -12,6 +12,8 @@ Layout of a store directory::
     cm/trades/<SYMBOL>/...           COIN-M futures (``cm:SYMBOL``), volumes in base asset
     gaps.json                        trade-id ranges that could not be backfilled
     counters.json                    rows rejected per symbol (zero/negative price or qty)
+    journal/journal-<seq>.qlj        a journaling writer's write-ahead journal (only while it
+                                     writes, or after it crashed; see store/journal.py)
 
 Spot symbols stay where release 0.1 put them, so a 0.1 store (whose ``store.json`` has no
 ``source``) opens unchanged as a store of real spot data. A store's ``source`` is set when it
@@ -21,7 +23,11 @@ writer (recorder, importer) refuses a demo store (:func:`check_source`).
 Guarantees: per symbol, rows are sorted by trade id and each id is stored at most once
 (appending ids already stored is a no-op). A reader never sees a row that is not durable.
 After the writer is killed, the next writer salvages its active segment with no manual
-step; every batch that ``flush()`` acknowledged is kept.
+step; every batch that ``flush()`` acknowledged is kept. A writer may also make rows durable
+through the store's write-ahead journal (:mod:`quantlab.store.journal`, what the recorder
+does) and write them to their tables later: the next writer replays the journal after a crash
+(ids already stored are skipped), and ``close()`` seals every journaled row before it deletes
+the journal. Readers never read the journal: they see a row once it is in its table.
 
 The store is read by :class:`quantlab.store.reader.StoreReader` and written by
 :class:`quantlab.store.writer.StoreWriter`; both answer the reads of
@@ -34,6 +40,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -124,6 +131,23 @@ class TickStore:
     def segment_rows(self, rows: int) -> None:
         if isinstance(self._impl, StoreWriter):
             self._impl.segment_rows = rows
+
+    @property
+    def journal(self) -> Any:
+        """The writer's write-ahead journal (:mod:`quantlab.store.journal`), when a journaling
+        writer (the recorder) attached one; None otherwise and on a reader."""
+        return self._impl.journal if isinstance(self._impl, StoreWriter) else None
+
+    @journal.setter
+    def journal(self, journal: Any) -> None:
+        self._writer().journal = journal
+
+    def active_segment(self, symbol: str, *, kind: str = "trades") -> Any:
+        """Writer: the open active segment of ``symbol`` (None when it has none)."""
+        return self._writer().active_segment(symbol, kind=kind)
+
+    def _count(self, symbol: str, name: str, n: int) -> None:
+        self._writer()._count(symbol, name, n)
 
     @property
     def direct_seal(self) -> bool:

@@ -17,6 +17,7 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import h5py
 import numpy as np
@@ -105,6 +106,8 @@ class StoreWriter(StoreView):
         self._last_sync = 0.0
         self.compression: str | None = compression
         self._tables: dict[Path, _Table] = {}  # keyed by the table's folder
+        #: the write-ahead journal of a writer that uses one (:mod:`quantlab.store.journal`)
+        self.journal: Any = None
         marker = self.path / "store.json"
         if source is not None and marker.exists():
             check_source(self.path, source)  # before taking the lock or touching any file
@@ -129,8 +132,14 @@ class StoreWriter(StoreView):
     def close(self) -> None:
         """Flush and seal every active segment, release the lock."""
         if self._lock.held:
+            journal = self.journal  # a JournaledTables writing through this store, if any
+            if journal is not None:
+                journal.apply_all()  # every journaled row into its table before the seals
             for table in self._tables.values():
                 self._seal_active(table)
+            if journal is not None:
+                journal.discard()  # each of its rows is in a sealed segment now (fsynced as the policy says)
+                self.journal = None
             self._lock.release()
 
     def __repr__(self) -> str:
@@ -327,8 +336,14 @@ class StoreWriter(StoreView):
         self._require_writer()
         for table in self._tables.values():
             if table.active is not None:
-                table.active.flush(fsync=True)
+                table.active.flush()
+                table.active.sync()  # journaled ones too
         self._last_sync = time.monotonic()
+
+    def active_segment(self, symbol: str, *, kind: str = "trades") -> seg.ActiveWriter | None:
+        """The open active segment of ``symbol`` (None when it has none)."""
+        table = self._tables.get(self.layout.folder(kind, symbol))
+        return None if table is None else table.active
 
     # ------------------------------------------------------------------ recovery
     def _recover(self) -> None:
@@ -368,6 +383,9 @@ class StoreWriter(StoreView):
                     path.unlink()
             log.info("%s/%s: recovered %d row(s) from the previous writer's active segment",
                      kind, symbol, n)
+        from quantlab.store.journal import replay
+
+        replay(self)  # rows a journaling writer acknowledged but had not put in its tables
 
     # ------------------------------------------------------------------ klines
     def append_klines(self, symbol: str, interval: str, klines: dict[str, np.ndarray]) -> int:
