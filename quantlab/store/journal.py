@@ -48,6 +48,7 @@ from pathlib import Path
 import numpy as np
 
 from quantlab.store.schema import SCHEMAS, Batch, batch_len, clean, concat, sort_unique
+from quantlab.store.segments import fsync_path as _fsync
 
 log = logging.getLogger(__name__)
 
@@ -70,14 +71,6 @@ def journal_files(store_path: Path) -> list[Path]:
 
 def _seq(path: Path) -> int:
     return int(path.stem.split("-", 1)[1])
-
-
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 # ---------------------------------------------------------------------- records (pure)

@@ -215,6 +215,30 @@ def fmt_time(ts: Any) -> str:
     return f"{t:%H:%M:%S}.{t.microsecond // 1000:03d} UTC"
 
 
+def fmt_stat(v: Any, kind: str, quote: str = "", digits: int = 3) -> str:
+    """One statistic as a result table shows it. ``kind``: ``pct`` (a fraction, shown in %),
+    ``ret`` (the same, signed), ``int``, ``bars``, ``money`` (in ``quote``), ``num``
+    (``digits`` decimals)."""
+    if kind in ("pct", "ret"):
+        scaled = float(v) * 100 if v is not None else None
+        return fmt_pct(scaled) if kind == "ret" else fmt_num(scaled, 2, "%")
+    if kind == "int":
+        return f"{int(v):,}" if v is not None and math.isfinite(float(v)) else "–"
+    if kind == "bars":
+        return fmt_num(v, 1, "bars")
+    if kind == "money":
+        return fmt_num(v, 2, quote)
+    return fmt_num(v, digits)
+
+
+def stats_table_html(stats: dict, spec: tuple[tuple[str, str, str], ...], quote: str, *,
+                     digits: int = 3, header: str = "metric", css: str = "") -> str:
+    """A two-column table of ``stats`` in the order of ``spec``: ``(key, label, kind)`` rows,
+    ``kind`` as :func:`fmt_stat` takes it."""
+    rows = [[label, fmt_stat(stats.get(key), kind, quote, digits)] for key, label, kind in spec]
+    return table_html(rows, [header, "value"], css=css)
+
+
 def table_html(rows: list[list[str]], header: list[str], css: str = "",
                align_right_from: int = 1) -> str:
     """A small HTML table; cells are escaped."""

@@ -39,6 +39,7 @@ from quantlab.ui.base import (
     fmt_price,
     fmt_time,
     price_decimals,
+    stats_table_html,
     table_html,
 )
 from quantlab.ui.charts import PVALUE_BINS, HeatMap, TimeChart
@@ -559,21 +560,8 @@ _METRICS = (
 
 
 def metrics_html(stats: dict, quote: str) -> str:
-    rows = []
-    for key, label, kind in _METRICS:
-        v = stats.get(key)
-        if kind == "pct":
-            text = fmt_num(float(v) * 100 if v is not None else None, 2, "%")
-        elif kind == "int":
-            text = f"{int(v):,}" if v is not None and math.isfinite(float(v)) else "–"
-        elif kind == "bars":
-            text = fmt_num(v, 1, "bars")
-        elif kind == "money":
-            text = fmt_num(v, 2, quote)
-        else:
-            text = fmt_num(v, 3)
-        rows.append([label, text])
-    return table_html(rows, ["metric", "value"], css="ql-metrics")
+    """The Backtest tab's metrics table."""
+    return stats_table_html(stats, _METRICS, quote, css="ql-metrics")
 
 
 def trades_html(trades: pd.DataFrame, quote: str, limit: int = 20) -> str:

@@ -43,7 +43,16 @@ import numpy as np
 import pandas as pd
 
 from quantlab.errors import InsufficientDataError
-from quantlab.ui.base import AMBER, GREEN, Panel, Poster, fmt_num, fmt_pct, table_html
+from quantlab.ui.base import (
+    AMBER,
+    GREEN,
+    Panel,
+    Poster,
+    fmt_num,
+    fmt_pct,
+    stats_table_html,
+    table_html,
+)
 from quantlab.ui.charts import TimeChart
 from quantlab.ui.downloads import DownloadLink
 from quantlab.ui.panels import (
@@ -240,21 +249,8 @@ _STATS = (("total_return", "total return", "ret"), ("sharpe", "Sharpe (annualise
 
 
 def stats_html(stats: dict, quote: str) -> str:
-    rows = []
-    for key, label, kind in _STATS:
-        v = stats.get(key)
-        if kind == "ret":  # signed
-            text = fmt_pct(float(v) * 100 if v is not None else None)
-        elif kind == "pct":
-            text = fmt_num(float(v) * 100 if v is not None else None, 2, "%")
-        elif kind == "int":
-            text = f"{int(v):,}" if v is not None and math.isfinite(float(v)) else "–"
-        elif kind == "money":
-            text = fmt_num(v, 2, quote)
-        else:
-            text = fmt_num(v, 2)
-        rows.append([label, text])
-    return table_html(rows, ["statistic", "value"], css="ql-research-stats")
+    """The Research tab's statistics table."""
+    return stats_table_html(stats, _STATS, quote, digits=2, header="statistic", css="ql-research-stats")
 
 
 def _utc(t: Any) -> str:
