@@ -31,9 +31,11 @@ appends run on a thread of their own (below), touching only the journal file.
 Durable before visible: each flush cycle writes every symbol's new trades to the store's
 write-ahead journal in one write (:mod:`quantlab.store.journal`; fsynced as the store's policy
 says) -- from then on they survive a crash and count as stored -- and the HDF5 tables, which
-readers see, are written later, each once its rows waited ``visible_interval_s`` (one table
-write per symbol per second instead of one per flush: at 300 symbols the per-table HDF5 cost,
-not the rows, dominated). A crash loses nothing the journal holds: the next writer replays it.
+readers see, are written after it within ``apply_budget_s`` of writer time per cycle: first
+every table whose rows waited ``visible_interval_s`` (the longest wait), then the others,
+oldest first, while the budget lasts. A few symbols are visible every flush; at 300 symbols
+the per-table HDF5 cost, not the rows, dominates, and each table is written about once per
+``visible_interval_s`` instead of once per flush. A crash loses nothing the journal holds: the next writer replays it.
 Trades held behind a gap being backfilled are journaled when they arrive too (the tables take
 them once the gap is settled), so a cut whose backfills wait for the REST weight minute does
 not delay their durability.
@@ -137,9 +139,10 @@ class RecorderConfig:
     #: spot trades go through the store's write-ahead journal (:mod:`quantlab.store.journal`):
     #: durable after one write per flush for all symbols; False writes each table every flush
     journal: bool = True
-    #: journal: a symbol's rows reach its table (and readers) once they waited this long ...
+    #: journal: a symbol's rows reach its table (and readers) after at most this long ...
     visible_interval_s: float = 1.0
-    #: ... within this much writer time per flush cycle, oldest first
+    #: ... within this much writer time per flush cycle (due tables first, then the others
+    #: while it lasts, oldest first: a few symbols are visible every flush)
     apply_budget_s: float = 0.2
 
 
@@ -820,8 +823,9 @@ class _FlushJob:
     Spot trades go to the store's journal with one write for every symbol: durable (and
     counted) on return. Futures rows are appended, then one store flush makes them durable and
     visible (only tables that received rows are flushed). Then the durable rows go to the alert
-    rules, which never stop ingestion; last, the journal writes the tables whose rows waited
-    ``visible_interval_s``, within ``apply_budget_s`` (what readers see). Without the journal
+    rules, which never stop ingestion; last, the journal writes tables within
+    ``apply_budget_s`` (what readers see): those whose rows waited ``visible_interval_s``
+    first, then the others while the budget lasts. Without the journal
     (``RecorderConfig.journal=False``) spot trades are appended and flushed like futures rows.
     """
 
