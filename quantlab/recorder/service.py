@@ -52,9 +52,11 @@ import contextlib
 import logging
 import os
 import time
+from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -87,6 +89,9 @@ from quantlab.recorder.sequencer import Sequencer
 from quantlab.status import write_status
 from quantlab.store import TickStore
 from quantlab.store.journal import Applied, JournaledTables
+
+if TYPE_CHECKING:
+    from quantlab.alerts.service import AlertService
 
 log = logging.getLogger("quantlab.recorder")
 
@@ -189,7 +194,7 @@ class Recorder:
         self.stream: BinanceStream | None = None  # the first connection's stream
         self.streams: list[BinanceStream] = []
         self._unit_noted: set[str] = set()
-        self.alerts = None
+        self.alerts: AlertService | None = None
         #: the one thread that touches the store (and the alert service) while recording
         self._writer = ThreadPoolExecutor(1, thread_name_prefix="quantlab-writer")
         self._inflight: tuple[_FlushJob, Future] | None = None
@@ -202,6 +207,12 @@ class Recorder:
         #: journaled whose receipt-to-durable latency is counted already
         self._held_mark: dict[str, int] = {}
         self._held_counted: dict[str, set[int]] = {}
+
+    def _open_store(self) -> TickStore:
+        """The store ``run()`` opened (every caller runs inside it)."""
+        if self.store is None:
+            raise RuntimeError("the recorder's store is not open: call run() first")
+        return self.store
 
     # ------------------------------------------------------------------ control
     def stop(self) -> None:
@@ -336,7 +347,7 @@ class Recorder:
                 delay = next(delays)
                 self.state, self.reason = "unreachable", f"{self.cfg.rest_url}: {exc}"
                 log.warning("cannot reach %s (%s); retrying in %.1fs", self.cfg.rest_url, exc, delay)
-                write_status(self.store.path, self.status())
+                write_status(self._open_store().path, self.status())
                 with contextlib.suppress(asyncio.TimeoutError):
                     await asyncio.wait_for(self._stop.wait(), delay)
         return False
@@ -460,7 +471,7 @@ class Recorder:
             else:
                 reason_log = reason
             log.warning("%s: ids %d..%d kept open (%s); repaired later", symbol, first, last, reason_log)
-        self._submit(self.store.add_gap, symbol, first, last, reason, permanent=False)
+        self._submit(self._open_store().add_gap, symbol, first, last, reason, permanent=False)
         if auto:
             self._open.append(_OpenGap(symbol, first, last, self._repair_delays()))
             self._repair_wake.set()
@@ -471,7 +482,7 @@ class Recorder:
 
     def _load_open_gaps(self) -> None:
         """Open gaps a previous run left (e.g. stopped during a ban) are re-attempted too."""
-        gaps = self.store.gaps()
+        gaps = self._open_store().gaps()
         for g in gaps[~gaps["permanent"]].itertuples():
             if g.symbol in self.seqs and g.count <= self.cfg.max_backfill_ids:
                 self._open.append(_OpenGap(g.symbol, int(g.first_id), int(g.last_id), self._repair_delays()))
@@ -538,14 +549,14 @@ class Recorder:
         self.c["gaps_unrepaired"] += 1
         log.error("%s: ids %d..%d could not be backfilled (%s); recorded as a gap",
                   self._store_symbol(symbol), first, last, reason)
-        self._submit(self.store.add_gap, self._store_symbol(symbol), first, last, reason, permanent=True)
+        self._submit(self._open_store().add_gap, self._store_symbol(symbol), first, last, reason, permanent=True)
 
     def _settle(self, fill, **kwargs) -> int:
         """Writer thread: merge a repaired gap, after the symbol's journaled rows reached its
         table (a table takes its rows in order)."""
         if getattr(self, "owner", self) is self and self.journal is not None:
             self.journal.apply_table(fill.symbol)
-        return settle(self.store, fill, **kwargs)
+        return settle(self._open_store(), fill, **kwargs)
 
     def _submit(self, fn, *args, **kwargs) -> Future:
         """Run ``fn`` on the writer thread, after every store write submitted before it (a gap
@@ -672,6 +683,8 @@ class Recorder:
     def _account_durable(self, job: _FlushJob, added: list[int] | None = None, durable_ns: int | None = None) -> None:
         """On the loop: counters, rates and receipt-to-durable latency of spot trades stored."""
         added = job.added if added is None else added
+        if added is None:
+            raise RuntimeError("a flush was counted before its trades were stored")
         durable_ns = job.durable_ns if durable_ns is None else durable_ns
         if job.added is not None:
             self.c["journal_writes"] += 1
@@ -692,10 +705,10 @@ class Recorder:
             else:
                 recv.append(cols["recv_time"])
         self.lat_durable.add(durable_ns - np.concatenate(recv))
-        recv = np.concatenate([cols["recv_time"] for _, cols in job.batches])
+        recv_all = np.concatenate([cols["recv_time"] for _, cols in job.batches])
         ev = np.concatenate([cols["event_time"] for _, cols in job.batches])
         live = ev != np.iinfo(np.int64).min
-        self.lat_exchange.add(recv[live] - ev[live])
+        self.lat_exchange.add(recv_all[live] - ev[live])
         for (symbol, cols), n in zip(job.batches, added, strict=True):
             self._account(symbol, cols, n)
 
@@ -714,7 +727,7 @@ class Recorder:
     # ------------------------------------------------------------------ status
     async def _status_loop(self) -> None:
         while True:
-            write_status(self.store.path, self.status())
+            write_status(self._open_store().path, self.status())
             await asyncio.sleep(self.cfg.status_interval_s)
 
     def _last_status(self, symbol: str) -> dict:
@@ -840,12 +853,15 @@ class _FlushJob:
     def make_durable(self) -> None:
         """Journal mode, on the journal thread: the spot batches to the journal (durable)."""
         c0 = time.thread_time()
-        self.added = self.rec.journal.journal(self.batches, self.held)
+        journal = self.rec.journal
+        if journal is None:
+            raise RuntimeError("make_durable: the recorder has no journal (RecorderConfig.journal=False)")
+        self.added = journal.journal(self.batches, self.held)
         self.durable_ns = time.time_ns()
         self.journal_cpu_s = time.thread_time() - c0
 
     def write(self) -> _FlushResult:
-        rec, store = self.rec, self.rec.store
+        rec, store = self.rec, self.rec._open_store()
         res = _FlushResult([], feeds=[feed.write_flush(p) for feed, p in zip(rec.feeds, self.feeds, strict=True)])
         for symbol, cols in self.batches:
             if symbol not in rec._unit_noted:
@@ -892,7 +908,7 @@ class _OpenGap:
     symbol: str
     first: int
     last: int
-    delays: object
+    delays: Iterator[float]
     next_at: float = 0.0
 
 

@@ -42,7 +42,7 @@ import struct
 import time
 import zlib
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -240,22 +240,25 @@ class JournalWriter:
     def write(self, records: list[bytes]) -> None:
         """Append ``records`` with one write: they survive a crash of this process when this
         returns, and a power loss as the fsync policy says."""
+        fd = self._fd
+        if fd is None:
+            raise ValueError("journal: write after close")
         data = b"".join(records)
         view = memoryview(data)
         while view:
-            done = os.write(self._fd, view)
+            done = os.write(fd, view)
             view = view[done:]
         self.size += len(data)
         now = time.monotonic()
         if self.fsync == "always":
-            os.fsync(self._fd)
+            os.fsync(fd)
         elif self.fsync == "interval" and now - self._last_sync >= FSYNC_INTERVAL_S \
                 and (self._sync_job is None or self._sync_job.done()):
             self._last_sync = now
-            self._sync_job = self._syncer.submit(_fsync_fd, os.dup(self._fd))  # closed there
+            self._sync_job = self._syncer.submit(_fsync_fd, os.dup(fd))  # closed there
 
     def due_to_rotate(self) -> bool:
-        return self.size >= ROTATE_BYTES or (self.size and time.monotonic() - self._opened >= ROTATE_S)
+        return self.size >= ROTATE_BYTES or (self.size > 0 and time.monotonic() - self._opened >= ROTATE_S)
 
     def rotate(self) -> int:
         """Close the current file (synced) and start the next; returns the closed file's seq."""
@@ -341,7 +344,7 @@ class JournaledTables:
         self.rows_applied = 0  # new rows written to tables; by the writer thread only
 
     # ---------------------------------------------------------------- durable
-    def journal(self, batches: list[tuple[str, Batch]], held: list[tuple[str, Batch]] = ()) -> list[int]:
+    def journal(self, batches: list[tuple[str, Batch]], held: Sequence[tuple[str, Batch]] = ()) -> list[int]:
         """Journal each ``(symbol, column batch)``: the rows survive a crash of the process
         when this returns. Returns the new rows per batch (ids above the last journaled or
         stored; bad rows are rejected and counted as ``TickStore.append`` does).
