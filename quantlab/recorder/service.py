@@ -234,7 +234,7 @@ class Recorder:
                 if last is None and s in cfg.start_ids:
                     last = int(cfg.start_ids[s]) - 1
                 self.seqs[s] = Sequencer(s, last)
-            if cfg.alerts and self.symbols:
+            if cfg.alerts and (self.symbols or self.futures):
                 from quantlab.alerts.service import AlertService, store_bars_loader
 
                 # pair rules warm up through this writer: no second reader in this process
@@ -876,8 +876,12 @@ class _FlushJob:
         if self.added is None:
             res.durable_ns = time.time_ns()
         if rec.alerts is not None:
-            for (symbol, cols), added in zip(self.batches, res.added, strict=True):
-                if not added or not rec.alerts.engine.watches(symbol):
+            stored = [(symbol, cols) for (symbol, cols), added in zip(self.batches, res.added, strict=True)
+                      if added]
+            for feed, prepared, added in zip(rec.feeds, self.feeds, res.feeds, strict=True):
+                stored += feed.stored_trades(prepared, added)  # perps: their aggregate trades
+            for symbol, cols in stored:
+                if not rec.alerts.engine.watches(symbol):
                     continue
                 try:
                     res.alerts_fired += len(rec.alerts.process_trades(symbol, pd.DataFrame(cols)))
