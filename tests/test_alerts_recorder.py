@@ -154,3 +154,45 @@ def test_hung_webhook_costs_ingestion_nothing(tmp_path, webhook):
     # the replay paces both runs; a blocked ingest path would stretch the hung run by the
     # webhook timeouts (5 s each, 16 alerts)
     assert results["hung"][0] < results["none"][0] + 5, results
+
+
+@pytest.mark.parametrize("slow", ["writer", "journal"])
+def test_every_stored_trade_reaches_the_alerts_before_the_recorder_exits(tmp_path, monkeypatch, slow):
+    """A stop while flushes are still queued (the writer thread or the journal thread 0.3 s
+    behind): every trade in the store when the recorder exits was evaluated by the alert rules,
+    none skipped at stop."""
+    import quantlab.recorder.service as service
+    from quantlab.alerts.service import AlertService
+
+    src = tmp_path / "market"
+    src.mkdir()
+    _write_market(src)
+    store = tmp_path / "store"
+    with TickStore(store, mode="a"):
+        pass
+    for sym, level in (("BTCUSDT", 100.0), ("ETHUSDT", 200.0)):
+        add_rule(store, PriceRule(id=f"x-{sym}", symbol=sym, op="cross", level=level),
+                 symbols=["BTCUSDT", "ETHUSDT"])
+    evaluated: dict[str, list[int]] = {}
+    process = AlertService.process_trades
+
+    def spy(self, symbol, ticks):
+        evaluated.setdefault(symbol, []).extend(ticks["trade_id"].tolist())
+        return process(self, symbol, ticks)
+
+    monkeypatch.setattr(AlertService, "process_trades", spy)
+    name = "write" if slow == "writer" else "make_durable"
+    step = getattr(service._FlushJob, name)
+
+    def slowed(self):
+        time.sleep(0.3)
+        return step(self)
+
+    monkeypatch.setattr(service._FlushJob, name, slowed)
+    asyncio.run(_record(store, src, lambda r: r.c["durable"] >= N_TRADES))  # mid-stream, jobs queued
+    with TickStore(store) as st:
+        for sym in ("BTCUSDT", "ETHUSDT"):
+            ids = st.read(sym)["trade_id"].to_numpy()
+            assert len(ids) >= N_TRADES // 2, sym
+            missed = np.setdiff1d(ids, evaluated.get(sym, []))
+            assert len(missed) == 0, (sym, missed[:10])
