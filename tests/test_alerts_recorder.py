@@ -27,11 +27,17 @@ N_TRADES = 624  # per symbol  # trade times in the CSV; the replay shifts them t
 
 def _write_market(path) -> tuple[np.ndarray, np.ndarray]:
     """150 s of BTCUSDT (x) and ETHUSDT (y = 2x + noise, a +5 spike at 120-130 s), 4 trades/s
-    each; x = 100 + 2 cos(2 pi t / 20) crosses 100 fifteen times, then hovers at 100 +- 0.02.
+    each; x = 100 + 2 cos(2 pi t / 20) + 0.5 sin(2 pi t / 37) crosses 100 fifteen times, then
+    hovers at 100 +- 0.02.
     Replayed at 10x, 10 s of this data make one 1 s bar."""
     rng = np.random.default_rng(11)
     t = np.arange(0, 156, 0.25)
-    x = np.where(t < 150, 100 + 2 * np.cos(2 * np.pi * t / 20), 100 + 0.02 * np.where(np.arange(len(t)) % 2, 1, -1))
+    # the slow sine keeps x moving from one bar close to the next whatever the phase of the 1 s
+    # bars (the replay starts at a random fraction of a second): with the cosine alone, a
+    # phase that put every close on its zero crossing left x flat over the formation bars,
+    # the OLS hedge undefined and no z-score at all (about 1 run in 40)
+    x = np.where(t < 150, 100 + 2 * np.cos(2 * np.pi * t / 20) + 0.5 * np.sin(2 * np.pi * t / 37),
+                 100 + 0.02 * np.where(np.arange(len(t)) % 2, 1, -1))
     x[(t >= 150) & (t < 150.3)] = 99.98  # enter the hover from above: the 16th and last crossing
     y = 2 * x + rng.normal(0, 0.01, len(t)) + np.where((t >= 120) & (t < 130), 5.0, 0.0)
     for sym, prices, first in (("BTCUSDT", x, 1000), ("ETHUSDT", y, 5000)):
@@ -83,6 +89,33 @@ async def _record(store, source_dir, stop_when, *, during=None, timeout=60):
         rec.stop()
         await task
         return rec
+
+
+def test_the_market_gives_a_zscore_alert_whatever_the_phase_of_the_bars(tmp_path):
+    """The replay starts at a random fraction of a second, so where the 1 s bars cut the data
+    varies from run to run: for every phase the z2 rule's signal (``PairSpec.evaluate`` on the
+    closed bars, what the alert engine computes bar for bar) must reach k = 2 at the spike."""
+    import warnings
+
+    import pandas as pd
+
+    _write_market(tmp_path)
+    cols = ["id", "price", "qty", "quote", "time", "m", "b"]
+    legs = {s: pd.read_csv(tmp_path / f"{s}-trades-2025-01-01.csv", names=cols) for s in ("BTCUSDT", "ETHUSDT")}
+    data_s = (legs["BTCUSDT"]["time"].to_numpy() - T0_MS) / 1000
+    spec = PairSpec(hedge="ols", window=5, z_window=8)
+    weakest = np.inf
+    for phase in np.arange(0, 1, 0.005):
+        bar = np.floor(data_s / 10 + phase).astype(int)  # replayed at 10x: 10 s of data per bar
+        closes = pd.DataFrame({"bar": bar, "x": legs["BTCUSDT"]["price"].to_numpy(),
+                               "y": legs["ETHUSDT"]["price"].to_numpy()}).groupby("bar").last().iloc[:-1]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # a degenerate fit shows as NaN, asserted below
+            z = spec.evaluate(closes["y"].to_numpy(), closes["x"].to_numpy(), step=pd.Timedelta("1s")).frame["z"]
+        top = float(np.nanmax(np.abs(z.to_numpy()))) if z.notna().any() else float("nan")
+        assert top >= 2.0, f"phase {phase:.3f}: no z-score reaches 2 (max |z| {top})"
+        weakest = min(weakest, top)
+    assert weakest >= 2.0
 
 
 def test_price_crossings_zscore_history_and_cli_rules(tmp_path, webhook):
@@ -154,3 +187,45 @@ def test_hung_webhook_costs_ingestion_nothing(tmp_path, webhook):
     # the replay paces both runs; a blocked ingest path would stretch the hung run by the
     # webhook timeouts (5 s each, 16 alerts)
     assert results["hung"][0] < results["none"][0] + 5, results
+
+
+@pytest.mark.parametrize("slow", ["writer", "journal"])
+def test_every_stored_trade_reaches_the_alerts_before_the_recorder_exits(tmp_path, monkeypatch, slow):
+    """A stop while flushes are still queued (the writer thread or the journal thread 0.3 s
+    behind): every trade in the store when the recorder exits was evaluated by the alert rules,
+    none skipped at stop."""
+    import quantlab.recorder.service as service
+    from quantlab.alerts.service import AlertService
+
+    src = tmp_path / "market"
+    src.mkdir()
+    _write_market(src)
+    store = tmp_path / "store"
+    with TickStore(store, mode="a"):
+        pass
+    for sym, level in (("BTCUSDT", 100.0), ("ETHUSDT", 200.0)):
+        add_rule(store, PriceRule(id=f"x-{sym}", symbol=sym, op="cross", level=level),
+                 symbols=["BTCUSDT", "ETHUSDT"])
+    evaluated: dict[str, list[int]] = {}
+    process = AlertService.process_trades
+
+    def spy(self, symbol, ticks):
+        evaluated.setdefault(symbol, []).extend(ticks["trade_id"].tolist())
+        return process(self, symbol, ticks)
+
+    monkeypatch.setattr(AlertService, "process_trades", spy)
+    name = "write" if slow == "writer" else "make_durable"
+    step = getattr(service._FlushJob, name)
+
+    def slowed(self):
+        time.sleep(0.3)
+        return step(self)
+
+    monkeypatch.setattr(service._FlushJob, name, slowed)
+    asyncio.run(_record(store, src, lambda r: r.c["durable"] >= N_TRADES))  # mid-stream, jobs queued
+    with TickStore(store) as st:
+        for sym in ("BTCUSDT", "ETHUSDT"):
+            ids = st.read(sym)["trade_id"].to_numpy()
+            assert len(ids) >= N_TRADES // 2, sym
+            missed = np.setdiff1d(ids, evaluated.get(sym, []))
+            assert len(missed) == 0, (sym, missed[:10])

@@ -226,3 +226,42 @@ def test_the_status_keeps_a_perps_mark_price_and_funding_between_mark_updates(tm
     assert row["last_id"] == 2 and row["last_price"] == 100_002.0
     assert row["mark_price"] == 100_001.5 and row["funding_rate"] == 0.0001
     assert row["next_funding_time"] == pd.Timestamp(nxt, tz="UTC").isoformat()
+
+
+def test_a_price_rule_on_a_perp_fires_from_the_recorded_aggregate_trades(tmp_path):
+    """Alert rules on ``um:`` symbols are evaluated on the aggregate trades the futures recorder
+    stores (a futures-only recorder runs the alert service too), and their pair warm-up reads
+    the perp's stored aggregate trades."""
+    from quantlab.alerts import AlertHistory, PriceRule, add_rule
+    from quantlab.alerts.service import store_bars_loader
+
+    store = tmp_path / "s"
+    with TickStore(store, mode="a", source="demo"):
+        pass
+    add_rule(store, PriceRule(id="perp-up", symbol="um:BTCUSDT", op="above", level=1e-6),  # true at once
+             symbols=["um:BTCUSDT"])
+    add_rule(store, PriceRule(id="perp-never", symbol="um:BTCUSDT", op="below", level=1e-6),
+             symbols=["um:BTCUSDT"])
+
+    async def main():
+        async with FuturesExchange(Synthetic(["BTCUSDT"], rate=50, seed=3)) as ex:
+            rec = Recorder(RecorderConfig(
+                store=store, symbols=["um:BTCUSDT"], ws_url="", rest_url="http://unused",
+                futures_urls={"um": (ex.ws_url, ex.rest_url)}, duration_s=4, stream_options=FAST_BACKOFF,
+                store_source="demo",
+            ))
+            await rec.run()
+            return rec
+
+    rec = asyncio.run(main())
+    assert rec.c["stored"] > 0
+    hist = AlertHistory(store).read()
+    assert list(hist["rule_id"]) == ["perp-up"], hist
+    fired = hist.iloc[0]
+    assert fired["symbols"] == "um:BTCUSDT"
+    with TickStore(store) as st:
+        first = st.read("um:BTCUSDT", kind="aggtrades").iloc[0]
+    assert fired["value"] == first["price"] and fired["trade_id"] == first["agg_id"]
+    assert rec.status()["alerts_fired"] == 1
+    loaded = store_bars_loader(store)("um:BTCUSDT", "1s", 10)
+    assert loaded is not None and len(loaded[0]) >= 1

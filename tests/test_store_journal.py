@@ -59,7 +59,7 @@ _CRASH = textwrap.dedent("""
     jt.apply_all()                                              # in the tables and the journal
     print(jt.journal([("BTCUSDT", _trades(150, 71))]))        # overlaps 150..200: 201..220 new
     jt.journal([("BTCUSDT", _trades(221, 89)), ("ETHUSDT", _trades(51, 50))])  # journal only
-    jt.apply(budget_s=1.0)                                      # nothing waited an hour: no-op
+    jt.apply(budget_s=0)                                        # nothing due, no budget: no-op
     os._exit(0)                                                 # a crash: no close, no seal
 """)
 
@@ -104,13 +104,14 @@ _RECORD = textwrap.dedent("""
     import asyncio
     from quantlab.recorder import Recorder, RecorderConfig
     cfg = RecorderConfig(store={store!r}, symbols=["BTCUSDT", "ETHUSDT"], ws_url={ws!r}, rest_url={rest!r},
-                         alerts=False, visible_interval_s=3600)
+                         alerts=False, visible_interval_s=3600, apply_budget_s=0)
     asyncio.run(Recorder(cfg).run())
 """)
 
 
 def test_recorder_killed_with_rows_only_in_its_journal_loses_none(tmp_path):
-    """SIGKILL while every stored trade is still only in the journal (tables written hourly):
+    """SIGKILL while every stored trade is still only in the journal (tables due hourly, no
+    budget for the others):
     the next writer replays them; each id the recorder counted is stored once, none missing."""
     store = tmp_path / "s"
     with ExchangeThread(Synthetic(["BTCUSDT", "ETHUSDT"], rate=400, seed=7)) as ex:
@@ -151,7 +152,7 @@ def test_a_clean_close_seals_every_journaled_row_and_drops_the_journal(tmp_path)
     st = TickStore(tmp_path / "s", "a")
     jt = JournaledTables(st, visible_after_s=3600)
     assert jt.journal([("BTCUSDT", _trades(1, 40))]) == [40]
-    jt.apply(budget_s=1.0)  # not due: still only in the journal
+    jt.apply(budget_s=0)  # not due and no budget: still only in the journal
     assert jt.pending_rows() == 40 and len(journal_files(st.path)) == 1
     st.close()
     assert journal_files(tmp_path / "s") == []
@@ -198,3 +199,59 @@ def test_held_trades_survive_a_crash_and_the_gap_before_them_stays_open(tmp_path
     open_gaps = gaps[~gaps["permanent"]]
     assert sorted(zip(open_gaps["symbol"], open_gaps["first_id"], open_gaps["last_id"], strict=True)) == \
         [("BTCUSDT", 101, 110), ("ETHUSDT", 11, 14)]
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.t = 1000.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def _table_ids(st, symbol):
+    return st.read(symbol)["trade_id"].to_numpy() if symbol in st.symbols() else np.empty(0, "i8")
+
+
+def test_a_few_symbols_are_visible_every_cycle_not_after_visible_after_s(tmp_path):
+    """visible_after_s is the longest wait: with budget to spare one apply writes every pending
+    table at once, however recently journaled (2-20 symbols: visible every flush)."""
+    from quantlab.store.journal import JournaledTables
+
+    clock = _Clock()
+    st = TickStore(tmp_path / "s", "a")
+    jt = JournaledTables(st, visible_after_s=1.0, clock=clock)
+    syms = ["BTCUSDT", "ETHUSDT", "SOLUSDT", "BNBUSDT", "XRPUSDT"]
+    jt.journal([(s, _trades(1, 10)) for s in syms])
+    clock.t += 0.25  # one flush interval: none of them is due
+    applied = jt.apply(budget_s=10)
+    assert applied.tables == 5 and applied.rows == 50 and jt.pending_rows() == 0
+    for s in syms:
+        assert np.array_equal(_table_ids(st, s), np.arange(1, 11)), s
+    st.close()
+
+
+def test_due_tables_go_first_then_the_others_oldest_first_while_the_budget_lasts(tmp_path):
+    from quantlab.store.journal import JournaledTables
+
+    clock = _Clock()
+    st = TickStore(tmp_path / "s", "a")
+    jt = JournaledTables(st, visible_after_s=1.0, clock=clock)
+    jt.journal([("AAAUSDT", _trades(1, 5))])           # t=1000.0
+    clock.t += 0.3
+    jt.journal([("BBBUSDT", _trades(1, 5))])           # t=1000.3
+    clock.t += 0.3
+    jt.journal([("CCCUSDT", _trades(1, 5))])           # t=1000.6
+    clock.t += 0.5                                     # 1001.1: only AAA waited 1 s
+    # no budget: the due table is still written (visible_after_s bounds the wait), no other
+    applied = jt.apply(budget_s=0)
+    assert applied.tables == 1
+    assert len(_table_ids(st, "AAAUSDT")) == 5 and len(_table_ids(st, "BBBUSDT")) == 0
+    jt.journal([("AAAUSDT", _trades(6, 5))])           # AAA pending again, newest now
+    clock.t += 0.1                                     # 1001.2: BBB (0.9 s), CCC, AAA: none due
+    assert jt.apply(budget_s=0).tables == 0           # nothing due and no budget: nothing
+    clock.t += 0.2                                     # 1001.4: BBB due (1.1 s)
+    applied = jt.apply(budget_s=10)                    # BBB, then CCC and AAA with the budget left
+    assert applied.tables == 3 and jt.pending_rows() == 0
+    assert len(_table_ids(st, "AAAUSDT")) == 10 and len(_table_ids(st, "CCCUSDT")) == 5
+    st.close()

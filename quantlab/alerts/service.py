@@ -100,10 +100,14 @@ def store_bars_loader(store: str | os.PathLike[str] | TickStore) -> Callable[...
 
 
 def _last_bars(st: TickStore, symbol: str, tf: Timeframe, n_bars: int) -> pd.DataFrame | None:
-    """The bars of ``symbol`` in the ``n_bars`` spans of ``tf`` before its last stored trade."""
-    last_id = st.last_trade_id(symbol)
+    """The bars of ``symbol`` in the ``n_bars`` spans of ``tf`` before its last stored trade
+    (a perp's last aggregate trade: futures are recorded as ``aggtrades``)."""
+    from quantlab.symbols import parse_symbol
+
+    kind = "trades" if parse_symbol(symbol).is_spot else "aggtrades"
+    last_id = st.last_trade_id(symbol, kind=kind)
     if last_id is not None:  # the last row only: the writer's own segment, or one file
-        last = int(st.read_after(symbol, last_id - 1)["time"][-1])
+        last = int(st.read_after(symbol, last_id - 1, kind=kind)["time"][-1])
         return st.bars(symbol, tf.text, start=last - n_bars * tf.nominal_ns)
     try:  # no ticks: imported klines only
         bars = st.bars(symbol, tf.text)

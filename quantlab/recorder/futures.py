@@ -31,6 +31,7 @@ import time
 from operator import attrgetter
 from typing import TYPE_CHECKING
 
+import numpy as np
 import pandas as pd
 
 from quantlab.binance.backoff import backoff_delays
@@ -337,6 +338,22 @@ class FuturesFeed(Recorder):
                 store.append(q, funding_to_batch(funding), kind="funding", flush=False) if funding else 0,
             ))
         return added
+
+    def stored_trades(self, prepared: list, added: list[tuple[int, int, int]]) -> list[tuple[str, dict]]:
+        """On the writer thread, after :meth:`write_flush`: ``(um:NAME, columns)`` of the
+        aggregate trades it stored, for the alert rules (``trade_id`` is the aggregate id,
+        ``recv_time`` the local receipt). Rows already stored (``added`` 0) are left out."""
+        out = []
+        for (s, ready, _marks, _funding), (n_trades, _n_marks, _n_funding) in zip(prepared, added, strict=True):
+            if ready and n_trades:
+                n = len(ready)
+                out.append((self._store_symbol(s), {
+                    "trade_id": np.fromiter((a.agg_id for a in ready), np.int64, n),
+                    "time": np.fromiter((a.time_ns for a in ready), np.int64, n),
+                    "price": np.fromiter((a.price for a in ready), np.float64, n),
+                    "recv_time": np.fromiter((a.recv_ns for a in ready), np.int64, n),
+                }))
+        return out
 
     def account_flush(self, prepared: list, added: list[tuple[int, int, int]]) -> None:
         """On the loop: counters and the last values of what :meth:`write_flush` stored."""

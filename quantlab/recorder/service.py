@@ -31,9 +31,11 @@ appends run on a thread of their own (below), touching only the journal file.
 Durable before visible: each flush cycle writes every symbol's new trades to the store's
 write-ahead journal in one write (:mod:`quantlab.store.journal`; fsynced as the store's policy
 says) -- from then on they survive a crash and count as stored -- and the HDF5 tables, which
-readers see, are written later, each once its rows waited ``visible_interval_s`` (one table
-write per symbol per second instead of one per flush: at 300 symbols the per-table HDF5 cost,
-not the rows, dominated). A crash loses nothing the journal holds: the next writer replays it.
+readers see, are written after it within ``apply_budget_s`` of writer time per cycle: first
+every table whose rows waited ``visible_interval_s`` (the longest wait), then the others,
+oldest first, while the budget lasts. A few symbols are visible every flush; at 300 symbols
+the per-table HDF5 cost, not the rows, dominates, and each table is written about once per
+``visible_interval_s`` instead of once per flush. A crash loses nothing the journal holds: the next writer replays it.
 Trades held behind a gap being backfilled are journaled when they arrive too (the tables take
 them once the gap is settled), so a cut whose backfills wait for the REST weight minute does
 not delay their durability.
@@ -50,9 +52,11 @@ import contextlib
 import logging
 import os
 import time
+from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -85,6 +89,9 @@ from quantlab.recorder.sequencer import Sequencer
 from quantlab.status import write_status
 from quantlab.store import TickStore
 from quantlab.store.journal import Applied, JournaledTables
+
+if TYPE_CHECKING:
+    from quantlab.alerts.service import AlertService
 
 log = logging.getLogger("quantlab.recorder")
 
@@ -137,9 +144,10 @@ class RecorderConfig:
     #: spot trades go through the store's write-ahead journal (:mod:`quantlab.store.journal`):
     #: durable after one write per flush for all symbols; False writes each table every flush
     journal: bool = True
-    #: journal: a symbol's rows reach its table (and readers) once they waited this long ...
+    #: journal: a symbol's rows reach its table (and readers) after at most this long ...
     visible_interval_s: float = 1.0
-    #: ... within this much writer time per flush cycle, oldest first
+    #: ... within this much writer time per flush cycle (due tables first, then the others
+    #: while it lasts, oldest first: a few symbols are visible every flush)
     apply_budget_s: float = 0.2
 
 
@@ -186,7 +194,7 @@ class Recorder:
         self.stream: BinanceStream | None = None  # the first connection's stream
         self.streams: list[BinanceStream] = []
         self._unit_noted: set[str] = set()
-        self.alerts = None
+        self.alerts: AlertService | None = None
         #: the one thread that touches the store (and the alert service) while recording
         self._writer = ThreadPoolExecutor(1, thread_name_prefix="quantlab-writer")
         self._inflight: tuple[_FlushJob, Future] | None = None
@@ -199,6 +207,12 @@ class Recorder:
         #: journaled whose receipt-to-durable latency is counted already
         self._held_mark: dict[str, int] = {}
         self._held_counted: dict[str, set[int]] = {}
+
+    def _open_store(self) -> TickStore:
+        """The store ``run()`` opened (every caller runs inside it)."""
+        if self.store is None:
+            raise RuntimeError("the recorder's store is not open: call run() first")
+        return self.store
 
     # ------------------------------------------------------------------ control
     def stop(self) -> None:
@@ -220,7 +234,7 @@ class Recorder:
                 if last is None and s in cfg.start_ids:
                     last = int(cfg.start_ids[s]) - 1
                 self.seqs[s] = Sequencer(s, last)
-            if cfg.alerts and self.symbols:
+            if cfg.alerts and (self.symbols or self.futures):
                 from quantlab.alerts.service import AlertService, store_bars_loader
 
                 # pair rules warm up through this writer: no second reader in this process
@@ -333,7 +347,7 @@ class Recorder:
                 delay = next(delays)
                 self.state, self.reason = "unreachable", f"{self.cfg.rest_url}: {exc}"
                 log.warning("cannot reach %s (%s); retrying in %.1fs", self.cfg.rest_url, exc, delay)
-                write_status(self.store.path, self.status())
+                write_status(self._open_store().path, self.status())
                 with contextlib.suppress(asyncio.TimeoutError):
                     await asyncio.wait_for(self._stop.wait(), delay)
         return False
@@ -457,7 +471,7 @@ class Recorder:
             else:
                 reason_log = reason
             log.warning("%s: ids %d..%d kept open (%s); repaired later", symbol, first, last, reason_log)
-        self._submit(self.store.add_gap, symbol, first, last, reason, permanent=False)
+        self._submit(self._open_store().add_gap, symbol, first, last, reason, permanent=False)
         if auto:
             self._open.append(_OpenGap(symbol, first, last, self._repair_delays()))
             self._repair_wake.set()
@@ -468,7 +482,7 @@ class Recorder:
 
     def _load_open_gaps(self) -> None:
         """Open gaps a previous run left (e.g. stopped during a ban) are re-attempted too."""
-        gaps = self.store.gaps()
+        gaps = self._open_store().gaps()
         for g in gaps[~gaps["permanent"]].itertuples():
             if g.symbol in self.seqs and g.count <= self.cfg.max_backfill_ids:
                 self._open.append(_OpenGap(g.symbol, int(g.first_id), int(g.last_id), self._repair_delays()))
@@ -535,14 +549,14 @@ class Recorder:
         self.c["gaps_unrepaired"] += 1
         log.error("%s: ids %d..%d could not be backfilled (%s); recorded as a gap",
                   self._store_symbol(symbol), first, last, reason)
-        self._submit(self.store.add_gap, self._store_symbol(symbol), first, last, reason, permanent=True)
+        self._submit(self._open_store().add_gap, self._store_symbol(symbol), first, last, reason, permanent=True)
 
     def _settle(self, fill, **kwargs) -> int:
         """Writer thread: merge a repaired gap, after the symbol's journaled rows reached its
         table (a table takes its rows in order)."""
         if getattr(self, "owner", self) is self and self.journal is not None:
             self.journal.apply_table(fill.symbol)
-        return settle(self.store, fill, **kwargs)
+        return settle(self._open_store(), fill, **kwargs)
 
     def _submit(self, fn, *args, **kwargs) -> Future:
         """Run ``fn`` on the writer thread, after every store write submitted before it (a gap
@@ -669,6 +683,8 @@ class Recorder:
     def _account_durable(self, job: _FlushJob, added: list[int] | None = None, durable_ns: int | None = None) -> None:
         """On the loop: counters, rates and receipt-to-durable latency of spot trades stored."""
         added = job.added if added is None else added
+        if added is None:
+            raise RuntimeError("a flush was counted before its trades were stored")
         durable_ns = job.durable_ns if durable_ns is None else durable_ns
         if job.added is not None:
             self.c["journal_writes"] += 1
@@ -689,10 +705,10 @@ class Recorder:
             else:
                 recv.append(cols["recv_time"])
         self.lat_durable.add(durable_ns - np.concatenate(recv))
-        recv = np.concatenate([cols["recv_time"] for _, cols in job.batches])
+        recv_all = np.concatenate([cols["recv_time"] for _, cols in job.batches])
         ev = np.concatenate([cols["event_time"] for _, cols in job.batches])
         live = ev != np.iinfo(np.int64).min
-        self.lat_exchange.add(recv[live] - ev[live])
+        self.lat_exchange.add(recv_all[live] - ev[live])
         for (symbol, cols), n in zip(job.batches, added, strict=True):
             self._account(symbol, cols, n)
 
@@ -711,7 +727,7 @@ class Recorder:
     # ------------------------------------------------------------------ status
     async def _status_loop(self) -> None:
         while True:
-            write_status(self.store.path, self.status())
+            write_status(self._open_store().path, self.status())
             await asyncio.sleep(self.cfg.status_interval_s)
 
     def _last_status(self, symbol: str) -> dict:
@@ -820,8 +836,9 @@ class _FlushJob:
     Spot trades go to the store's journal with one write for every symbol: durable (and
     counted) on return. Futures rows are appended, then one store flush makes them durable and
     visible (only tables that received rows are flushed). Then the durable rows go to the alert
-    rules, which never stop ingestion; last, the journal writes the tables whose rows waited
-    ``visible_interval_s``, within ``apply_budget_s`` (what readers see). Without the journal
+    rules, which never stop ingestion; last, the journal writes tables within
+    ``apply_budget_s`` (what readers see): those whose rows waited ``visible_interval_s``
+    first, then the others while the budget lasts. Without the journal
     (``RecorderConfig.journal=False``) spot trades are appended and flushed like futures rows.
     """
 
@@ -836,12 +853,15 @@ class _FlushJob:
     def make_durable(self) -> None:
         """Journal mode, on the journal thread: the spot batches to the journal (durable)."""
         c0 = time.thread_time()
-        self.added = self.rec.journal.journal(self.batches, self.held)
+        journal = self.rec.journal
+        if journal is None:
+            raise RuntimeError("make_durable: the recorder has no journal (RecorderConfig.journal=False)")
+        self.added = journal.journal(self.batches, self.held)
         self.durable_ns = time.time_ns()
         self.journal_cpu_s = time.thread_time() - c0
 
     def write(self) -> _FlushResult:
-        rec, store = self.rec, self.rec.store
+        rec, store = self.rec, self.rec._open_store()
         res = _FlushResult([], feeds=[feed.write_flush(p) for feed, p in zip(rec.feeds, self.feeds, strict=True)])
         for symbol, cols in self.batches:
             if symbol not in rec._unit_noted:
@@ -856,8 +876,12 @@ class _FlushJob:
         if self.added is None:
             res.durable_ns = time.time_ns()
         if rec.alerts is not None:
-            for (symbol, cols), added in zip(self.batches, res.added, strict=True):
-                if not added or not rec.alerts.engine.watches(symbol):
+            stored = [(symbol, cols) for (symbol, cols), added in zip(self.batches, res.added, strict=True)
+                      if added]
+            for feed, prepared, added in zip(rec.feeds, self.feeds, res.feeds, strict=True):
+                stored += feed.stored_trades(prepared, added)  # perps: their aggregate trades
+            for symbol, cols in stored:
+                if not rec.alerts.engine.watches(symbol):
                     continue
                 try:
                     res.alerts_fired += len(rec.alerts.process_trades(symbol, pd.DataFrame(cols)))
@@ -888,7 +912,7 @@ class _OpenGap:
     symbol: str
     first: int
     last: int
-    delays: object
+    delays: Iterator[float]
     next_at: float = 0.0
 
 

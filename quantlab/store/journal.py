@@ -30,7 +30,8 @@ store (after a crash, a SIGKILL, a power loss) replays every journal file
 (:func:`replay`): ``TickStore.append`` stores each id at most once, so rows already in the
 tables are skipped and the rest are added; then the journal is removed. Readers never look
 at the journal: a row is visible to them once it reaches its table (see
-:class:`JournaledTables`, ``visible_after_s``).
+:class:`JournaledTables`: ``visible_after_s`` is the longest wait, a few symbols are visible
+every cycle).
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ import struct
 import time
 import zlib
 from collections import deque
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -231,22 +233,25 @@ class JournalWriter:
     def write(self, records: list[bytes]) -> None:
         """Append ``records`` with one write: they survive a crash of this process when this
         returns, and a power loss as the fsync policy says."""
+        fd = self._fd
+        if fd is None:
+            raise ValueError("journal: write after close")
         data = b"".join(records)
         view = memoryview(data)
         while view:
-            done = os.write(self._fd, view)
+            done = os.write(fd, view)
             view = view[done:]
         self.size += len(data)
         now = time.monotonic()
         if self.fsync == "always":
-            os.fsync(self._fd)
+            os.fsync(fd)
         elif self.fsync == "interval" and now - self._last_sync >= FSYNC_INTERVAL_S \
                 and (self._sync_job is None or self._sync_job.done()):
             self._last_sync = now
-            self._sync_job = self._syncer.submit(_fsync_fd, os.dup(self._fd))  # closed there
+            self._sync_job = self._syncer.submit(_fsync_fd, os.dup(fd))  # closed there
 
     def due_to_rotate(self) -> bool:
-        return self.size >= ROTATE_BYTES or (self.size and time.monotonic() - self._opened >= ROTATE_S)
+        return self.size >= ROTATE_BYTES or (self.size > 0 and time.monotonic() - self._opened >= ROTATE_S)
 
     def rotate(self) -> int:
         """Close the current file (synced) and start the next; returns the closed file's seq."""
@@ -296,7 +301,7 @@ class JournaledTables:
 
         jt = JournaledTables(store, last_ids={"BTCUSDT": 123})
         added = jt.journal([("BTCUSDT", cols), ...])   # durable now (one write for all)
-        jt.apply(budget_s=0.1)                          # tables whose rows waited >= visible_after_s
+        jt.apply(budget_s=0.1)                          # due tables (waited visible_after_s), then the rest
         ...
         jt.close()                                      # every row in its table, journal gone
 
@@ -311,9 +316,11 @@ class JournaledTables:
     """
 
     def __init__(self, store, kind: str = "trades", *, visible_after_s: float = 1.0,
-                 last_ids: dict[str, int | None] | None = None):
+                 last_ids: dict[str, int | None] | None = None,
+                 clock: Callable[[], float] = time.monotonic):
         self.store, self.kind, self.schema = store, kind, SCHEMAS[kind]
         self.visible_after_s = visible_after_s
+        self.clock = clock  # how long rows waited (monotonic seconds; a test may drive it)
         self.writer = JournalWriter(store.path, store.fsync)
         store.journal = self  # TickStore.close applies and seals every row before it drops the journal
         self.pending: dict[str, _Pending] = {}
@@ -330,7 +337,7 @@ class JournaledTables:
         self.rows_applied = 0  # new rows written to tables; by the writer thread only
 
     # ---------------------------------------------------------------- durable
-    def journal(self, batches: list[tuple[str, Batch]], held: list[tuple[str, Batch]] = ()) -> list[int]:
+    def journal(self, batches: list[tuple[str, Batch]], held: Sequence[tuple[str, Batch]] = ()) -> list[int]:
         """Journal each ``(symbol, column batch)``: the rows survive a crash of the process
         when this returns. Returns the new rows per batch (ids above the last journaled or
         stored; bad rows are rejected and counted as ``TickStore.append`` does).
@@ -344,7 +351,7 @@ class JournaledTables:
             batch, _ = clean({k: np.asarray(v) for k, v in cols.items()}, self.schema, symbol)
             if batch_len(batch):
                 records.append(encode(self.kind + HELD, symbol, batch))
-        now = time.monotonic()
+        now = self.clock()
         staged = []
         for symbol, cols in batches:
             batch, rejected = clean({k: np.asarray(v) for k, v in cols.items()}, self.schema, symbol)
@@ -394,14 +401,19 @@ class JournaledTables:
         return self.rows_journaled - self.rows_applied
 
     def apply(self, budget_s: float) -> Applied:
-        """Write the tables whose oldest journaled rows waited at least ``visible_after_s``,
-        oldest first, until ``budget_s`` seconds (wall clock) are spent; then one flush makes
-        them visible. Also deletes journal files a checkpoint made redundant."""
+        """Write journaled rows to their tables, then one flush makes them visible.
+
+        ``visible_after_s`` is the *longest* a row should wait, not the shortest: first the
+        tables whose oldest rows waited that long (due), oldest first, until ``budget_s``
+        seconds (wall clock) are spent (at least one due table is written per call); then,
+        while the budget lasts, every other pending table, oldest first. A few symbols are
+        visible every cycle; hundreds degrade to about one table write per symbol per
+        ``visible_after_s``. Also deletes journal files a checkpoint made redundant."""
         self._take_inbox()
-        now = time.monotonic()
-        due = sorted((p for p in self.pending.values() if now - p.since >= self.visible_after_s),
-                     key=lambda p: p.since)
-        out = self._apply(due, budget_s)
+        now = self.clock()
+        todo = sorted(self.pending.values(), key=lambda p: p.since)
+        ndue = sum(1 for p in todo if now - p.since >= self.visible_after_s)
+        out = self._apply(todo, budget_s, due=ndue)
         self._housekeep()
         return out
 
@@ -415,13 +427,18 @@ class JournaledTables:
         self._take_inbox()
         return self._apply(sorted(self.pending.values(), key=lambda p: p.since), None)
 
-    def _apply(self, todo: list[_Pending], budget_s: float | None) -> Applied:
+    def _apply(self, todo: list[_Pending], budget_s: float | None, due: int | None = None) -> Applied:
+        """Write ``todo`` in order; with a budget, the first ``due`` until it is spent (at least
+        one), the rest only while some of it is left."""
         out = Applied()
         if not todo:
             return out
         t0, c0 = time.perf_counter(), time.thread_time()
         visible = []
-        for p in todo:
+        for i, p in enumerate(todo):
+            if budget_s is not None and due is not None and i >= due \
+                    and time.perf_counter() - t0 >= budget_s:
+                break
             batch = concat(p.parts)
             n = self.store.append(p.symbol, batch, kind=self.kind, flush=False)
             active = self.store.active_segment(p.symbol, kind=self.kind)
@@ -434,8 +451,11 @@ class JournaledTables:
             self.rows_applied += n
             if "recv_time" in batch:
                 visible.append(batch["recv_time"])
-            if budget_s is not None and time.perf_counter() - t0 >= budget_s:
+            if budget_s is not None and i < (due if due is not None else len(todo)) \
+                    and time.perf_counter() - t0 >= budget_s:
                 break
+        if not out.tables:
+            return out
         self.store.flush()  # visible to readers on return
         if visible:
             out.visible_ns = time.time_ns() - np.concatenate(visible)
