@@ -568,45 +568,44 @@ class Recorder:
 
     # ------------------------------------------------------------------ storage
     async def _flush_loop(self) -> None:
-        if self.journal is not None:
-            return await self._journal_loop()
+        """Every ``flush_interval_s``, one flush step (journal mode or table mode); a step that
+        took long eats into the wait, so receipt-to-durable stays near the interval."""
         loop = asyncio.get_running_loop()
+        step = self._journal_step if self.journal is not None else self._table_step
         took = 0.0
         while True:
-            # a flush that took long eats into the wait: receipt-to-durable stays near the interval
             await asyncio.sleep(max(0.01, self.cfg.flush_interval_s - took))
             t0 = loop.time()
-            job = self._prepare_flush()
-            fut = self._writer.submit(job.write)
-            self._inflight = (job, fut)
-            # shielded: a stop while the writer works must not drop the drained trades
-            result = await asyncio.shield(asyncio.wrap_future(fut))
-            self._inflight = None
-            self._account_flush(job, result)
+            await step(loop)
             took = loop.time() - t0
 
-    async def _journal_loop(self) -> None:
-        """Journal mode: every ``flush_interval_s`` the spot trades ready go to the journal on
-        their own thread (durable and counted when it returns), then the rest of the flush
-        (time-unit notes, futures rows, alerts, table writes) is queued for the writer thread
-        without waiting for it: a slow table write or disk never delays durability."""
-        loop = asyncio.get_running_loop()
-        took = 0.0
-        while True:
-            await asyncio.sleep(max(0.01, self.cfg.flush_interval_s - took))
-            t0 = loop.time()
-            job = self._prepare_flush()
-            if job.batches or job.held:
-                # shielded: a stop while the journal writes must not drop the drained trades
-                self._journaling = job
-                await asyncio.shield(asyncio.wrap_future(self._journaler.submit(job.make_durable)))
-                self._journaling = None
-                self._account_durable(job)
-            if self.feeds or len(self._queued) < 2 or job.batches:
-                fut = self._writer.submit(job.write)
-                self._queued.append((job, fut))
-                fut.add_done_callback(lambda _f: loop.call_soon_threadsafe(self._account_written))
-            took = loop.time() - t0
+    async def _table_step(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Table mode: the writer thread stores the drained trades in their tables; they are
+        durable (and counted) when it returns."""
+        job = self._prepare_flush()
+        fut = self._writer.submit(job.write)
+        self._inflight = (job, fut)
+        # shielded: a stop while the writer works must not drop the drained trades
+        result = await asyncio.shield(asyncio.wrap_future(fut))
+        self._inflight = None
+        self._account_flush(job, result)
+
+    async def _journal_step(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Journal mode: the spot trades ready go to the journal on their own thread (durable
+        and counted when it returns), then the rest of the flush (time-unit notes, futures
+        rows, alerts, table writes) is queued for the writer thread without waiting for it: a
+        slow table write or disk never delays durability."""
+        job = self._prepare_flush()
+        if job.batches or job.held:
+            # shielded: a stop while the journal writes must not drop the drained trades
+            self._journaling = job
+            await asyncio.shield(asyncio.wrap_future(self._journaler.submit(job.make_durable)))
+            self._journaling = None
+            self._account_durable(job)
+        if self.feeds or len(self._queued) < 2 or job.batches:
+            fut = self._writer.submit(job.write)
+            self._queued.append((job, fut))
+            fut.add_done_callback(lambda _f: loop.call_soon_threadsafe(self._account_written))
 
     def _account_written(self, wait: bool = False) -> None:
         """On the loop: count the queued writer jobs that finished, in order (``wait``: all)."""
