@@ -559,15 +559,20 @@ def test_a_spot_pair_backtest_needs_no_store_and_counts_no_funding(lab):
     assert "funding" not in b.status.value.split("·")[-2]
 
 
-def test_an_alert_on_a_perp_is_refused_in_words_not_stored_to_never_fire(perp_lab):
-    """The recorder evaluates alert rules on spot trades only: a rule on um:BTCUSDT would be
-    listed and never fire. The form offers spot symbols and refuses a z-score on a perp pair."""
+def test_price_alerts_on_a_perp_are_offered_and_z_scores_with_a_perp_leg_refused_in_words(perp_lab):
+    """The recorder evaluates price rules on a perpetual's aggregate trades (tested in
+    test_recorder_futures), so the form offers um:BTCUSDT; a z-score with a perp leg is not
+    evaluated yet and is refused in words, never stored to never fire."""
     c = Controls(PERP_SYMS, y="um:BTCUSDT", x="BTCUSDT")
     a = AlertsPanel(perp_lab, c)
     try:
-        assert list(a.symbol.options) == ["BTCUSDT"]
+        assert "um:BTCUSDT" in list(a.symbol.options) and "BTCUSDT" in list(a.symbol.options)
+        a.symbol.value = "um:BTCUSDT"
+        a.level.value = 50_000.0
+        rule = a.make_rule()
+        assert rule.symbol == "um:BTCUSDT" and rule.level == 50_000.0
         a.kind.value = "zscore"
-        with pytest.raises(ValueError, match="Alerts on perpetuals \\(um:BTCUSDT\\) are not evaluated"):
+        with pytest.raises(ValueError, match="z-score alerts with a perpetual leg \\(um:BTCUSDT\\)"):
             a.make_rule()
     finally:
         a.close_feed()

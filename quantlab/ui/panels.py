@@ -812,9 +812,9 @@ class AlertsPanel(Panel):
         self.toast_s = toast_s
         self.kind = widgets.Dropdown(options=self.KINDS, value="above", description="when",
                                      layout=widgets.Layout(width="330px"))
-        # the recorder evaluates rules on spot trades only: a perp would never fire (see make_rule)
-        spot = [s for s in lab.symbols if not is_perp(s)] or list(lab.symbols)
-        self.symbol = widgets.Dropdown(options=spot, value=controls.y.value if controls.y.value in spot else spot[0],
+        # price rules fire on spot trades and on a perpetual's aggregate trades alike
+        syms = list(lab.symbols)
+        self.symbol = widgets.Dropdown(options=syms, value=controls.y.value if controls.y.value in syms else syms[0],
                                        description="symbol", layout=widgets.Layout(width="220px"))
         self.level = widgets.FloatText(value=0.0, description="level", layout=widgets.Layout(width="220px"))
         self.level.add_class("ql-alert-level")
@@ -862,13 +862,10 @@ class AlertsPanel(Panel):
             y, x = self.controls.pair
             perps = [s for s in (y, x) if is_perp(s)]
             if perps:
-                raise ValueError(f"Alerts on perpetuals ({', '.join(perps)}) are not evaluated yet: the recorder "
-                                 "checks rules on spot trades; pick a spot pair for a z-score alert")
+                raise ValueError(f"z-score alerts with a perpetual leg ({', '.join(perps)}) are not evaluated "
+                                 "yet (price alerts on a perpetual are); pick a spot pair for a z-score alert")
             tf = self.controls.timeframe.value
             return ZScoreRule(y=y, x=x, k=float(self.k.value), timeframe=tf, spec=self.controls.spec())
-        if is_perp(self.symbol.value):
-            raise ValueError(f"Alerts on perpetuals ({self.symbol.value}) are not evaluated yet: the recorder "
-                             "checks rules on spot trades; pick a spot symbol")
         level = float(self.level.value)
         if not level > 0:
             raise ValueError(f"Level must be a positive price in {quote_of(self.symbol.value) or 'quote units'}, "
