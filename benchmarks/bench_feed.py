@@ -6,12 +6,12 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+from _sim import Sim
 from _table import Row
 from websockets.asyncio.client import connect
 
@@ -19,24 +19,6 @@ from quantlab.recorder import Recorder, RecorderConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 CAPTURES = ROOT.parent / "shared" / "data" / "binance_ws" / "spot"
-
-
-class Sim:
-    """``quantlab sim`` in a subprocess; URLs read from its stdout."""
-
-    def __init__(self, *args: str):
-        self.proc = subprocess.Popen([sys.executable, "-m", "quantlab", "sim", "--port", "0", *args],
-                                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-        urls = dict(self.proc.stdout.readline().strip().split("=", 1) for _ in range(2))
-        self.ws_url, self.rest_url = urls["QUANTLAB_WS_URL"], urls["QUANTLAB_REST_URL"]
-
-    def close(self):
-        self.proc.terminate()
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:  # a full-speed simulator on a loaded machine
-            self.proc.kill()
-            self.proc.wait(10)
 
 
 def _source_args() -> list[str]:

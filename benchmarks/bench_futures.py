@@ -7,12 +7,12 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+from _sim import Sim
 from _table import Row
 from websockets.asyncio.client import connect
 
@@ -21,23 +21,9 @@ from quantlab.recorder import Recorder, RecorderConfig
 SYMBOLS = ("BTCUSDT", "ETHUSDT")
 
 
-class FuturesSim:
-    """``quantlab sim --market um`` in a subprocess; URLs read from its stdout."""
-
-    def __init__(self, *args: str):
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "quantlab", "sim", "--market", "um", "--port", "0", "--symbols", ",".join(SYMBOLS),
-             *args], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-        urls = dict(self.proc.stdout.readline().strip().split("=", 1) for _ in range(2))
-        self.ws_url, self.rest_url = urls["QUANTLAB_FUTURES_WS_URL"], urls["QUANTLAB_FUTURES_REST_URL"]
-
-    def close(self):
-        self.proc.terminate()
-        try:
-            self.proc.wait(20)
-        except subprocess.TimeoutExpired:  # a saturated simulator may not get to its signal handler
-            self.proc.kill()
-            self.proc.wait(10)
+def FuturesSim(*args: str) -> Sim:  # noqa: N802 - the simulator of this benchmark's market
+    """``quantlab sim --market um`` over this benchmark's symbols."""
+    return Sim("--symbols", ",".join(SYMBOLS), *args, market="um")
 
 
 async def _bare(ws_url: str, n: int) -> float:
@@ -50,7 +36,7 @@ async def _bare(ws_url: str, n: int) -> float:
         return n / (time.perf_counter() - t0)
 
 
-async def _recorder(sim: FuturesSim, store: Path, n: int) -> tuple[float, dict]:
+async def _recorder(sim: Sim, store: Path, n: int) -> tuple[float, dict]:
     rec = Recorder(RecorderConfig(store=store, symbols=[f"um:{s}" for s in SYMBOLS], ws_url="", rest_url="http://unused",
                                   futures_urls={"um": (sim.ws_url, sim.rest_url)}, alerts=False))
     task = asyncio.create_task(rec.run())
@@ -76,12 +62,12 @@ def run(quick: bool = False) -> list[Row]:
         try:
             bare = asyncio.run(_bare(sim.ws_url, n))
         finally:
-            sim.close()
+            sim.close(20)
         sim = FuturesSim(*src)
         try:
             ours, status = asyncio.run(_recorder(sim, tmp / "thr", n))
         finally:
-            sim.close()
+            sim.close(20)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     load = os.getloadavg()[0]

@@ -36,6 +36,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from _sim import Sim
 from _table import Row
 
 from quantlab.alerts import PriceRule, ZScoreRule, add_rule
@@ -49,20 +50,6 @@ HERE = Path(__file__).resolve().parents[1]  # this tree: the simulator and recor
 
 def log(msg: str) -> None:
     print(f"# loop-stall: {msg}", file=sys.stderr, flush=True)
-
-
-class Sim:
-    """``quantlab sim`` in a subprocess; URLs read from its stdout."""
-
-    def __init__(self, *args: str, env: dict | None = None):
-        self.proc = subprocess.Popen([sys.executable, "-m", "quantlab", "sim", "--port", "0", *args],
-                                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)
-        urls = dict(self.proc.stdout.readline().strip().split("=", 1) for _ in range(2))
-        self.ws_url, self.rest_url = urls["QUANTLAB_WS_URL"], urls["QUANTLAB_REST_URL"]
-
-    def close(self) -> None:
-        self.proc.terminate()
-        self.proc.wait(10)
 
 
 def _rules(store: Path) -> None:

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 import psutil
+from _sim import Sim
 from _table import Row
 
 from quantlab.status import read_status
@@ -36,20 +37,6 @@ def log(msg: str) -> None:
 
 def universe(n: int = N_SYMBOLS) -> list[str]:
     return [f"U{i:03d}USDT" for i in range(n)]
-
-
-class Sim:
-    """``quantlab sim`` in a subprocess; URLs read from its stdout."""
-
-    def __init__(self, *args: str):
-        self.proc = subprocess.Popen([sys.executable, "-m", "quantlab", "sim", "--port", "0", *args],
-                                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-        urls = dict(self.proc.stdout.readline().strip().split("=", 1) for _ in range(2))
-        self.ws_url, self.rest_url = urls["QUANTLAB_WS_URL"], urls["QUANTLAB_REST_URL"]
-
-    def close(self):
-        self.proc.terminate()
-        self.proc.wait(10)
 
 
 def _check_exactly_once(store: Path, symbols: list[str]) -> tuple[int, int, int]:
